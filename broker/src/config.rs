@@ -1,0 +1,151 @@
+//! Broker settings. The CLI fills them from flags, `AGENTBUS_*` variables and a TOML file.
+
+use crate::log::LogConfig;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where partition data and metadata live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// Everything in memory; gone when the broker stops.
+    Memory,
+    /// Segment files and a metadata database under this directory.
+    Disk(PathBuf),
+}
+
+/// Everything a broker needs to start.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// This broker's node id (`node.id`).
+    pub node_id: i32,
+    /// Address to listen on; port 0 picks a free one.
+    pub listen: String,
+    /// `host:port` given to clients in Metadata; defaults to the bound address.
+    pub advertise: Option<String>,
+    /// Storage backend.
+    pub storage: StorageConfig,
+    /// Cluster id reported in Metadata (`cluster.id`).
+    pub cluster_id: String,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of a topic created without a count.
+    pub default_partitions: i32,
+    /// `message.max.bytes`: default for a topic's `max.message.bytes`.
+    pub max_message_bytes: i32,
+    /// `socket.request.max.bytes`: a larger frame closes the connection.
+    pub max_request_bytes: usize,
+    /// Defaults for topics' segment and retention settings.
+    pub log: LogConfig,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: 1,
+            listen: "127.0.0.1:9092".into(),
+            advertise: None,
+            storage: StorageConfig::Memory,
+            cluster_id: "agentbus-cluster".into(),
+            auto_create_topics: true,
+            default_partitions: 1,
+            max_message_bytes: 1_048_588,
+            max_request_bytes: 100 * 1024 * 1024,
+            log: LogConfig::default(),
+            retention_check_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// A setting that cannot be used; the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}`: {reason}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The optional TOML file: every key optional, names as the CLI flags (with underscores).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub node_id: Option<i32>,
+    pub listen: Option<String>,
+    pub advertise: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub memory: Option<bool>,
+    pub cluster_id: Option<String>,
+    pub auto_create_topics: Option<bool>,
+    pub default_partitions: Option<i32>,
+    pub max_message_bytes: Option<i32>,
+    pub max_request_bytes: Option<usize>,
+    pub segment_bytes: Option<u64>,
+    pub segment_ms: Option<i64>,
+    pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<i64>,
+    pub retention_check_interval_ms: Option<u64>,
+    pub fsync: Option<String>,
+}
+
+impl BrokerConfig {
+    /// Checks values that would otherwise fail later and less clearly.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.default_partitions < 1 {
+            return Err(ConfigError::new("default-partitions", "must be at least 1"));
+        }
+        if self.max_message_bytes < 0 {
+            return Err(ConfigError::new(
+                "max-message-bytes",
+                "must not be negative",
+            ));
+        }
+        if self.max_request_bytes < 1024 {
+            return Err(ConfigError::new(
+                "max-request-bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.log.segment_bytes < 14 {
+            return Err(ConfigError::new("segment-bytes", "must be at least 14"));
+        }
+        if self.log.segment_ms < 1 {
+            return Err(ConfigError::new("segment-ms", "must be at least 1"));
+        }
+        if self.log.retention_ms < -1 {
+            return Err(ConfigError::new("retention-ms", "must be -1 or more"));
+        }
+        if self.log.retention_bytes < -1 {
+            return Err(ConfigError::new("retention-bytes", "must be -1 or more"));
+        }
+        if let Some(adv) = &self.advertise {
+            parse_host_port(adv).map_err(|r| ConfigError::new("advertise", r))?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `host:port`, accepting `[v6]:port`.
+pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{s}` is not host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{port}` in `{s}` is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("`{s}` has no host"));
+    }
+    Ok((host.to_string(), port))
+}

@@ -1,0 +1,145 @@
+//! Fetch v4–v17: whole stored batches, byte limits as KIP-74 sets them, long-poll.
+//!
+//! Fetch sessions (KIP-227) are declined the way Kafka declines them when its session cache
+//! is full: every response carries session id 0, so clients keep sending full fetch requests.
+//! A request naming a session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
+
+use super::check_leader_epoch;
+use crate::log::LogError;
+use crate::state::State;
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Longest a fetch may park, whatever the client asks.
+const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
+
+pub(crate) async fn handle(state: &Arc<State>, version: i16, req: FetchRequest) -> FetchResponse {
+    if req.session_id != 0 && req.session_epoch != -1 {
+        let mut resp = FetchResponse::default();
+        resp.error_code = ResponseError::FetchSessionIdNotFound.code();
+        return resp;
+    }
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
+    let deadline = Instant::now() + wait;
+    loop {
+        let notified = state.appended.notified();
+        tokio::pin!(notified);
+        // Register before reading so an append between the read and the wait still wakes us.
+        notified.as_mut().enable();
+        let (resp, bytes, errors) = build(state, version, &req);
+        if bytes >= req.min_bytes.max(0) as usize || errors || Instant::now() >= deadline {
+            return resp;
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                return build(state, version, &req).0;
+            }
+        }
+    }
+}
+
+/// Builds one response; returns it with its record bytes and whether any partition erred.
+fn build(state: &State, version: i16, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let mut resp = FetchResponse::default();
+    let mut remaining = if req.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        req.max_bytes as usize
+    };
+    let mut total = 0usize;
+    let mut errors = false;
+    let mut first_data = true;
+    for ft in &req.topics {
+        let topic = if version >= 13 {
+            state.topic_by_id(ft.topic_id)
+        } else {
+            state.topic(ft.topic.0.as_str())
+        };
+        let mut out = FetchableTopicResponse::default();
+        out.topic = ft.topic.clone();
+        out.topic_id = ft.topic_id;
+        for fp in &ft.partitions {
+            let mut pd = PartitionData::default();
+            pd.partition_index = fp.partition;
+            let Some(topic) = &topic else {
+                pd.error_code = if version >= 13 {
+                    ResponseError::UnknownTopicId.code()
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
+                errors = true;
+                out.partitions.push(pd);
+                continue;
+            };
+            let Some(partition) = topic.partition(fp.partition) else {
+                pd.error_code = ResponseError::UnknownTopicOrPartition.code();
+                errors = true;
+                out.partitions.push(pd);
+                continue;
+            };
+            if version >= 12 {
+                pd.current_leader.leader_id =
+                    kafka_protocol::messages::BrokerId(state.config.node_id);
+                pd.current_leader.leader_epoch = partition.leader_epoch();
+            }
+            if let Err(code) = check_leader_epoch(fp.current_leader_epoch, partition.leader_epoch())
+            {
+                pd.error_code = code.code();
+                errors = true;
+                out.partitions.push(pd);
+                continue;
+            }
+            let partition_max = if fp.partition_max_bytes <= 0 {
+                0
+            } else {
+                fp.partition_max_bytes as usize
+            };
+            let limit = partition_max.min(remaining);
+            match partition.read(fp.fetch_offset, limit) {
+                Ok((data, offsets)) => {
+                    pd.high_watermark = offsets.high_watermark;
+                    pd.last_stable_offset = offsets.last_stable;
+                    if version >= 5 {
+                        pd.log_start_offset = offsets.log_start;
+                    }
+                    // KIP-74: only the first non-empty partition may exceed the limits, so that
+                    // a batch larger than them still makes progress.
+                    let data = if !data.is_empty() && data.len() > limit && !first_data {
+                        Bytes::new()
+                    } else {
+                        data
+                    };
+                    if !data.is_empty() {
+                        first_data = false;
+                        remaining = remaining.saturating_sub(data.len());
+                        total += data.len();
+                    }
+                    pd.records = Some(data);
+                }
+                Err(LogError::OutOfRange { start, end, .. }) => {
+                    pd.error_code = ResponseError::OffsetOutOfRange.code();
+                    pd.high_watermark = end;
+                    pd.last_stable_offset = end;
+                    if version >= 5 {
+                        pd.log_start_offset = start;
+                    }
+                    errors = true;
+                }
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = fp.partition, error = %e, "fetch read failed");
+                    pd.error_code = ResponseError::KafkaStorageError.code();
+                    errors = true;
+                }
+            }
+            out.partitions.push(pd);
+        }
+        resp.responses.push(out);
+    }
+    (resp, total, errors)
+}

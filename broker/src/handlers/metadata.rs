@@ -1,0 +1,118 @@
+//! Metadata v0–v12: brokers, controller, topics and their partition leaders.
+
+use super::{str_bytes, topic_name};
+use crate::state::{State, Topic, TopicError};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use std::sync::Arc;
+
+/// Sent when authorized operations were not asked for.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> MetadataResponse {
+    let node = BrokerId(state.config.node_id);
+    let mut resp = MetadataResponse::default();
+    let mut broker = MetadataResponseBroker::default();
+    broker.node_id = node;
+    broker.host = str_bytes(state.advertised.0.clone());
+    broker.port = i32::from(state.advertised.1);
+    resp.brokers = vec![broker];
+    resp.cluster_id = Some(str_bytes(state.config.cluster_id.clone()));
+    resp.controller_id = node;
+    resp.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+
+    let all = match &req.topics {
+        None => true,
+        Some(t) => version == 0 && t.is_empty(),
+    };
+    if all {
+        resp.topics = state
+            .topics()
+            .iter()
+            .map(|t| describe(state, version, t))
+            .collect();
+        return resp;
+    }
+    let auto_create =
+        state.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+    for wanted in req.topics.unwrap_or_default() {
+        let entry = match (&wanted.name, wanted.topic_id.is_nil()) {
+            (Some(name), _) => {
+                let name = name.0.as_str();
+                let found = if auto_create {
+                    state.get_or_auto_create(name)
+                } else {
+                    crate::state::validate_topic_name(name)
+                        .and_then(|_| state.topic(name).ok_or(TopicError::Unknown))
+                };
+                match found {
+                    Ok(t) => describe(state, version, &t),
+                    Err(e) => error_topic(version, Some(name), wanted.topic_id, e.code()),
+                }
+            }
+            (None, false) => match state.topic_by_id(wanted.topic_id) {
+                Some(t) => describe(state, version, &t),
+                None => error_topic(
+                    version,
+                    None,
+                    wanted.topic_id,
+                    ResponseError::UnknownTopicId,
+                ),
+            },
+            (None, true) => error_topic(
+                version,
+                None,
+                wanted.topic_id,
+                ResponseError::InvalidRequest,
+            ),
+        };
+        resp.topics.push(entry);
+    }
+    resp
+}
+
+fn error_topic(
+    version: i16,
+    name: Option<&str>,
+    id: uuid::Uuid,
+    code: ResponseError,
+) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.error_code = code.code();
+    t.name = name.map(topic_name);
+    if version >= 10 {
+        t.topic_id = id;
+    }
+    t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    t
+}
+
+fn describe(state: &State, version: i16, topic: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(state.config.node_id);
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(topic_name(&topic.name));
+    if version >= 10 {
+        t.topic_id = topic.id;
+    }
+    t.is_internal = topic.name.starts_with("__");
+    t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    t.partitions = topic
+        .partitions()
+        .iter()
+        .map(|p| {
+            let mut m = MetadataResponsePartition::default();
+            m.partition_index = p.index;
+            m.leader_id = node;
+            if version >= 7 {
+                m.leader_epoch = p.leader_epoch();
+            }
+            m.replica_nodes = vec![node];
+            m.isr_nodes = vec![node];
+            m
+        })
+        .collect();
+    t
+}

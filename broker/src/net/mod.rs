@@ -1,0 +1,120 @@
+//! TCP listener and connections: length-prefixed frames in, responses out in request order.
+//!
+//! Like Kafka, a connection serves one request at a time; clients pipeline by sending more
+//! frames, which wait in the read buffer. Responses are flushed when no further request is
+//! already buffered, so a pipelined burst costs one write.
+
+use crate::protocol::{serve_frame, FrameError};
+use crate::state::State;
+use bytes::BytesMut;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Kafka's `connections.max.idle.ms` default.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Why a connection ended other than by the client closing it.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("frame length {0} is negative or larger than socket.request.max.bytes {1}")]
+    FrameSize(i32, usize),
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Accepts connections until `closing` turns true, then waits for them to finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut closing: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let state = state.clone();
+                    let closing = closing.clone();
+                    conns.spawn(async move { connection(stream, peer, state, closing).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = closing.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let finished =
+        tokio::time::timeout(drain, async { while conns.join_next().await.is_some() {} }).await;
+    if finished.is_err() {
+        tracing::warn!(
+            left = conns.len(),
+            "connections still busy after drain timeout; closing them"
+        );
+        conns.shutdown().await;
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<State>,
+    closing: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    match serve_connection(stream, &state, closing).await {
+        Ok(()) => tracing::debug!(%peer, "connection closed"),
+        Err(ConnError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%peer, "connection closed mid-frame")
+        }
+        Err(e) => tracing::warn!(%peer, error = %e, "closing connection"),
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    state: &Arc<State>,
+    mut closing: watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let (read, write) = stream.into_split();
+    let mut reader = BufReader::with_capacity(64 * 1024, read);
+    let mut writer = BufWriter::with_capacity(64 * 1024, write);
+    let max = state.config.max_request_bytes;
+    loop {
+        if *closing.borrow() {
+            return Ok(());
+        }
+        let len = tokio::select! {
+            r = tokio::time::timeout(IDLE_TIMEOUT, reader.read_i32()) => match r {
+                Err(_) => return Err(ConnError::Idle(IDLE_TIMEOUT)),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(r) => r?,
+            },
+            _ = closing.changed() => return Ok(()),
+        };
+        if len < 0 || len as usize > max {
+            return Err(ConnError::FrameSize(len, max));
+        }
+        let mut frame = BytesMut::zeroed(len as usize);
+        reader.read_exact(&mut frame).await?;
+        if let Some(response) = serve_frame(state, frame.freeze()).await? {
+            writer.write_all(&response).await?;
+        }
+        if reader.buffer().is_empty() {
+            writer.flush().await?;
+        }
+    }
+}

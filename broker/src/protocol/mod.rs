@@ -1,0 +1,183 @@
+//! Request decoding, dispatch by API key and version, response encoding.
+//!
+//! [`SUPPORTED`] is the single list of what the broker implements: ApiVersions advertises
+//! it, dispatch refuses anything outside it, and the README's table is generated from it.
+
+use crate::handlers;
+use crate::state::State;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::sync::Arc;
+
+/// The APIs and version ranges this broker implements: (key, min, max).
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+];
+
+/// The supported range of one API key, if any.
+pub fn supported_range(key: i16) -> Option<(ApiKey, i16, i16)> {
+    SUPPORTED.iter().copied().find(|(k, _, _)| *k as i16 == key)
+}
+
+/// A frame that cannot be served; the connection is closed after logging it.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes is too short for a request header")]
+    TooShort(usize),
+    #[error("unknown api key {0}")]
+    UnknownApiKey(i16),
+    #[error("{api:?} v{version} is not supported (supported: v{min}-v{max})")]
+    UnsupportedVersion {
+        api: ApiKey,
+        version: i16,
+        min: i16,
+        max: i16,
+    },
+    #[error("cannot decode {api:?} v{version}: {reason}")]
+    Decode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+    #[error("cannot encode response to {api:?} v{version}: {reason}")]
+    Encode {
+        api: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// A decoded request with what a handler needs of its header.
+#[derive(Debug)]
+pub struct Request {
+    pub api: ApiKey,
+    pub version: i16,
+    pub header: RequestHeader,
+    pub body: RequestKind,
+}
+
+/// Decodes, handles and encodes one request frame (without its length prefix).
+/// `Ok(None)` means no response is sent (Produce with acks=0).
+pub async fn serve_frame(
+    state: &Arc<State>,
+    mut frame: Bytes,
+) -> Result<Option<Bytes>, FrameError> {
+    if frame.len() < 8 {
+        return Err(FrameError::TooShort(frame.len()));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Some((api, min, max)) = supported_range(key) else {
+        return Err(FrameError::UnknownApiKey(key));
+    };
+    if version < min || version > max {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: answer in the v0 format so any client can read the ranges and retry.
+            return encode(
+                api,
+                0,
+                correlation_id,
+                &api_versions_response(ResponseError::UnsupportedVersion.code()).into(),
+            )
+            .map(Some);
+        }
+        return Err(FrameError::UnsupportedVersion {
+            api,
+            version,
+            min,
+            max,
+        });
+    }
+    let decode_err = |e: anyhow::Error| FrameError::Decode {
+        api,
+        version,
+        reason: e.to_string(),
+    };
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
+        .map_err(decode_err)?;
+    let body = RequestKind::decode(api, &mut frame, version).map_err(decode_err)?;
+    if frame.has_remaining() {
+        tracing::debug!(
+            ?api,
+            version,
+            left = frame.remaining(),
+            "request has trailing bytes"
+        );
+    }
+    let request = Request {
+        api,
+        version,
+        header,
+        body,
+    };
+    match handlers::handle(state, request).await {
+        Some(response) => encode(api, version, correlation_id, &response).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn encode(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<Bytes, FrameError> {
+    let encode_err = |e: anyhow::Error| FrameError::Encode {
+        api,
+        version,
+        reason: e.to_string(),
+    };
+    let mut buf = BytesMut::with_capacity(128);
+    buf.put_i32(0);
+    let mut header = ResponseHeader::default();
+    header.correlation_id = correlation_id;
+    header
+        .encode(&mut buf, api.response_header_version(version))
+        .map_err(encode_err)?;
+    response.encode(&mut buf, version).map_err(encode_err)?;
+    let len = (buf.len() - 4) as i32;
+    buf[0..4].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// The ApiVersions body listing [`SUPPORTED`].
+pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    let mut resp = ApiVersionsResponse::default();
+    resp.error_code = error_code;
+    resp.api_keys = SUPPORTED
+        .iter()
+        .map(|(k, min, max)| {
+            let mut v = ApiVersion::default();
+            v.api_key = *k as i16;
+            v.min_version = *min;
+            v.max_version = *max;
+            v
+        })
+        .collect();
+    resp
+}
+
+/// The README's table of supported APIs, generated from [`SUPPORTED`].
+pub fn supported_table_markdown() -> String {
+    let mut out = String::from("| API | key | versions |\n|---|---|---|\n");
+    let mut rows: Vec<_> = SUPPORTED.to_vec();
+    rows.sort_by_key(|(k, _, _)| *k as i16);
+    for (k, min, max) in rows {
+        out.push_str(&format!("| {k:?} | {} | {min}–{max} |\n", k as i16));
+    }
+    out
+}

@@ -1,0 +1,489 @@
+//! The broker's topics and partitions, shared by every connection.
+
+use crate::config::{BrokerConfig, StorageConfig};
+use crate::log::batch::{self, BatchHeader};
+use crate::log::{disk::DiskLog, memory::MemoryLog, now_ms, Log, LogError};
+use crate::meta::{MetaError, MetaStore, TopicRecord};
+use crate::topic_config::{TopicConfigError, TopicConfigs};
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Why a topic operation failed; each maps to a Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("Topic '{0}' already exists.")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("Number of partitions must be larger than 0 (got {0}).")]
+    InvalidPartitions(i32),
+    #[error("{0}")]
+    PartitionsNotIncreased(String),
+    #[error("Replication factor must be 1 on a single broker (got {0}).")]
+    InvalidReplicationFactor(i16),
+    #[error(transparent)]
+    InvalidConfig(#[from] TopicConfigError),
+    #[error("This server does not host this topic-partition.")]
+    Unknown,
+    #[error("metadata store: {0}")]
+    Meta(#[from] MetaError),
+    #[error("log: {0}")]
+    Log(#[from] LogError),
+}
+
+impl TopicError {
+    pub fn code(&self) -> ResponseError {
+        match self {
+            TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
+            TopicError::InvalidPartitions(_) | TopicError::PartitionsNotIncreased(_) => {
+                ResponseError::InvalidPartitions
+            }
+            TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            TopicError::Unknown => ResponseError::UnknownTopicOrPartition,
+            TopicError::Meta(_) | TopicError::Log(_) => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+/// Checks a topic name as Kafka does.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    if name.is_empty() {
+        return Err(TopicError::InvalidName(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(TopicError::InvalidName(format!(
+            "Topic name cannot be \".\" or \"..\" (got {name})"
+        )));
+    }
+    if name.len() > 249 {
+        return Err(TopicError::InvalidName(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
+    {
+        return Err(TopicError::InvalidName(format!(
+            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// One partition: its log and its leader epoch history.
+#[derive(Debug)]
+pub struct Partition {
+    pub index: i32,
+    log: Mutex<Box<dyn Log>>,
+    /// (leader epoch, first offset written in it), ascending.
+    epochs: Mutex<Vec<(i32, i64)>>,
+}
+
+/// Offsets of a partition at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start: i64,
+    pub high_watermark: i64,
+    pub last_stable: i64,
+}
+
+/// The result of appending a produce request's batches.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub base_offset: i64,
+    /// The broker's timestamp for log-append-time topics, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves data that is still consistent at batch
+    // granularity (appends are single calls), so keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Partition {
+    fn new(index: i32, log: Box<dyn Log>) -> Self {
+        let start = log.start_offset();
+        Self {
+            index,
+            log: Mutex::new(log),
+            epochs: Mutex::new(vec![(0, start)]),
+        }
+    }
+
+    /// The current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        lock(&self.epochs).last().map_or(0, |e| e.0)
+    }
+
+    pub fn offsets(&self) -> Offsets {
+        let log = lock(&self.log);
+        let hw = log.end_offset();
+        Offsets {
+            log_start: log.start_offset(),
+            high_watermark: hw,
+            last_stable: hw,
+        }
+    }
+
+    /// Appends validated batches, assigning offsets; the caller checked sizes and CRCs.
+    pub fn append(
+        &self,
+        batches: &[(BatchHeader, Bytes)],
+        log_append_time: bool,
+    ) -> Result<Appended, LogError> {
+        let epoch = self.leader_epoch();
+        let ts = if log_append_time {
+            Some(now_ms())
+        } else {
+            None
+        };
+        let mut log = lock(&self.log);
+        let base_offset = log.end_offset();
+        for (header, bytes) in batches {
+            let offset = log.end_offset();
+            let stamped = batch::stamp(bytes, offset, epoch, ts);
+            let mut h = *header;
+            h.base_offset = offset;
+            h.leader_epoch = epoch;
+            if let Some(ts) = ts {
+                h.max_timestamp = ts;
+            }
+            log.append(&h, stamped)?;
+        }
+        Ok(Appended {
+            base_offset,
+            log_append_time: ts.unwrap_or(-1),
+            log_start_offset: log.start_offset(),
+        })
+    }
+
+    /// Reads whole batches from `offset`, at most `max_bytes` beyond the first batch.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<(Bytes, Offsets), LogError> {
+        let log = lock(&self.log);
+        let hw = log.end_offset();
+        let offsets = Offsets {
+            log_start: log.start_offset(),
+            high_watermark: hw,
+            last_stable: hw,
+        };
+        let data = log.read(offset, max_bytes)?;
+        Ok((data, offsets))
+    }
+
+    /// Runs `f` with the log locked (for lookups that need several calls).
+    pub fn with_log<R>(&self, f: impl FnOnce(&mut dyn Log) -> R) -> R {
+        let mut log = lock(&self.log);
+        f(log.as_mut())
+    }
+
+    /// End offset of `epoch` as OffsetForLeaderEpoch defines it: the start offset of the
+    /// next higher epoch, or the log end for the current one; `None` if unknown.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let epochs = lock(&self.epochs);
+        let end = lock(&self.log).end_offset();
+        let pos = epochs.partition_point(|(e, _)| *e <= epoch);
+        if pos == 0 {
+            return None;
+        }
+        let found = epochs[pos - 1].0;
+        let end_offset = epochs.get(pos).map_or(end, |next| next.1);
+        Some((found, end_offset))
+    }
+}
+
+/// A topic and its partitions.
+#[derive(Debug)]
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    configs: RwLock<TopicConfigs>,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+}
+
+impl Topic {
+    pub fn configs(&self) -> TopicConfigs {
+        self.configs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        let parts = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| parts.get(i).cloned())
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        self.partitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len() as i32
+    }
+}
+
+/// Shared broker state.
+#[derive(Debug)]
+pub struct State {
+    pub config: BrokerConfig,
+    /// Host and port given to clients.
+    pub advertised: (String, u16),
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    meta: MetaStore,
+    /// Woken on every append so parked fetches can re-check.
+    pub appended: Notify,
+}
+
+impl State {
+    /// Opens the storage and loads the topics it holds.
+    pub fn open(config: BrokerConfig, advertised: (String, u16)) -> Result<Self, TopicError> {
+        let meta = match &config.storage {
+            StorageConfig::Memory => MetaStore::memory(),
+            StorageConfig::Disk(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
+                MetaStore::open(dir)?
+            }
+        };
+        let state = Self {
+            config,
+            advertised,
+            topics: RwLock::new(BTreeMap::new()),
+            meta,
+            appended: Notify::new(),
+        };
+        for (name, rec) in state.meta.load_topics()? {
+            let topic = state.build_topic(&name, rec.id, rec.partitions, rec.configs)?;
+            state.write_topics().insert(name, Arc::new(topic));
+        }
+        Ok(state)
+    }
+
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn partition_dir(&self, topic: &str, partition: i32) -> Option<PathBuf> {
+        match &self.config.storage {
+            StorageConfig::Memory => None,
+            StorageConfig::Disk(dir) => Some(dir.join(format!("{topic}-{partition}"))),
+        }
+    }
+
+    fn open_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        configs: &TopicConfigs,
+    ) -> Result<Box<dyn Log>, LogError> {
+        let log_config = configs.log_config(&self.config);
+        Ok(match self.partition_dir(topic, partition) {
+            None => Box::new(MemoryLog::new(log_config)),
+            Some(dir) => Box::new(DiskLog::open(&dir, log_config)?),
+        })
+    }
+
+    fn build_topic(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        configs: TopicConfigs,
+    ) -> Result<Topic, TopicError> {
+        let mut parts = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            parts.push(Arc::new(Partition::new(
+                p,
+                self.open_log(name, p, &configs)?,
+            )));
+        }
+        Ok(Topic {
+            name: name.to_string(),
+            id,
+            configs: RwLock::new(configs),
+            partitions: RwLock::new(parts),
+        })
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_topics().get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.read_topics().values().find(|t| t.id == id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.read_topics().values().cloned().collect()
+    }
+
+    /// Checks a creation without doing it; returns the partition count that would be used.
+    pub fn check_create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+    ) -> Result<i32, TopicError> {
+        validate_topic_name(name)?;
+        if self.read_topics().contains_key(name) {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        let partitions = if partitions == -1 {
+            self.config.default_partitions
+        } else {
+            partitions
+        };
+        if partitions < 1 {
+            return Err(TopicError::InvalidPartitions(partitions));
+        }
+        if replication_factor != -1 && replication_factor != 1 {
+            return Err(TopicError::InvalidReplicationFactor(replication_factor));
+        }
+        Ok(partitions)
+    }
+
+    /// Creates a topic (`partitions` -1 = broker default).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: TopicConfigs,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let partitions = self.check_create(name, partitions, replication_factor)?;
+        let id = Uuid::new_v4();
+        let topic = Arc::new(self.build_topic(name, id, partitions, configs.clone())?);
+        let mut topics = self.write_topics();
+        if topics.contains_key(name) {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        self.meta.put_topic(
+            name,
+            &TopicRecord {
+                id,
+                partitions,
+                configs,
+            },
+        )?;
+        topics.insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Creates a topic on first use when `auto.create.topics.enable` is on.
+    pub fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        match self.create_topic(name, -1, -1, TopicConfigs::default()) {
+            Err(TopicError::AlreadyExists(_)) => self.topic(name).ok_or(TopicError::Unknown),
+            other => other,
+        }
+    }
+
+    /// Deletes a topic and its data.
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let topic = self
+            .write_topics()
+            .remove(name)
+            .ok_or(TopicError::Unknown)?;
+        self.meta.delete_topic(name)?;
+        for p in 0..topic.partition_count() {
+            if let Some(dir) = self.partition_dir(name, p) {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "could not remove partition data");
+                }
+            }
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Grows a topic to `count` partitions (`validate_only` checks only).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let topic = self.topic(name).ok_or(TopicError::Unknown)?;
+        let current = topic.partition_count();
+        if count <= current {
+            return Err(TopicError::PartitionsNotIncreased(format!(
+                "Topic currently has {current} partitions, which is higher than the requested {count}."
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let configs = topic.configs();
+        let mut parts = topic.partitions.write().unwrap_or_else(|p| p.into_inner());
+        for p in parts.len() as i32..count {
+            parts.push(Arc::new(Partition::new(
+                p,
+                self.open_log(name, p, &configs)?,
+            )));
+        }
+        self.meta.put_topic(
+            name,
+            &TopicRecord {
+                id: topic.id,
+                partitions: count,
+                configs,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Applies retention to every partition.
+    pub fn apply_retention(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for p in topic.partitions() {
+                match p.with_log(|l| l.apply_retention(now)) {
+                    Ok(0) => {}
+                    Ok(bytes) => {
+                        tracing::info!(topic = %topic.name, partition = p.index, bytes, "retention removed old data")
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Flushes every log (on shutdown).
+    pub fn flush_all(&self) {
+        for topic in self.topics() {
+            for p in topic.partitions() {
+                if let Err(e) = p.with_log(|l| l.flush()) {
+                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "flush failed");
+                }
+            }
+        }
+    }
+}

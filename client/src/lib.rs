@@ -1,0 +1,1 @@
+//! Event types for the eight agent topics, the topic catalog and the producer (to come).

@@ -1,0 +1,1 @@
+//! The consumer runtime and the five consumer groups (to come).

@@ -1,0 +1,169 @@
+//! `agentbus broker`: settings from flags, `AGENTBUS_*` variables and a TOML file
+//! (in that order of precedence), then serve until SIGINT/SIGTERM.
+
+use agentbus_broker::config::FileConfig;
+use agentbus_broker::{Broker, BrokerConfig, ConfigError, StorageConfig};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BrokerArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "AGENTBUS_LISTEN")]
+    listen: Option<String>,
+    /// host:port given to clients in metadata (default: the bound address).
+    #[arg(long, env = "AGENTBUS_ADVERTISE")]
+    advertise: Option<String>,
+    /// Keep data in segment files under DIR (survives restarts and crashes).
+    #[arg(long, env = "AGENTBUS_DATA_DIR", conflicts_with = "memory")]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory (the default when no data dir is given).
+    #[arg(long, env = "AGENTBUS_MEMORY")]
+    memory: bool,
+    /// TOML file with any of these settings (keys as the flags, with underscores).
+    #[arg(long, env = "AGENTBUS_CONFIG")]
+    config: Option<PathBuf>,
+    /// This broker's node id.
+    #[arg(long, env = "AGENTBUS_NODE_ID")]
+    node_id: Option<i32>,
+    /// Cluster id reported to clients.
+    #[arg(long, env = "AGENTBUS_CLUSTER_ID")]
+    cluster_id: Option<String>,
+    /// Create topics on first metadata request for them (auto.create.topics.enable).
+    #[arg(long, env = "AGENTBUS_AUTO_CREATE_TOPICS")]
+    auto_create_topics: Option<bool>,
+    /// Partitions of topics created without a count (num.partitions).
+    #[arg(long, env = "AGENTBUS_DEFAULT_PARTITIONS")]
+    default_partitions: Option<i32>,
+    /// Largest record batch a topic accepts unless it sets max.message.bytes (message.max.bytes).
+    #[arg(long, env = "AGENTBUS_MAX_MESSAGE_BYTES")]
+    max_message_bytes: Option<i32>,
+    /// Largest request frame; a larger one closes the connection (socket.request.max.bytes).
+    #[arg(long, env = "AGENTBUS_MAX_REQUEST_BYTES")]
+    max_request_bytes: Option<usize>,
+    /// Segment size before a new segment file is started (log.segment.bytes).
+    #[arg(long, env = "AGENTBUS_SEGMENT_BYTES")]
+    segment_bytes: Option<u64>,
+    /// Segment age before a new segment file is started (log.roll.ms).
+    #[arg(long, env = "AGENTBUS_SEGMENT_MS")]
+    segment_ms: Option<i64>,
+    /// Default retention by age, -1 for none (log.retention.ms).
+    #[arg(long, env = "AGENTBUS_RETENTION_MS")]
+    retention_ms: Option<i64>,
+    /// Default retention by size per partition, -1 for none (log.retention.bytes).
+    #[arg(long, env = "AGENTBUS_RETENTION_BYTES")]
+    retention_bytes: Option<i64>,
+    /// How often retention runs (log.retention.check.interval.ms).
+    #[arg(long, env = "AGENTBUS_RETENTION_CHECK_INTERVAL_MS")]
+    retention_check_interval_ms: Option<u64>,
+    /// `always`: fsync every append before acknowledging it (survives power loss);
+    /// `never`: leave it to the OS (survives a killed broker).
+    #[arg(long, env = "AGENTBUS_FSYNC")]
+    fsync: Option<String>,
+}
+
+fn load_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+/// Merges flags/env (already merged by clap) over the file over the defaults.
+pub(crate) fn resolve(args: BrokerArgs) -> anyhow::Result<BrokerConfig> {
+    let file = match &args.config {
+        Some(p) => load_file(p)?,
+        None => FileConfig::default(),
+    };
+    let mut c = BrokerConfig::default();
+    macro_rules! pick {
+        ($field:ident) => {
+            args.$field.clone().or(file.$field.clone())
+        };
+    }
+    if let Some(v) = pick!(listen) {
+        c.listen = v;
+    }
+    c.advertise = pick!(advertise);
+    if let Some(v) = pick!(node_id) {
+        c.node_id = v;
+    }
+    if let Some(v) = pick!(cluster_id) {
+        c.cluster_id = v;
+    }
+    if let Some(v) = pick!(auto_create_topics) {
+        c.auto_create_topics = v;
+    }
+    if let Some(v) = pick!(default_partitions) {
+        c.default_partitions = v;
+    }
+    if let Some(v) = pick!(max_message_bytes) {
+        c.max_message_bytes = v;
+    }
+    if let Some(v) = pick!(max_request_bytes) {
+        c.max_request_bytes = v;
+    }
+    if let Some(v) = pick!(segment_bytes) {
+        c.log.segment_bytes = v;
+    }
+    if let Some(v) = pick!(segment_ms) {
+        c.log.segment_ms = v;
+    }
+    if let Some(v) = pick!(retention_ms) {
+        c.log.retention_ms = v;
+    }
+    if let Some(v) = pick!(retention_bytes) {
+        c.log.retention_bytes = v;
+    }
+    if let Some(v) = pick!(retention_check_interval_ms) {
+        c.retention_check_interval = Duration::from_millis(v.max(1));
+    }
+    match pick!(fsync).as_deref() {
+        None | Some("never") => {}
+        Some("always") => c.log.fsync = true,
+        Some(other) => {
+            return Err(
+                ConfigError::new("fsync", format!("`{other}` is not `always` or `never`")).into(),
+            )
+        }
+    }
+    let memory = args.memory || file.memory.unwrap_or(false);
+    c.storage = match pick!(data_dir) {
+        Some(dir) if !memory => StorageConfig::Disk(dir),
+        _ => StorageConfig::Memory,
+    };
+    c.validate()?;
+    Ok(c)
+}
+
+pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = resolve(args)?;
+    let storage = match &config.storage {
+        StorageConfig::Memory => "memory".to_string(),
+        StorageConfig::Disk(d) => d.display().to_string(),
+    };
+    let broker = Broker::start(config).await?;
+    println!(
+        "agentbus broker ready in {} ms: bootstrap {} (listening on {}, storage {storage})",
+        started.elapsed().as_millis(),
+        broker.bootstrap(),
+        broker.local_addr(),
+    );
+    shutdown_signal().await?;
+    tracing::info!("shutting down: closing listeners, finishing in-flight requests");
+    broker.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
