@@ -1,0 +1,16 @@
+//! The README's API table is generated from the broker's table of supported versions.
+
+#[test]
+fn readme_api_table_matches_the_code() {
+    let readme = include_str!("../README.md");
+    let start = "<!-- api-table:start -->\n";
+    let end = "<!-- api-table:end -->";
+    let from = readme.find(start).expect("start marker") + start.len();
+    let to = readme.find(end).expect("end marker");
+    let expected = agentbus_broker::protocol::supported_table_markdown();
+    assert_eq!(
+        &readme[from..to],
+        expected,
+        "README.md's API table is stale; replace it with:\n{expected}"
+    );
+}
