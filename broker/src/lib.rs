@@ -13,6 +13,7 @@ pub mod protocol;
 mod server;
 pub mod state;
 pub mod topic_config;
+pub mod txn;
 
 pub use config::{BrokerConfig, ConfigError, StorageConfig};
 pub use server::{Broker, StartError};

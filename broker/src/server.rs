@@ -74,7 +74,13 @@ impl Broker {
                 loop {
                     tick.tick().await;
                     let s = state.clone();
-                    if let Err(e) = tokio::task::spawn_blocking(move || s.apply_retention()).await {
+                    let work = move || {
+                        s.apply_retention();
+                        // Also bounds how much log a restart after a crash replays to
+                        // rebuild producer state.
+                        s.flush_all();
+                    };
+                    if let Err(e) = tokio::task::spawn_blocking(work).await {
                         tracing::error!(error = %e, "retention task failed");
                     }
                 }

@@ -5,6 +5,8 @@ use crate::log::batch::{self, BatchHeader};
 use crate::log::{disk::DiskLog, memory::MemoryLog, now_ms, Log, LogError};
 use crate::meta::{MetaError, MetaStore, TopicRecord};
 use crate::topic_config::{TopicConfigError, TopicConfigs};
+use crate::txn::producer_ids::ProducerIds;
+use crate::txn::producer_state::{ProducerStates, SequenceError, Sequenced};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
@@ -80,13 +82,39 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// One partition: its log and its leader epoch history.
+/// One partition: its log, its producers' sequence state and its leader epoch history.
 #[derive(Debug)]
 pub struct Partition {
     pub index: i32,
-    log: Mutex<Box<dyn Log>>,
+    /// Log and producer state change together under one lock, so a sequence check and
+    /// the append it allows cannot interleave with another producer's.
+    inner: Mutex<PartitionData>,
     /// (leader epoch, first offset written in it), ascending.
     epochs: Mutex<Vec<(i32, i64)>>,
+    /// Where the producer-state snapshot goes (disk backend only).
+    snapshot_path: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct PartitionData {
+    log: Box<dyn Log>,
+    producers: ProducerStates,
+}
+
+/// A producer-state snapshot: the state after every batch below `offset`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ProducerSnapshot {
+    offset: i64,
+    producers: ProducerStates,
+}
+
+/// Why an append was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// Offsets of a partition at one moment.
@@ -113,13 +141,27 @@ fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Partition {
-    fn new(index: i32, log: Box<dyn Log>) -> Self {
+    /// Wraps an opened log, rebuilding producer state from the snapshot (if any) and the
+    /// batches written after it.
+    fn open(
+        index: i32,
+        log: Box<dyn Log>,
+        snapshot_path: Option<PathBuf>,
+    ) -> Result<Self, LogError> {
         let start = log.start_offset();
-        Self {
+        let end = log.end_offset();
+        let snapshot = snapshot_path.as_deref().and_then(read_snapshot);
+        let (from, mut producers) = match snapshot {
+            Some(s) if s.offset <= end && s.offset >= start => (s.offset, s.producers),
+            _ => (start, ProducerStates::default()),
+        };
+        log.scan_headers(from, &mut |h| producers.record(h))?;
+        Ok(Self {
             index,
-            log: Mutex::new(log),
+            inner: Mutex::new(PartitionData { log, producers }),
             epochs: Mutex::new(vec![(0, start)]),
-        }
+            snapshot_path,
+        })
     }
 
     /// The current leader epoch.
@@ -128,31 +170,41 @@ impl Partition {
     }
 
     pub fn offsets(&self) -> Offsets {
-        let log = lock(&self.log);
-        let hw = log.end_offset();
+        let data = lock(&self.inner);
+        let hw = data.log.end_offset();
         Offsets {
-            log_start: log.start_offset(),
+            log_start: data.log.start_offset(),
             high_watermark: hw,
             last_stable: hw,
         }
     }
 
     /// Appends validated batches, assigning offsets; the caller checked sizes and CRCs.
+    /// Idempotent batches are checked against their producer's sequences first; a retried
+    /// batch is answered with its original offset and not stored again.
     pub fn append(
         &self,
         batches: &[(BatchHeader, Bytes)],
         log_append_time: bool,
-    ) -> Result<Appended, LogError> {
+    ) -> Result<Appended, AppendError> {
         let epoch = self.leader_epoch();
         let ts = if log_append_time {
             Some(now_ms())
         } else {
             None
         };
-        let mut log = lock(&self.log);
-        let base_offset = log.end_offset();
+        let mut data = lock(&self.inner);
+        let data = &mut *data;
+        let mut base_offset = None;
         for (header, bytes) in batches {
-            let offset = log.end_offset();
+            if let Sequenced::Duplicate {
+                base_offset: original,
+            } = data.producers.check(header)?
+            {
+                base_offset.get_or_insert(original);
+                continue;
+            }
+            let offset = data.log.end_offset();
             let stamped = batch::stamp(bytes, offset, epoch, ts);
             let mut h = *header;
             h.base_offset = offset;
@@ -160,39 +212,55 @@ impl Partition {
             if let Some(ts) = ts {
                 h.max_timestamp = ts;
             }
-            log.append(&h, stamped)?;
+            data.log.append(&h, stamped)?;
+            data.producers.record(&h);
+            base_offset.get_or_insert(offset);
         }
         Ok(Appended {
-            base_offset,
+            base_offset: base_offset.unwrap_or_else(|| data.log.end_offset()),
             log_append_time: ts.unwrap_or(-1),
-            log_start_offset: log.start_offset(),
+            log_start_offset: data.log.start_offset(),
         })
     }
 
     /// Reads whole batches from `offset`, at most `max_bytes` beyond the first batch.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<(Bytes, Offsets), LogError> {
-        let log = lock(&self.log);
-        let hw = log.end_offset();
+        let data = lock(&self.inner);
+        let hw = data.log.end_offset();
         let offsets = Offsets {
-            log_start: log.start_offset(),
+            log_start: data.log.start_offset(),
             high_watermark: hw,
             last_stable: hw,
         };
-        let data = log.read(offset, max_bytes)?;
-        Ok((data, offsets))
+        let bytes = data.log.read(offset, max_bytes)?;
+        Ok((bytes, offsets))
     }
 
     /// Runs `f` with the log locked (for lookups that need several calls).
     pub fn with_log<R>(&self, f: impl FnOnce(&mut dyn Log) -> R) -> R {
-        let mut log = lock(&self.log);
-        f(log.as_mut())
+        let mut data = lock(&self.inner);
+        f(data.log.as_mut())
+    }
+
+    /// Flushes the log and writes the producer-state snapshot.
+    pub fn flush(&self) -> Result<(), LogError> {
+        let mut data = lock(&self.inner);
+        data.log.flush()?;
+        if let Some(path) = &self.snapshot_path {
+            let snapshot = ProducerSnapshot {
+                offset: data.log.end_offset(),
+                producers: data.producers.clone(),
+            };
+            write_snapshot(path, &snapshot)?;
+        }
+        Ok(())
     }
 
     /// End offset of `epoch` as OffsetForLeaderEpoch defines it: the start offset of the
     /// next higher epoch, or the log end for the current one; `None` if unknown.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
         let epochs = lock(&self.epochs);
-        let end = lock(&self.log).end_offset();
+        let end = lock(&self.inner).log.end_offset();
         let pos = epochs.partition_point(|(e, _)| *e <= epoch);
         if pos == 0 {
             return None;
@@ -201,6 +269,27 @@ impl Partition {
         let end_offset = epochs.get(pos).map_or(end, |next| next.1);
         Some((found, end_offset))
     }
+}
+
+fn read_snapshot(path: &std::path::Path) -> Option<ProducerSnapshot> {
+    let text = std::fs::read_to_string(path).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable producer-state snapshot");
+            None
+        }
+    }
+}
+
+fn write_snapshot(path: &std::path::Path, snapshot: &ProducerSnapshot) -> Result<(), LogError> {
+    let json = serde_json::to_vec(snapshot).map_err(|e| LogError::Corrupt {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, json).map_err(|e| LogError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| LogError::io(path, e))
 }
 
 /// A topic and its partitions.
@@ -250,6 +339,7 @@ pub struct State {
     pub advertised: (String, u16),
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     meta: MetaStore,
+    producer_ids: ProducerIds,
     /// Woken on every append so parked fetches can re-check.
     pub appended: Notify,
 }
@@ -264,11 +354,13 @@ impl State {
                 MetaStore::open(dir)?
             }
         };
+        let producer_ids = ProducerIds::open(&meta)?;
         let state = Self {
             config,
             advertised,
             topics: RwLock::new(BTreeMap::new()),
             meta,
+            producer_ids,
             appended: Notify::new(),
         };
         for (name, rec) in state.meta.load_topics()? {
@@ -293,17 +385,26 @@ impl State {
         }
     }
 
-    fn open_log(
+    fn open_partition(
         &self,
         topic: &str,
         partition: i32,
         configs: &TopicConfigs,
-    ) -> Result<Box<dyn Log>, LogError> {
+    ) -> Result<Partition, LogError> {
         let log_config = configs.log_config(&self.config);
-        Ok(match self.partition_dir(topic, partition) {
-            None => Box::new(MemoryLog::new(log_config)),
-            Some(dir) => Box::new(DiskLog::open(&dir, log_config)?),
-        })
+        let (log, snapshot): (Box<dyn Log>, _) = match self.partition_dir(topic, partition) {
+            None => (Box::new(MemoryLog::new(log_config)), None),
+            Some(dir) => (
+                Box::new(DiskLog::open(&dir, log_config)?),
+                Some(dir.join("producer-state.json")),
+            ),
+        };
+        Partition::open(partition, log, snapshot)
+    }
+
+    /// A new producer id for InitProducerId.
+    pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
+        self.producer_ids.allocate(&self.meta)
     }
 
     fn build_topic(
@@ -315,10 +416,7 @@ impl State {
     ) -> Result<Topic, TopicError> {
         let mut parts = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
-            parts.push(Arc::new(Partition::new(
-                p,
-                self.open_log(name, p, &configs)?,
-            )));
+            parts.push(Arc::new(self.open_partition(name, p, &configs)?));
         }
         Ok(Topic {
             name: name.to_string(),
@@ -442,10 +540,7 @@ impl State {
         let configs = topic.configs();
         let mut parts = topic.partitions.write().unwrap_or_else(|p| p.into_inner());
         for p in parts.len() as i32..count {
-            parts.push(Arc::new(Partition::new(
-                p,
-                self.open_log(name, p, &configs)?,
-            )));
+            parts.push(Arc::new(self.open_partition(name, p, &configs)?));
         }
         self.meta.put_topic(
             name,
@@ -476,11 +571,11 @@ impl State {
         }
     }
 
-    /// Flushes every log (on shutdown).
+    /// Flushes every log and writes producer-state snapshots (on shutdown and periodically).
     pub fn flush_all(&self) {
         for topic in self.topics() {
             for p in topic.partitions() {
-                if let Err(e) = p.with_log(|l| l.flush()) {
+                if let Err(e) = p.flush() {
                     tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "flush failed");
                 }
             }

@@ -118,3 +118,35 @@ pub fn batch(records: &[(Option<&str>, Option<&str>, i64)], compression: Compres
     .expect("encode batch");
     buf.freeze()
 }
+
+/// One idempotent batch of `n` records from producer `pid` starting at sequence `seq`.
+pub fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
+    let recs: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: seq + i as i32,
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from(format!("seq-{}", seq + i as i32))),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &recs,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode batch");
+    buf.freeze()
+}

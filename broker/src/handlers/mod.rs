@@ -2,6 +2,7 @@
 
 mod admin;
 mod fetch;
+mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
 mod metadata;
@@ -26,6 +27,7 @@ pub(crate) async fn handle(state: &Arc<State>, request: Request) -> Option<Respo
         RequestKind::DeleteTopics(r) => admin::delete_topics(state, version, r).into(),
         RequestKind::CreatePartitions(r) => admin::create_partitions(state, r).into(),
         RequestKind::OffsetForLeaderEpoch(r) => leader_epoch::handle(state, r).into(),
+        RequestKind::InitProducerId(r) => init_producer_id::handle(state, r).into(),
         other => {
             // Dispatch only lets through what `SUPPORTED` lists, so this is a bug in that list.
             tracing::error!(api = ?request.api, "request passed version checks but has no handler: {other:?}");

@@ -2,7 +2,8 @@
 
 use super::str_bytes;
 use crate::log::batch::{split_batches, BatchError, BatchHeader};
-use crate::state::{State, Topic};
+use crate::state::{AppendError, State, Topic};
+use crate::txn::producer_state::SequenceError;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -118,9 +119,18 @@ fn append(
     }
     partition
         .append(&batches, configs.log_append_time())
-        .map_err(|e| {
-            tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
-            (ResponseError::KafkaStorageError, Some(e.to_string()))
+        .map_err(|e| match e {
+            AppendError::Sequence(s) => {
+                let code = match s {
+                    SequenceError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
+                    SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+                };
+                (code, Some(s.to_string()))
+            }
+            AppendError::Log(e) => {
+                tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
+                (ResponseError::KafkaStorageError, Some(e.to_string()))
+            }
         })
 }
 

@@ -89,6 +89,27 @@ pub trait Log: Send + Sync + Debug {
     fn set_config(&mut self, config: LogConfig);
     /// Moves the log start offset forward (DeleteRecords); data below it is no longer served.
     fn advance_start_offset(&mut self, offset: i64) -> Result<(), LogError>;
+
+    /// Calls `f` with the header of every batch from the one holding `from` to the end.
+    fn scan_headers(&self, from: i64, f: &mut dyn FnMut(&BatchHeader)) -> Result<(), LogError> {
+        let mut offset = from.max(self.start_offset());
+        while offset < self.end_offset() {
+            let data = self.read(offset, 1 << 20)?;
+            if data.is_empty() {
+                break;
+            }
+            let (headers, _) = batch::scan_valid(&data);
+            let Some(last) = headers.last() else {
+                return Err(LogError::Corrupt {
+                    path: format!("offset {offset}"),
+                    reason: "stored batch does not validate".into(),
+                });
+            };
+            offset = last.last_offset() + 1;
+            headers.iter().for_each(&mut *f);
+        }
+        Ok(())
+    }
 }
 
 /// Wall-clock milliseconds since the Unix epoch.

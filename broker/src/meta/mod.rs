@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 const TOPICS: TableDefinition<'_, &str, &str> = TableDefinition::new("topics");
+const COUNTERS: TableDefinition<'_, &str, i64> = TableDefinition::new("counters");
+const PRODUCER_ID_BLOCK: &str = "producer_id_block_end";
 
 /// What is stored of one topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +101,40 @@ impl MetaStore {
         {
             let mut t = txn.open_table(TOPICS).map_err(|e| Self::err(path, e))?;
             t.remove(name).map_err(|e| Self::err(path, e))?;
+        }
+        txn.commit().map_err(|e| Self::err(path, e))
+    }
+}
+
+impl MetaStore {
+    /// End of the last reserved producer id block, if any was reserved.
+    pub fn producer_id_block_end(&self) -> Result<Option<i64>, MetaError> {
+        let Some((db, path)) = &self.db else {
+            return Ok(None);
+        };
+        let txn = db.begin_read().map_err(|e| Self::err(path, e))?;
+        let table = match txn.open_table(COUNTERS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(Self::err(path, e)),
+        };
+        let value = table
+            .get(PRODUCER_ID_BLOCK)
+            .map_err(|e| Self::err(path, e))?
+            .map(|v| v.value());
+        Ok(value)
+    }
+
+    /// Durably reserves producer ids below `end`.
+    pub fn set_producer_id_block_end(&self, end: i64) -> Result<(), MetaError> {
+        let Some((db, path)) = &self.db else {
+            return Ok(());
+        };
+        let txn = db.begin_write().map_err(|e| Self::err(path, e))?;
+        {
+            let mut t = txn.open_table(COUNTERS).map_err(|e| Self::err(path, e))?;
+            t.insert(PRODUCER_ID_BLOCK, end)
+                .map_err(|e| Self::err(path, e))?;
         }
         txn.commit().map_err(|e| Self::err(path, e))
     }

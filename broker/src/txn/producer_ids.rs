@@ -1,0 +1,45 @@
+//! Producer id allocation. Ids are handed out from blocks reserved in the metadata store,
+//! so a restarted broker never reuses one.
+
+use crate::meta::{MetaError, MetaStore};
+use std::sync::Mutex;
+
+const BLOCK: i64 = 1000;
+
+#[derive(Debug)]
+struct Range {
+    next: i64,
+    end: i64,
+}
+
+/// Hands out unique producer ids.
+#[derive(Debug)]
+pub struct ProducerIds {
+    range: Mutex<Range>,
+}
+
+impl ProducerIds {
+    /// Continues after the last reserved block.
+    pub fn open(meta: &MetaStore) -> Result<Self, MetaError> {
+        let start = meta.producer_id_block_end()?.unwrap_or(0);
+        Ok(Self {
+            range: Mutex::new(Range {
+                next: start,
+                end: start,
+            }),
+        })
+    }
+
+    /// The next unused id.
+    pub fn allocate(&self, meta: &MetaStore) -> Result<i64, MetaError> {
+        let mut r = self.range.lock().unwrap_or_else(|p| p.into_inner());
+        if r.next >= r.end {
+            let end = r.end + BLOCK;
+            meta.set_producer_id_block_end(end)?;
+            r.end = end;
+        }
+        let id = r.next;
+        r.next += 1;
+        Ok(id)
+    }
+}
