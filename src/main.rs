@@ -33,7 +33,7 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Kafka-compatible broker.
-    Broker(broker_cmd::BrokerArgs),
+    Broker(Box<broker_cmd::BrokerArgs>),
     /// Measure the broker: startup, idle memory, produce and consume throughput.
     Bench(bench::BenchArgs),
 }
@@ -65,7 +65,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Broker(args) => broker_cmd::run(args).await,
+            Command::Broker(args) => broker_cmd::run(*args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

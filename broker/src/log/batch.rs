@@ -213,8 +213,7 @@ pub(crate) mod tests {
             put_varlong(&mut rec, -1); // null key
             put_varlong(&mut rec, 1);
             rec.put_u8(b'x');
-            put_varlong(&mut rec, 0);
-            put_varlong(&mut rec, rec.len() as i64);
+            put_varlong(&mut rec, 0); // no headers
             let len = rec.len();
             let mut with_len = BytesMut::new();
             put_varlong(&mut with_len, len as i64);
