@@ -205,14 +205,19 @@ impl Partition {
                 continue;
             }
             let offset = data.log.end_offset();
-            let stamped = batch::stamp(bytes, offset, epoch, ts);
+            // Log-append-time changes CRC-covered bytes, so only then is the batch copied;
+            // otherwise the log writes the offset and epoch itself.
+            let stored = match ts {
+                Some(_) => batch::stamp(bytes, offset, epoch, ts),
+                None => bytes.clone(),
+            };
             let mut h = *header;
             h.base_offset = offset;
             h.leader_epoch = epoch;
             if let Some(ts) = ts {
                 h.max_timestamp = ts;
             }
-            data.log.append(&h, stamped)?;
+            data.log.append(&h, stored)?;
             data.producers.record(&h);
             base_offset.get_or_insert(offset);
         }

@@ -180,6 +180,15 @@ pub fn stamp(
     out.freeze()
 }
 
+/// The first 16 bytes of a stored batch: base offset, length and leader epoch from `header`.
+pub fn stored_prefix(batch: &[u8], header: &BatchHeader) -> [u8; 16] {
+    let mut prefix = [0u8; 16];
+    prefix.copy_from_slice(&batch[..16]);
+    prefix[0..8].copy_from_slice(&header.base_offset.to_be_bytes());
+    prefix[12..16].copy_from_slice(&header.leader_epoch.to_be_bytes());
+    prefix
+}
+
 /// Walks consecutive batches in `buf`, stopping at the first incomplete or invalid one.
 /// Returns the headers and the number of bytes they cover.
 pub fn scan_valid(buf: &[u8]) -> (Vec<BatchHeader>, usize) {

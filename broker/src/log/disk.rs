@@ -40,13 +40,35 @@
 //! segment itself has expired, an empty segment is rolled at the end offset first (as Kafka
 //! does) so the expired one can go.
 
-use super::batch::{BatchHeader, HEADER_LEN};
+use super::batch::{stored_prefix, BatchHeader, HEADER_LEN};
 use super::{now_ms, Log, LogConfig, LogError};
 use bytes::Bytes;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+/// Writes `head` then `tail` with as few system calls as the kernel allows.
+fn write_all_vectored(file: &mut File, head: &[u8], tail: &[u8]) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    let total = head.len() + tail.len();
+    let mut written = 0;
+    while written < total {
+        let n = if written < head.len() {
+            file.write_vectored(&[IoSlice::new(&head[written..]), IoSlice::new(tail)])?
+        } else {
+            file.write(&tail[written - head.len()..])?
+        };
+        if n == 0 {
+            return Err(std::io::Error::new(
+                ErrorKind::WriteZero,
+                "log file accepted no bytes",
+            ));
+        }
+        written += n;
+    }
+    Ok(())
+}
 
 const LOG_EXT: &str = "log";
 const INDEX_EXT: &str = "index";
@@ -516,7 +538,8 @@ impl Segment {
         config: &LogConfig,
     ) -> Result<(), LogError> {
         let pos = self.size;
-        if let Err(e) = self.file.write_all(batch) {
+        let prefix = stored_prefix(batch, h);
+        if let Err(e) = write_all_vectored(&mut self.file, &prefix, &batch[prefix.len()..]) {
             // Never leave half a batch behind for the next append to follow.
             let _ = self.file.set_len(pos);
             return Err(LogError::io(&self.log_path, e));

@@ -1,5 +1,6 @@
 //! In-memory log: a vector of stored batches. The default inside tests.
 
+use super::batch::stored_prefix;
 use super::{BatchHeader, Log, LogConfig, LogError};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -8,6 +9,16 @@ use std::collections::VecDeque;
 struct Stored {
     header: BatchHeader,
     bytes: Bytes,
+}
+
+impl Stored {
+    /// The batch as stored: the client's bytes with the assigned offset and epoch.
+    fn stamped(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.bytes.len());
+        out.extend_from_slice(&stored_prefix(&self.bytes, &self.header));
+        out.extend_from_slice(&self.bytes[16..]);
+        out.freeze()
+    }
 }
 
 /// A partition log kept in memory.
@@ -59,6 +70,16 @@ impl Log for MemoryLog {
     }
 
     fn append(&mut self, header: &BatchHeader, batch: Bytes) -> Result<(), LogError> {
+        if batch.len() != header.size || batch.len() < super::batch::HEADER_LEN {
+            return Err(LogError::Corrupt {
+                path: "memory".into(),
+                reason: format!(
+                    "batch is {} bytes, header says {}",
+                    batch.len(),
+                    header.size
+                ),
+            });
+        }
         self.size += batch.len() as u64;
         self.end_offset = header.last_offset() + 1;
         self.batches.push_back(Stored {
@@ -82,20 +103,18 @@ impl Log for MemoryLog {
             return Ok(Bytes::new());
         };
         let mut total = head.bytes.len();
-        let mut parts = vec![&head.bytes];
+        let mut parts = vec![head];
         for b in iter {
             if total + b.bytes.len() > max_bytes {
                 break;
             }
             total += b.bytes.len();
-            parts.push(&b.bytes);
-        }
-        if parts.len() == 1 {
-            return Ok(head.bytes.clone());
+            parts.push(b);
         }
         let mut out = BytesMut::with_capacity(total);
         for p in parts {
-            out.extend_from_slice(p);
+            out.extend_from_slice(&stored_prefix(&p.bytes, &p.header));
+            out.extend_from_slice(&p.bytes[16..]);
         }
         Ok(out.freeze())
     }
@@ -105,7 +124,7 @@ impl Log for MemoryLog {
             .batches
             .iter()
             .find(|b| b.header.max_timestamp >= timestamp)
-            .map(|b| b.bytes.clone()))
+            .map(Stored::stamped))
     }
 
     fn max_timestamp_batch(&self) -> Result<Option<Bytes>, LogError> {
@@ -115,7 +134,7 @@ impl Log for MemoryLog {
                 best = Some(b);
             }
         }
-        Ok(best.map(|b| b.bytes.clone()))
+        Ok(best.map(Stored::stamped))
     }
 
     fn flush(&mut self) -> Result<(), LogError> {

@@ -72,7 +72,10 @@ pub trait Log: Send + Sync + Debug {
     fn end_offset(&self) -> i64;
     /// Bytes stored.
     fn size_bytes(&self) -> u64;
-    /// Appends one batch whose base offset is already `end_offset()`.
+    /// Appends one batch at `header.base_offset` (which is `end_offset()`). `batch` holds
+    /// the bytes as the client sent them: the log stores them with `header.base_offset` and
+    /// `header.leader_epoch` written into the batch (both lie outside the CRC), so the
+    /// request buffer is kept or written as it is instead of being copied to patch it.
     fn append(&mut self, header: &BatchHeader, batch: Bytes) -> Result<(), LogError>;
     /// Whole batches starting with the one that holds `offset`, at most `max_bytes` of them
     /// except that the first batch is always returned whole (KIP-74). Empty at the log end.

@@ -1,19 +1,39 @@
 //! TCP listener and connections: length-prefixed frames in, responses out in request order.
 //!
 //! Like Kafka, a connection serves one request at a time; clients pipeline by sending more
-//! frames, which wait in the read buffer. Responses are flushed when no further request is
+//! frames, which wait in the read buffer. Responses are written when no further request is
 //! already buffered, so a pipelined burst costs one write.
 
 use crate::protocol::{serve_frame, FrameError};
 use crate::state::State;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+/// A response buffer that grew beyond this is dropped after use rather than kept.
+const MAX_KEPT_RESPONSE_BUFFER: usize = 4 << 20;
+
+/// Reads exactly `len` bytes without zero-filling the buffer first.
+async fn read_frame(reader: &mut BufReader<OwnedReadHalf>, len: usize) -> std::io::Result<Bytes> {
+    let mut frame = BytesMut::with_capacity(len);
+    while frame.len() < len {
+        let limit = len - frame.len();
+        let n = (&mut *reader)
+            .take(limit as u64)
+            .read_buf(&mut frame)
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(frame.freeze())
+}
 
 /// Kafka's `connections.max.idle.ms` default.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -77,8 +97,15 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     match serve_connection(stream, &state, closing).await {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
-        Err(ConnError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            tracing::debug!(%peer, "connection closed mid-frame")
+        Err(ConnError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            tracing::debug!(%peer, error = %e, "client went away")
         }
         Err(e) => tracing::warn!(%peer, error = %e, "closing connection"),
     }
@@ -89,9 +116,11 @@ async fn serve_connection(
     state: &Arc<State>,
     mut closing: watch::Receiver<bool>,
 ) -> Result<(), ConnError> {
-    let (read, write) = stream.into_split();
+    let (read, mut writer) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read);
-    let mut writer = BufWriter::with_capacity(64 * 1024, write);
+    // Responses are encoded into one buffer that is reused, so a steady stream of fetches
+    // does not allocate (and fault in) fresh memory for every response.
+    let mut out = BytesMut::with_capacity(64 * 1024);
     let max = state.config.max_request_bytes;
     loop {
         if *closing.borrow() {
@@ -108,13 +137,15 @@ async fn serve_connection(
         if len < 0 || len as usize > max {
             return Err(ConnError::FrameSize(len, max));
         }
-        let mut frame = BytesMut::zeroed(len as usize);
-        reader.read_exact(&mut frame).await?;
-        if let Some(response) = serve_frame(state, frame.freeze()).await? {
-            writer.write_all(&response).await?;
-        }
-        if reader.buffer().is_empty() {
-            writer.flush().await?;
+        let frame = read_frame(&mut reader, len as usize).await?;
+        serve_frame(state, frame, &mut out).await?;
+        // Pipelined requests already buffered are answered in the same write.
+        if reader.buffer().is_empty() && !out.is_empty() {
+            writer.write_all(&out).await?;
+            out.clear();
+            if out.capacity() > MAX_KEPT_RESPONSE_BUFFER {
+                out = BytesMut::with_capacity(64 * 1024);
+            }
         }
     }
 }

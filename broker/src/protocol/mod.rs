@@ -69,12 +69,13 @@ pub struct Request {
     pub body: RequestKind,
 }
 
-/// Decodes, handles and encodes one request frame (without its length prefix).
-/// `Ok(None)` means no response is sent (Produce with acks=0).
+/// Decodes, handles and encodes one request frame (without its length prefix), appending
+/// the response frame to `out`. `Ok(false)` means no response is sent (Produce, acks=0).
 pub async fn serve_frame(
     state: &Arc<State>,
     mut frame: Bytes,
-) -> Result<Option<Bytes>, FrameError> {
+    out: &mut BytesMut,
+) -> Result<bool, FrameError> {
     if frame.len() < 8 {
         return Err(FrameError::TooShort(frame.len()));
     }
@@ -87,13 +88,8 @@ pub async fn serve_frame(
     if version < min || version > max {
         if api == ApiKey::ApiVersions {
             // KIP-511: answer in the v0 format so any client can read the ranges and retry.
-            return encode(
-                api,
-                0,
-                correlation_id,
-                &api_versions_response(ResponseError::UnsupportedVersion.code()).into(),
-            )
-            .map(Some);
+            let body = api_versions_response(ResponseError::UnsupportedVersion.code()).into();
+            return encode(api, 0, correlation_id, &body, out).map(|()| true);
         }
         return Err(FrameError::UnsupportedVersion {
             api,
@@ -125,8 +121,8 @@ pub async fn serve_frame(
         body,
     };
     match handlers::handle(state, request).await {
-        Some(response) => encode(api, version, correlation_id, &response).map(Some),
-        None => Ok(None),
+        Some(response) => encode(api, version, correlation_id, &response, out).map(|()| true),
+        None => Ok(false),
     }
 }
 
@@ -135,23 +131,27 @@ fn encode(
     version: i16,
     correlation_id: i32,
     response: &ResponseKind,
-) -> Result<Bytes, FrameError> {
+    buf: &mut BytesMut,
+) -> Result<(), FrameError> {
     let encode_err = |e: anyhow::Error| FrameError::Encode {
         api,
         version,
         reason: e.to_string(),
     };
-    let mut buf = BytesMut::with_capacity(128);
+    let start = buf.len();
     buf.put_i32(0);
     let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
-    header
-        .encode(&mut buf, api.response_header_version(version))
-        .map_err(encode_err)?;
-    response.encode(&mut buf, version).map_err(encode_err)?;
-    let len = (buf.len() - 4) as i32;
-    buf[0..4].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    let encoded = header
+        .encode(buf, api.response_header_version(version))
+        .and_then(|()| response.encode(buf, version));
+    if let Err(e) = encoded {
+        buf.truncate(start);
+        return Err(encode_err(e));
+    }
+    let len = (buf.len() - start - 4) as i32;
+    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
 }
 
 /// The ApiVersions body listing [`SUPPORTED`].
