@@ -63,6 +63,9 @@ struct Target {
     /// PID of that external broker, to report its CPU time.
     #[arg(long)]
     broker_pid: Option<u32>,
+    /// Path of a Tansu binary, with `--target tansu` (memory storage).
+    #[arg(long, env = "TANSU_BIN", default_value = "tansu")]
+    tansu_bin: String,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -208,6 +211,7 @@ fn start(target: &Target, partitions: i32) -> anyhow::Result<Running> {
                 Some(tempfile_dir::TempDir(dir)),
             )
         }
+        "tansu" => return start_tansu(&target.tansu_bin),
         "mock" => (
             vec![
                 "bench".into(),
@@ -229,7 +233,9 @@ fn start(target: &Target, partitions: i32) -> anyhow::Result<Running> {
                 _dir: None,
             });
         }
-        other => bail!("unknown --target {other}: use agentbus, agentbus-disk, mock or external"),
+        other => {
+            bail!("unknown --target {other}: use agentbus, agentbus-disk, mock, tansu or external")
+        }
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (child, bootstrap, _) = spawn_child(&args, "bootstrap ")?;
@@ -240,6 +246,42 @@ fn start(target: &Target, partitions: i32) -> anyhow::Result<Running> {
         pid: Some(pid),
         _dir: dir,
     })
+}
+
+/// Tansu prints no ready line, so wait until its port accepts connections.
+fn start_tansu(bin: &str) -> anyhow::Result<Running> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(bin)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start Tansu from `{bin}` (set --tansu-bin)"))?;
+    let pid = child.id();
+    let running = Running {
+        bootstrap: format!("127.0.0.1:{port}"),
+        child: Some(child),
+        pid: Some(pid),
+        _dir: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("Tansu did not listen on port {port} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(running)
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {

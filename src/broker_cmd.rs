@@ -46,13 +46,13 @@ pub(crate) struct BrokerArgs {
     #[arg(long, env = "AGENTBUS_SEGMENT_BYTES")]
     segment_bytes: Option<u64>,
     /// Segment age before a new segment file is started (log.roll.ms).
-    #[arg(long, env = "AGENTBUS_SEGMENT_MS")]
+    #[arg(long, env = "AGENTBUS_SEGMENT_MS", allow_negative_numbers = true)]
     segment_ms: Option<i64>,
     /// Default retention by age, -1 for none (log.retention.ms).
-    #[arg(long, env = "AGENTBUS_RETENTION_MS")]
+    #[arg(long, env = "AGENTBUS_RETENTION_MS", allow_negative_numbers = true)]
     retention_ms: Option<i64>,
     /// Default retention by size per partition, -1 for none (log.retention.bytes).
-    #[arg(long, env = "AGENTBUS_RETENTION_BYTES")]
+    #[arg(long, env = "AGENTBUS_RETENTION_BYTES", allow_negative_numbers = true)]
     retention_bytes: Option<i64>,
     /// How often retention runs (log.retention.check.interval.ms).
     #[arg(long, env = "AGENTBUS_RETENTION_CHECK_INTERVAL_MS")]

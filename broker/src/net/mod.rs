@@ -11,13 +11,39 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 /// A response buffer that grew beyond this is dropped after use rather than kept.
 const MAX_KEPT_RESPONSE_BUFFER: usize = 4 << 20;
+
+const FETCH_KEY: [u8; 2] = (kafka_protocol::messages::ApiKey::Fetch as i16).to_be_bytes();
+
+/// Whether `buf` starts with a whole length-prefixed frame.
+fn has_complete_frame(buf: &[u8]) -> bool {
+    match buf.get(..4) {
+        Some(len) => {
+            let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+            len >= 0 && buf.len() >= 4 + len as usize
+        }
+        None => false,
+    }
+}
+
+/// Sends what has been encoded so far and keeps the buffer for reuse unless it grew large.
+async fn write_out(writer: &mut OwnedWriteHalf, out: &mut BytesMut) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    writer.write_all(out).await?;
+    out.clear();
+    if out.capacity() > MAX_KEPT_RESPONSE_BUFFER {
+        *out = BytesMut::with_capacity(64 * 1024);
+    }
+    Ok(())
+}
 
 /// Reads exactly `len` bytes without zero-filling the buffer first.
 async fn read_frame(reader: &mut BufReader<OwnedReadHalf>, len: usize) -> std::io::Result<Bytes> {
@@ -138,14 +164,14 @@ async fn serve_connection(
             return Err(ConnError::FrameSize(len, max));
         }
         let frame = read_frame(&mut reader, len as usize).await?;
+        // A fetch may park for max_wait: answers to earlier requests must not wait behind it.
+        if frame.starts_with(&FETCH_KEY) {
+            write_out(&mut writer, &mut out).await?;
+        }
         serve_frame(state, frame, &mut out).await?;
-        // Pipelined requests already buffered are answered in the same write.
-        if reader.buffer().is_empty() && !out.is_empty() {
-            writer.write_all(&out).await?;
-            out.clear();
-            if out.capacity() > MAX_KEPT_RESPONSE_BUFFER {
-                out = BytesMut::with_capacity(64 * 1024);
-            }
+        // Requests already complete in the read buffer are answered in the same write.
+        if !has_complete_frame(reader.buffer()) {
+            write_out(&mut writer, &mut out).await?;
         }
     }
 }

@@ -1,0 +1,136 @@
+//! `agentbus broker` as users run it: help, settings from flags/env/file, bad settings.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn agentbus() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_agentbus"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AGENTBUS_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Starts a broker, returns the bootstrap address from its ready line, and stops it.
+fn ready_bootstrap(cmd: &mut Command) -> String {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("ready in"), "{line}");
+    line.split("bootstrap ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let out = agentbus().args(["broker", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--advertise",
+        "--data-dir",
+        "--memory",
+        "--config",
+        "--node-id",
+        "--cluster-id",
+        "--auto-create-topics",
+        "--default-partitions",
+        "--max-message-bytes",
+        "--max-request-bytes",
+        "--segment-bytes",
+        "--segment-ms",
+        "--retention-ms",
+        "--retention-bytes",
+        "--retention-check-interval-ms",
+        "--fsync",
+        "--log-format",
+    ] {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("{flag} missing from help:\n{help}"));
+        let documented = line.len() > flag.len() + 12
+            || help
+                .lines()
+                .skip_while(|l| !l.trim_start().starts_with(flag))
+                .nth(1)
+                .is_some_and(|l| !l.trim().is_empty());
+        assert!(documented, "{flag} has no description");
+    }
+    assert!(help.contains("AGENTBUS_LISTEN"), "env names are shown");
+}
+
+#[test]
+fn flags_override_env_which_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broker.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:0\"\nadvertise = \"from-file:1111\"\ndefault_partitions = 2\n",
+    )
+    .unwrap();
+    let from_file = ready_bootstrap(agentbus().args(["broker", "--config"]).arg(&file));
+    assert_eq!(from_file, "from-file:1111");
+    let from_env = ready_bootstrap(
+        agentbus()
+            .args(["broker", "--config"])
+            .arg(&file)
+            .env("AGENTBUS_ADVERTISE", "from-env:2222"),
+    );
+    assert_eq!(from_env, "from-env:2222");
+    let from_flag = ready_bootstrap(
+        agentbus()
+            .args(["broker", "--advertise", "from-flag:3333", "--config"])
+            .arg(&file)
+            .env("AGENTBUS_ADVERTISE", "from-env:2222"),
+    );
+    assert_eq!(from_flag, "from-flag:3333");
+}
+
+#[test]
+fn bad_settings_stop_startup_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_toml = dir.path().join("bad.toml");
+    std::fs::write(&bad_toml, "listen = \"127.0.0.1:0\"\nretention_hours = 5\n").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--default-partitions".into(), "0".into()],
+            "default-partitions",
+        ),
+        (vec!["--fsync".into(), "sometimes".into()], "fsync"),
+        (vec!["--advertise".into(), "no-port".into()], "advertise"),
+        (vec!["--listen".into(), "256.0.0.1:1".into()], "256.0.0.1:1"),
+        (
+            vec!["--config".into(), bad_toml.display().to_string()],
+            "retention_hours",
+        ),
+        (vec!["--retention-ms".into(), "-7".into()], "retention-ms"),
+    ];
+    for (args, named) in cases {
+        let mut cmd = agentbus();
+        cmd.arg("broker");
+        if !args.contains(&"--listen".to_string()) {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        let out = cmd.args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} must fail");
+        assert!(
+            stderr.contains(named),
+            "{args:?}: message must name `{named}`: {stderr}"
+        );
+    }
+}
