@@ -61,6 +61,10 @@ pub(crate) struct BrokerArgs {
     /// `never`: leave it to the OS (survives a killed broker).
     #[arg(long, env = "AGENTBUS_FSYNC")]
     fsync: Option<String>,
+    /// Wait before the first rebalance of an empty group, so members starting together
+    /// join one generation (group.initial.rebalance.delay.ms).
+    #[arg(long, env = "AGENTBUS_GROUP_INITIAL_REBALANCE_DELAY_MS")]
+    group_initial_rebalance_delay_ms: Option<u64>,
 }
 
 fn load_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
@@ -117,6 +121,9 @@ pub(crate) fn resolve(args: BrokerArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(v) = pick!(retention_check_interval_ms) {
         c.retention_check_interval = Duration::from_millis(v.max(1));
+    }
+    if let Some(v) = pick!(group_initial_rebalance_delay_ms) {
+        c.group.initial_rebalance_delay = Duration::from_millis(v);
     }
     match pick!(fsync).as_deref() {
         None | Some("never") => {}

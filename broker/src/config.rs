@@ -1,5 +1,6 @@
 //! Broker settings. The CLI fills them from flags, `AGENTBUS_*` variables and a TOML file.
 
+use crate::group::GroupConfig;
 use crate::log::LogConfig;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval: Duration,
+    /// Consumer-group coordinator settings.
+    pub group: GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +58,7 @@ impl Default for BrokerConfig {
             max_request_bytes: 100 * 1024 * 1024,
             log: LogConfig::default(),
             retention_check_interval: Duration::from_secs(300),
+            group: GroupConfig::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ pub struct FileConfig {
     pub retention_bytes: Option<i64>,
     pub retention_check_interval_ms: Option<u64>,
     pub fsync: Option<String>,
+    pub group_initial_rebalance_delay_ms: Option<u64>,
 }
 
 impl BrokerConfig {

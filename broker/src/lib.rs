@@ -5,6 +5,7 @@
 //! (record batches on memory or disk) and [`meta`] (durable topic metadata).
 
 pub mod config;
+pub mod group;
 mod handlers;
 pub mod log;
 pub mod meta;

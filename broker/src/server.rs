@@ -36,6 +36,7 @@ pub struct Broker {
     closing: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     retention: JoinHandle<()>,
+    groups: JoinHandle<()>,
 }
 
 impl Broker {
@@ -86,12 +87,25 @@ impl Broker {
                 }
             })
         };
+        let groups = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                // Session timeouts and rebalance deadlines are checked at this resolution.
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    state.groups.tick(state.meta());
+                }
+            })
+        };
         Ok(Broker {
             state,
             addr,
             closing,
             server: Some(server),
             retention,
+            groups,
         })
     }
 
@@ -118,6 +132,7 @@ impl Broker {
             let _ = server.await;
         }
         self.retention.abort();
+        self.groups.abort();
         let state = self.state.clone();
         let _ = tokio::task::spawn_blocking(move || state.flush_all()).await;
     }
@@ -127,6 +142,7 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.closing.send(true);
         self.retention.abort();
+        self.groups.abort();
         if let Some(server) = self.server.take() {
             server.abort();
         }

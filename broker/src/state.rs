@@ -1,6 +1,7 @@
 //! The broker's topics and partitions, shared by every connection.
 
 use crate::config::{BrokerConfig, StorageConfig};
+use crate::group::Coordinator;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::{disk::DiskLog, memory::MemoryLog, now_ms, Log, LogError};
 use crate::meta::{MetaError, MetaStore, TopicRecord};
@@ -345,6 +346,8 @@ pub struct State {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     meta: MetaStore,
     producer_ids: ProducerIds,
+    /// Consumer groups and committed offsets.
+    pub groups: Coordinator,
     /// Woken on every append so parked fetches can re-check.
     pub appended: Notify,
 }
@@ -360,12 +363,14 @@ impl State {
             }
         };
         let producer_ids = ProducerIds::open(&meta)?;
+        let groups = Coordinator::open(config.group, &meta)?;
         let state = Self {
             config,
             advertised,
             topics: RwLock::new(BTreeMap::new()),
             meta,
             producer_ids,
+            groups,
             appended: Notify::new(),
         };
         for (name, rec) in state.meta.load_topics()? {
@@ -405,6 +410,11 @@ impl State {
             ),
         };
         Partition::open(partition, log, snapshot)
+    }
+
+    /// The metadata store.
+    pub(crate) fn meta(&self) -> &MetaStore {
+        &self.meta
     }
 
     /// A new producer id for InitProducerId.

@@ -8,6 +8,7 @@
 //! # }
 //! ```
 
+use agentbus_broker::group::GroupConfig;
 use agentbus_broker::{BrokerConfig, StartError, StorageConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +32,11 @@ impl Broker {
         BrokerBuilder {
             config: BrokerConfig {
                 listen: "127.0.0.1:0".into(),
+                // Kafka waits 3 s before the first rebalance of a group; tests need not.
+                group: GroupConfig {
+                    initial_rebalance_delay: std::time::Duration::ZERO,
+                    ..GroupConfig::default()
+                },
                 ..BrokerConfig::default()
             },
         }

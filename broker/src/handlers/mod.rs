@@ -2,10 +2,12 @@
 
 mod admin;
 mod fetch;
+mod groups;
 mod init_producer_id;
 mod leader_epoch;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 
 use crate::protocol::{api_versions_response, Request};
@@ -15,9 +17,24 @@ use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
 /// Handles one request; `None` means the request gets no response (Produce acks=0).
-pub(crate) async fn handle(state: &Arc<State>, request: Request) -> Option<ResponseKind> {
+pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<ResponseKind> {
     let version = request.version;
-    Some(match request.body {
+    let body = std::mem::replace(
+        &mut request.body,
+        RequestKind::ApiVersions(Default::default()),
+    );
+    Some(match body {
+        RequestKind::FindCoordinator(r) => groups::find_coordinator(state, version, r).into(),
+        RequestKind::JoinGroup(r) => groups::join_group(state, &request, r).await.into(),
+        RequestKind::SyncGroup(r) => groups::sync_group(state, version, r).await.into(),
+        RequestKind::Heartbeat(r) => groups::heartbeat(state, r).into(),
+        RequestKind::LeaveGroup(r) => groups::leave_group(state, version, r).into(),
+        RequestKind::DescribeGroups(r) => groups::describe_groups(state, version, r).into(),
+        RequestKind::ListGroups(r) => groups::list_groups(state, version, r).into(),
+        RequestKind::DeleteGroups(r) => groups::delete_groups(state, r).into(),
+        RequestKind::OffsetCommit(r) => offsets::offset_commit(state, version, r).into(),
+        RequestKind::OffsetFetch(r) => offsets::offset_fetch(state, version, r).into(),
+        RequestKind::OffsetDelete(r) => offsets::offset_delete(state, r).into(),
         RequestKind::ApiVersions(_) => api_versions_response(0).into(),
         RequestKind::Metadata(r) => metadata::handle(state, version, r).into(),
         RequestKind::Produce(r) => return produce::handle(state, version, r).map(Into::into),

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 const TOPICS: TableDefinition<'_, &str, &str> = TableDefinition::new("topics");
 const COUNTERS: TableDefinition<'_, &str, i64> = TableDefinition::new("counters");
+const GROUPS: TableDefinition<'_, &str, &str> = TableDefinition::new("groups");
+/// Key: group, topic and partition joined by NUL (none of them can contain one).
+const OFFSETS: TableDefinition<'_, &str, &str> = TableDefinition::new("offsets");
 const PRODUCER_ID_BLOCK: &str = "producer_id_block_end";
 
 /// What is stored of one topic.
@@ -137,6 +140,134 @@ impl MetaStore {
                 .map_err(|e| Self::err(path, e))?;
         }
         txn.commit().map_err(|e| Self::err(path, e))
+    }
+}
+
+fn offset_key(group: &str, topic: &str, partition: i32) -> String {
+    format!("{group}\0{topic}\0{partition}")
+}
+
+impl MetaStore {
+    fn read_table<K: redb::Key + 'static, V: redb::Value + 'static, T>(
+        &self,
+        def: TableDefinition<'_, K, V>,
+        mut f: impl FnMut(K::SelfType<'_>, V::SelfType<'_>) -> Result<T, String>,
+    ) -> Result<Vec<T>, MetaError> {
+        let Some((db, path)) = &self.db else {
+            return Ok(Vec::new());
+        };
+        let txn = db.begin_read().map_err(|e| Self::err(path, e))?;
+        let table = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(Self::err(path, e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| Self::err(path, e))? {
+            let (k, v) = row.map_err(|e| Self::err(path, e))?;
+            out.push(f(k.value(), v.value()).map_err(|e| Self::err(path, e))?);
+        }
+        Ok(out)
+    }
+
+    fn write(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), MetaError> {
+        let Some((db, path)) = &self.db else {
+            return Ok(());
+        };
+        let txn = db.begin_write().map_err(|e| Self::err(path, e))?;
+        f(&txn).map_err(|e| Self::err(path, e))?;
+        txn.commit().map_err(|e| Self::err(path, e))
+    }
+
+    /// Every stored group snapshot.
+    pub fn load_groups(
+        &self,
+    ) -> Result<Vec<(String, crate::group::store::GroupSnapshot)>, MetaError> {
+        self.read_table(GROUPS, |k, v| {
+            let snap = serde_json::from_str(v).map_err(|e| e.to_string())?;
+            Ok((k.to_string(), snap))
+        })
+    }
+
+    /// Every committed offset: (group, topic, partition, offset).
+    pub fn load_offsets(
+        &self,
+    ) -> Result<Vec<(String, String, i32, crate::group::store::CommittedOffset)>, MetaError> {
+        self.read_table(OFFSETS, |k, v| {
+            let mut parts = k.split('\0');
+            let (Some(g), Some(t), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(format!("bad offset key {k:?}"));
+            };
+            let p: i32 = p.parse().map_err(|_| format!("bad partition in {k:?}"))?;
+            let c = serde_json::from_str(v).map_err(|e| e.to_string())?;
+            Ok((g.to_string(), t.to_string(), p, c))
+        })
+    }
+
+    pub fn put_group(
+        &self,
+        group: &str,
+        snap: &crate::group::store::GroupSnapshot,
+    ) -> Result<(), MetaError> {
+        let json = serde_json::to_string(snap).unwrap_or_default();
+        self.write(|txn| {
+            txn.open_table(GROUPS)?.insert(group, json.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// Stores offsets in one transaction.
+    pub fn put_offsets(
+        &self,
+        group: &str,
+        offsets: &[(String, i32, crate::group::store::CommittedOffset)],
+    ) -> Result<(), MetaError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(OFFSETS)?;
+            for (topic, partition, c) in offsets {
+                let json = serde_json::to_string(c).unwrap_or_default();
+                t.insert(offset_key(group, topic, *partition).as_str(), json.as_str())?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<(), MetaError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        self.write(|txn| {
+            let mut t = txn.open_table(OFFSETS)?;
+            for (topic, partition) in partitions {
+                t.remove(offset_key(group, topic, *partition).as_str())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes a group's snapshot and all its offsets.
+    pub fn delete_group(&self, group: &str) -> Result<(), MetaError> {
+        let prefix = format!("{group}\0");
+        let keys: Vec<String> = self
+            .read_table(OFFSETS, |k, _| Ok(k.to_string()))?
+            .into_iter()
+            .filter(|k| k.starts_with(&prefix))
+            .collect();
+        self.write(|txn| {
+            txn.open_table(GROUPS)?.remove(group)?;
+            let mut t = txn.open_table(OFFSETS)?;
+            for k in &keys {
+                t.remove(k.as_str())?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -142,6 +142,10 @@ async fn serve_connection(
     state: &Arc<State>,
     mut closing: watch::Receiver<bool>,
 ) -> Result<(), ConnError> {
+    let client_host = stream
+        .peer_addr()
+        .map(|a| format!("/{}", a.ip()))
+        .unwrap_or_default();
     let (read, mut writer) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read);
     // Responses are encoded into one buffer that is reused, so a steady stream of fetches
@@ -168,7 +172,7 @@ async fn serve_connection(
         if frame.starts_with(&FETCH_KEY) {
             write_out(&mut writer, &mut out).await?;
         }
-        serve_frame(state, frame, &mut out).await?;
+        serve_frame(state, frame, &client_host, &mut out).await?;
         // Requests already complete in the read buffer are answered in the same write.
         if !has_complete_frame(reader.buffer()) {
             write_out(&mut writer, &mut out).await?;

@@ -19,12 +19,23 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 8),
     (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The supported range of one API key, if any.
@@ -67,6 +78,8 @@ pub struct Request {
     pub version: i16,
     pub header: RequestHeader,
     pub body: RequestKind,
+    /// The client's address as DescribeGroups reports it (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 /// Decodes, handles and encodes one request frame (without its length prefix), appending
@@ -74,6 +87,7 @@ pub struct Request {
 pub async fn serve_frame(
     state: &Arc<State>,
     mut frame: Bytes,
+    client_host: &str,
     out: &mut BytesMut,
 ) -> Result<bool, FrameError> {
     if frame.len() < 8 {
@@ -119,6 +133,7 @@ pub async fn serve_frame(
         version,
         header,
         body,
+        client_host: client_host.to_string(),
     };
     match handlers::handle(state, request).await {
         Some(response) => encode(api, version, correlation_id, &response, out).map(|()| true),

@@ -1,0 +1,406 @@
+//! Group coordinator (classic protocol) and committed offsets.
+//!
+//! Group states, as in Kafka's GroupCoordinator:
+//! ```text
+//!            join (first member)                 all members joined / deadline
+//!  Empty ─────────────────────────► Preparing ───────────────────────────────► Completing
+//!    ▲                              Rebalance ◄──────────────┐                 Rebalance
+//!    │ last member leaves/expires      ▲   ▲    member joins, │                     │
+//!    │ (join completes with none)      │   │    leaves, dies  │   leader's SyncGroup│
+//!    └─────────────────────────────────┘   └──────────────────┴───── Stable ◄───────┘
+//! ```
+//! * PreparingRebalance waits until every known member has sent JoinGroup (or the rebalance
+//!   timeout passes, and the stragglers are removed); then the generation is bumped, a
+//!   protocol every member supports is chosen, and the leader gets the member list.
+//! * From Empty the first rebalance waits `group.initial.rebalance.delay.ms` (extended by
+//!   each new member, up to the rebalance timeout) so that a starting fleet joins at once.
+//! * CompletingRebalance waits for the leader's assignments; other members' SyncGroup calls
+//!   park until then. Stable serves heartbeats and commits.
+//! * Members not waiting in JoinGroup/SyncGroup are removed when `session.timeout.ms`
+//!   passes without a heartbeat; that starts a rebalance for the others.
+//! * Static members (`group.instance.id`) keep their place across restarts: a rejoin with the
+//!   same instance id replaces the old member id without a rebalance when the group is
+//!   stable, and the old id is fenced (FENCED_INSTANCE_ID).
+//!
+//! Each group is a value behind its own mutex; handlers change it briefly and then await a
+//! oneshot channel when the protocol makes them wait (JoinGroup, SyncGroup). A ticker drives
+//! timeouts.
+
+mod group;
+pub mod store;
+
+pub use group::{GroupState, JoinOutcome, JoinRequest, MemberInfo, SyncOutcome};
+
+use crate::meta::MetaStore;
+use group::Group;
+use kafka_protocol::error::ResponseError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use store::CommittedOffset;
+
+/// Coordinator settings (Kafka's `group.*` and `offsets.*` broker configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout: Duration,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout: Duration,
+    /// `offsets.retention.minutes`: committed offsets of an empty group expire after this.
+    pub offsets_retention: Duration,
+    /// `offset.metadata.max.bytes`.
+    pub max_metadata_bytes: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            initial_rebalance_delay: Duration::from_millis(3000),
+            min_session_timeout: Duration::from_millis(6000),
+            max_session_timeout: Duration::from_millis(1_800_000),
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            max_metadata_bytes: 4096,
+        }
+    }
+}
+
+/// All groups of this broker.
+#[derive(Debug)]
+pub struct Coordinator {
+    config: GroupConfig,
+    groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One partition's committed offset as OffsetFetch reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedOffset {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+}
+
+/// A group as DescribeGroups and ListGroups show it.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberInfo>,
+}
+
+impl Coordinator {
+    /// Restores groups and offsets from the store.
+    pub fn open(config: GroupConfig, meta: &MetaStore) -> Result<Self, crate::meta::MetaError> {
+        let now = Instant::now();
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        for (id, snapshot) in meta.load_groups()? {
+            groups.insert(id.clone(), Group::restore(&id, snapshot, now));
+        }
+        for (id, topic, partition, committed) in meta.load_offsets()? {
+            groups
+                .entry(id.clone())
+                .or_insert_with(|| Group::new(&id, now))
+                .offsets
+                .insert((topic, partition), committed);
+        }
+        Ok(Self {
+            config,
+            groups: Mutex::new(
+                groups
+                    .into_iter()
+                    .map(|(k, g)| (k, Arc::new(Mutex::new(g))))
+                    .collect(),
+            ),
+        })
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
+        lock(&self.groups).get(id).cloned()
+    }
+
+    fn get_or_create(&self, id: &str) -> Arc<Mutex<Group>> {
+        lock(&self.groups)
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(Group::new(id, Instant::now()))))
+            .clone()
+    }
+
+    /// JoinGroup: returns at once or after the rebalance completes.
+    pub async fn join(&self, req: JoinRequest, meta: &MetaStore) -> JoinOutcome {
+        if req.group_id.is_empty() {
+            return JoinOutcome::error(ResponseError::InvalidGroupId, &req.member_id);
+        }
+        let session = Duration::from_millis(req.session_timeout_ms.max(0) as u64);
+        if session < self.config.min_session_timeout || session > self.config.max_session_timeout {
+            return JoinOutcome::error(ResponseError::InvalidSessionTimeout, &req.member_id);
+        }
+        let group = self.get_or_create(&req.group_id);
+        let rx = {
+            let mut g = lock(&group);
+            match g.join(req.clone(), &self.config, Instant::now()) {
+                Ok(rx) => {
+                    g.persist_if_settled(meta);
+                    rx
+                }
+                Err(outcome) => return outcome,
+            }
+        };
+        // The group answers every parked join when the rebalance completes or the member is
+        // removed; the bound is a safety net so a client is never left hanging.
+        let bound = Duration::from_millis(req.rebalance_timeout_ms.max(0) as u64)
+            + self.config.initial_rebalance_delay
+            + Duration::from_secs(5);
+        match tokio::time::timeout(bound, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => JoinOutcome::error(ResponseError::RebalanceInProgress, &req.member_id),
+        }
+    }
+
+    /// SyncGroup: the leader's call completes the rebalance; followers wait for it.
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        assignments: Vec<(String, bytes::Bytes)>,
+        meta: &MetaStore,
+    ) -> SyncOutcome {
+        let Some(group) = self.get(group_id) else {
+            return SyncOutcome::error(ResponseError::UnknownMemberId);
+        };
+        let rx = {
+            let mut g = lock(&group);
+            let rx = g.sync(
+                generation,
+                member_id,
+                instance_id,
+                assignments,
+                Instant::now(),
+            );
+            g.persist_if_settled(meta);
+            match rx {
+                Ok(rx) => rx,
+                Err(outcome) => return outcome,
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(300), rx).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => SyncOutcome::error(ResponseError::RebalanceInProgress),
+        }
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
+        let mut g = lock(&group);
+        g.heartbeat(generation, member_id, instance_id, Instant::now())
+    }
+
+    /// LeaveGroup for each (member id, instance id); returns one result per member.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        meta: &MetaStore,
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
+        let mut g = lock(&group);
+        let now = Instant::now();
+        let results = members
+            .iter()
+            .map(|(id, instance)| g.leave(id, instance.as_deref(), &self.config, now))
+            .collect();
+        g.persist_if_settled(meta);
+        Ok(results)
+    }
+
+    /// Validates an OffsetCommit's member fields; creates the group for simple commits.
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let group = if generation < 0 && member_id.is_empty() {
+            self.get_or_create(group_id)
+        } else {
+            self.get(group_id).ok_or(ResponseError::IllegalGeneration)?
+        };
+        let g = lock(&group);
+        g.check_commit(generation, member_id, instance_id)
+    }
+
+    /// Stores committed offsets (after [`Coordinator::check_commit`]).
+    pub fn commit(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, CommittedOffset)>,
+        meta: &MetaStore,
+    ) -> Result<(), crate::meta::MetaError> {
+        let group = self.get_or_create(group_id);
+        meta.put_offsets(group_id, &offsets)?;
+        let mut g = lock(&group);
+        for (topic, partition, c) in offsets {
+            g.offsets.insert((topic, partition), c);
+        }
+        Ok(())
+    }
+
+    /// Committed offsets of a group; `None` for topics means all.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<&[(String, Vec<i32>)]>,
+    ) -> Vec<(String, Vec<(i32, Option<FetchedOffset>)>)> {
+        let group = self.get(group_id);
+        let g = group.as_ref().map(|g| lock(g));
+        let known = |t: &str, p: i32| -> Option<FetchedOffset> {
+            let c = g.as_ref()?.offsets.get(&(t.to_string(), p))?;
+            Some(FetchedOffset {
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone(),
+            })
+        };
+        match topics {
+            Some(topics) => topics
+                .iter()
+                .map(|(t, parts)| {
+                    (
+                        t.clone(),
+                        parts.iter().map(|p| (*p, known(t, *p))).collect(),
+                    )
+                })
+                .collect(),
+            None => {
+                let mut by_topic: std::collections::BTreeMap<
+                    String,
+                    Vec<(i32, Option<FetchedOffset>)>,
+                > = Default::default();
+                if let Some(g) = &g {
+                    for (t, p) in g.offsets.keys() {
+                        by_topic
+                            .entry(t.clone())
+                            .or_default()
+                            .push((*p, known(t, *p)));
+                    }
+                }
+                for v in by_topic.values_mut() {
+                    v.sort_by_key(|(p, _)| *p);
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    pub fn describe(&self, group_id: &str) -> GroupSummary {
+        match self.get(group_id) {
+            Some(g) => lock(&g).summary(),
+            None => GroupSummary {
+                group_id: group_id.to_string(),
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol: String::new(),
+                members: Vec::new(),
+            },
+        }
+    }
+
+    pub fn list(&self) -> Vec<GroupSummary> {
+        let groups: Vec<_> = lock(&self.groups).values().cloned().collect();
+        let mut out: Vec<_> = groups.iter().map(|g| lock(g).summary()).collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    /// DeleteGroups: only groups without members.
+    pub fn delete(&self, group_id: &str, meta: &MetaStore) -> Result<(), ResponseError> {
+        let mut groups = lock(&self.groups);
+        let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        if lock(group).state != GroupState::Empty {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        groups.remove(group_id);
+        drop(groups);
+        if let Err(e) = meta.delete_group(group_id) {
+            tracing::error!(group = group_id, error = %e, "cannot delete group from the store");
+            return Err(ResponseError::KafkaStorageError);
+        }
+        Ok(())
+    }
+
+    /// OffsetDelete: refused for topics the active members subscribe to.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+        meta: &MetaStore,
+    ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
+        let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let mut g = lock(&group);
+        let subscribed = g.subscribed_topics();
+        let mut deleted = Vec::new();
+        let results = partitions
+            .iter()
+            .map(|(t, p)| {
+                if subscribed.contains(t) {
+                    return Err(ResponseError::GroupSubscribedToTopic);
+                }
+                g.offsets.remove(&(t.clone(), *p));
+                deleted.push((t.clone(), *p));
+                Ok(())
+            })
+            .collect();
+        if let Err(e) = meta.delete_offsets(group_id, &deleted) {
+            tracing::error!(group = group_id, error = %e, "cannot delete offsets from the store");
+            return Err(ResponseError::KafkaStorageError);
+        }
+        Ok(results)
+    }
+
+    /// Expires sessions, completes timed-out rebalances, drops expired offsets.
+    pub fn tick(&self, meta: &MetaStore) {
+        let now = Instant::now();
+        let groups: Vec<_> = lock(&self.groups)
+            .iter()
+            .map(|(k, g)| (k.clone(), g.clone()))
+            .collect();
+        for (id, group) in groups {
+            let mut g = lock(&group);
+            g.tick(&self.config, now);
+            g.persist_if_settled(meta);
+            if g.state == GroupState::Empty
+                && !g.offsets.is_empty()
+                && now.duration_since(g.empty_since) > self.config.offsets_retention
+            {
+                tracing::info!(group = %id, "committed offsets expired (offsets.retention)");
+                let all: Vec<_> = g.offsets.keys().cloned().collect();
+                g.offsets.clear();
+                if let Err(e) = meta.delete_offsets(&id, &all) {
+                    tracing::warn!(group = %id, error = %e, "cannot delete expired offsets");
+                }
+            }
+        }
+    }
+}
