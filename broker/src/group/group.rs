@@ -882,6 +882,7 @@ impl Group {
         GroupSummary {
             group_id: self.id.clone(),
             state: self.state,
+            generation: self.generation,
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: if stable {
                 self.protocol.clone().unwrap_or_default()

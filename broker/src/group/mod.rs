@@ -90,6 +90,7 @@ pub struct FetchedOffset {
 pub struct GroupSummary {
     pub group_id: String,
     pub state: GroupState,
+    pub generation: i32,
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<MemberInfo>,
@@ -320,6 +321,7 @@ impl Coordinator {
             None => GroupSummary {
                 group_id: group_id.to_string(),
                 state: GroupState::Dead,
+                generation: -1,
                 protocol_type: String::new(),
                 protocol: String::new(),
                 members: Vec::new(),

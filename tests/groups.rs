@@ -1,0 +1,372 @@
+//! Consumer groups with real clients: partitions split across members, members leaving and
+//! dying, static membership, durable committed offsets, many groups rebalancing at once.
+
+mod common;
+
+use agentbus_broker::group::GroupState;
+use agentbus_testkit::Broker;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// (member, partition, offset) of every record whose commit succeeded.
+type Tally = Arc<Mutex<Vec<(String, i32, i64)>>>;
+
+#[derive(Default)]
+struct Ctx {
+    rebalances: AtomicUsize,
+}
+impl ClientContext for Ctx {}
+impl ConsumerContext for Ctx {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        self.rebalances.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+struct Member {
+    stop: Arc<AtomicBool>,
+    ctx: Arc<Mutex<Option<Arc<Ctx>>>>,
+    assignment: Arc<Mutex<Vec<i32>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Member {
+    /// A member that commits each record synchronously and counts it only then.
+    fn spawn(name: &str, bootstrap: &str, topic: &str, group: &str, extra: &[(&str, &str)], tally: Tally) -> Self {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500");
+        for (k, v) in extra {
+            cfg.set(*k, *v);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let ctx_slot: Arc<Mutex<Option<Arc<Ctx>>>> = Arc::default();
+        let assignment: Arc<Mutex<Vec<i32>>> = Arc::default();
+        let (name, topic) = (name.to_string(), topic.to_string());
+        let (s, slot, asg) = (stop.clone(), ctx_slot.clone(), assignment.clone());
+        let thread = std::thread::spawn(move || {
+            let consumer: BaseConsumer<Ctx> = cfg.create_with_context(Ctx::default()).expect("consumer");
+            *slot.lock().unwrap() = Some(consumer.context().clone());
+            consumer.subscribe(&[&topic]).expect("subscribe");
+            while !s.load(Ordering::SeqCst) {
+                if let Ok(a) = consumer.assignment() {
+                    *asg.lock().unwrap() = a.elements().iter().map(|e| e.partition()).collect();
+                }
+                let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(&topic, m.partition(), Offset::Offset(m.offset() + 1)).unwrap();
+                match consumer.commit(&tpl, CommitMode::Sync) {
+                    Ok(()) => tally.lock().unwrap().push((name.clone(), m.partition(), m.offset())),
+                    Err(_) => {
+                        let _ = consumer.seek(&topic, m.partition(), Offset::Offset(m.offset()), Duration::from_secs(1));
+                    }
+                }
+            }
+            // Dropping the consumer closes it, which leaves the group.
+        });
+        Self {
+            stop,
+            ctx: ctx_slot,
+            assignment,
+            thread: Some(thread),
+        }
+    }
+
+    fn rebalances(&self) -> usize {
+        self.ctx.lock().unwrap().as_ref().map_or(0, |c| c.rebalances.load(Ordering::SeqCst))
+    }
+
+    fn assignment(&self) -> Vec<i32> {
+        let mut a = self.assignment.lock().unwrap().clone();
+        a.sort();
+        a
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A Python member (tests/python/group_member.py) whose reports go into the tally.
+fn spawn_python(client: &str, bootstrap: &str, topic: &str, group: &str, name: &str, tally: Tally, env: &[(&str, &str)], idle_exit: Option<u32>) -> (Child, std::thread::JoinHandle<()>) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(format!("{}/tests/python/group_member.py", env!("CARGO_MANIFEST_DIR")))
+        .args([client, bootstrap, topic, group]);
+    if let Some(s) = idle_exit {
+        cmd.arg(s.to_string());
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("python3");
+    let out = child.stdout.take().unwrap();
+    let name = name.to_string();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let mut parts = line.split_whitespace();
+            if let (Some(p), Some(o)) = (parts.next(), parts.next()) {
+                if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
+                    tally.lock().unwrap().push((name.clone(), p, o));
+                }
+            }
+        }
+    });
+    (child, reader)
+}
+
+async fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_stable(broker: &Broker, group: &str, members: usize) {
+    wait_for(&format!("{group} stable with {members} members"), 60, || {
+        let s = broker.state().groups.describe(group);
+        s.state == GroupState::Stable && s.members.len() == members
+    })
+    .await;
+}
+
+async fn produce(bootstrap: &str, topic: &str, from: usize, count: usize) {
+    let producer = common::producer(bootstrap, &[("linger.ms", "1")]);
+    let mut futs = Vec::new();
+    for i in from..from + count {
+        let v = format!("r{i}");
+        futs.push(producer.send_result(FutureRecord::to(topic).key(&format!("k{i}")).payload(&v)).unwrap());
+    }
+    for f in futs {
+        f.await.unwrap().expect("delivered");
+    }
+}
+
+/// Every record of the topic counted exactly once.
+fn assert_exactly_once(broker: &Broker, topic: &str, tally: &Tally) {
+    let t = tally.lock().unwrap();
+    let mut seen: BTreeMap<(i32, i64), &str> = BTreeMap::new();
+    for (member, p, o) in t.iter() {
+        if let Some(first) = seen.insert((*p, *o), member) {
+            panic!("record {p}/{o} consumed twice (by {first} and {member})");
+        }
+    }
+    let topic = broker.state().topic(topic).unwrap();
+    let mut total = 0;
+    for p in topic.partitions() {
+        let hw = p.offsets().high_watermark;
+        for o in 0..hw {
+            assert!(seen.contains_key(&(p.index, o)), "record {}/{o} never consumed", p.index);
+        }
+        total += hw as usize;
+    }
+    assert_eq!(seen.len(), total);
+}
+
+fn per_member(tally: &Tally) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for (name, _, _) in tally.lock().unwrap().iter() {
+        *m.entry(name.clone()).or_default() += 1;
+    }
+    m
+}
+
+async fn three_members_leave_and_die(strategy: &str) {
+    let broker = Broker::start().await.unwrap();
+    let b = broker.bootstrap();
+    let (topic, group) = ("work", format!("g-{strategy}"));
+    common::create_topic(&b, topic, 12, &[]).await;
+    let tally: Tally = Arc::default();
+    let cfg = [("partition.assignment.strategy", strategy)];
+    let a = Member::spawn("a", &b, topic, &group, &cfg, tally.clone());
+    let leaver = Member::spawn("b", &b, topic, &group, &cfg, tally.clone());
+    let (mut victim, reader) = spawn_python("confluent", &b, topic, &group, "c", tally.clone(), &[("ASSIGNOR", strategy)], None);
+    wait_stable(&broker, &group, 3).await;
+    wait_for("every member assigned", 30, || a.assignment().len() == 4 && leaver.assignment().len() == 4).await;
+    produce(&b, topic, 0, 1200).await;
+    wait_for("1200 records", 60, || tally.lock().unwrap().len() == 1200).await;
+    let split = per_member(&tally);
+    assert_eq!(split.len(), 3, "all three members consumed: {split:?}");
+
+    leaver.stop();
+    wait_stable(&broker, &group, 2).await;
+    produce(&b, topic, 1200, 1200).await;
+    wait_for("2400 records", 60, || tally.lock().unwrap().len() == 2400).await;
+
+    victim.kill().unwrap(); // SIGKILL: no LeaveGroup, the session times out
+    victim.wait().unwrap();
+    reader.join().unwrap();
+    produce(&b, topic, 2400, 1200).await;
+    wait_for("3600 records after the session timeout", 60, || tally.lock().unwrap().len() >= 3600).await;
+    wait_stable(&broker, &group, 1).await;
+    assert_eq!(a.assignment().len(), 12);
+    assert_exactly_once(&broker, topic, &tally);
+    a.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_eager() {
+    three_members_leave_and_die("range,roundrobin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_cooperative_sticky() {
+    three_members_leave_and_die("cooperative-sticky").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_member_restarts_without_rebalance() {
+    let broker = Broker::start().await.unwrap();
+    let b = broker.bootstrap();
+    common::create_topic(&b, "st", 6, &[]).await;
+    let tally: Tally = Arc::default();
+    let a = Member::spawn("a", &b, "st", "static", &[("group.instance.id", "a"), ("session.timeout.ms", "10000")], tally.clone());
+    let other = Member::spawn("b", &b, "st", "static", &[("group.instance.id", "b"), ("session.timeout.ms", "10000")], tally.clone());
+    wait_stable(&broker, "static", 2).await;
+    wait_for("both assigned", 30, || a.assignment().len() == 3 && other.assignment().len() == 3).await;
+    let before = a.assignment();
+    let generation = broker.state().groups.describe("static").generation;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let other_rebalances = other.rebalances();
+
+    a.stop(); // a static member does not leave the group on close
+    let a2 = Member::spawn("a2", &b, "st", "static", &[("group.instance.id", "a"), ("session.timeout.ms", "10000")], tally.clone());
+    wait_for("restarted member assigned", 30, || a2.assignment().len() == 3).await;
+    assert_eq!(a2.assignment(), before, "same partitions after the restart");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = broker.state().groups.describe("static");
+    assert_eq!((s.state, s.generation), (GroupState::Stable, generation), "no rebalance");
+    assert_eq!(other.rebalances(), other_rebalances, "the other member saw no rebalance");
+    assert_eq!(other.assignment().len(), 3);
+    produce(&b, "st", 0, 300).await;
+    wait_for("300 records", 60, || tally.lock().unwrap().len() == 300).await;
+    assert_exactly_once(&broker, "st", &tally);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_with_metadata_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::builder().data_dir(dir.path()).start().await.unwrap();
+    let b = broker.bootstrap();
+    common::create_topic(&b, "durable", 2, &[]).await;
+    produce(&b, "durable", 0, 40).await;
+    let group_client = |b: &str| -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", b)
+            .set("group.id", "keeper")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap()
+    };
+    let c = group_client(&b);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("durable", 0, Offset::Offset(3)).unwrap();
+    tpl.add_partition_offset("durable", 1, Offset::Offset(7)).unwrap();
+    tpl.find_partition("durable", 0).unwrap().set_metadata("checkpoint zero");
+    tpl.find_partition("durable", 1).unwrap().set_metadata("{\"batch\":7}");
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+    drop(c);
+    // No graceful shutdown: committed offsets are durable when the commit is answered.
+    drop(broker);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let broker = Broker::builder().data_dir(dir.path()).start().await.unwrap();
+    let b = broker.bootstrap();
+    let c = group_client(&b);
+    let mut ask = TopicPartitionList::new();
+    ask.add_partition("durable", 0);
+    ask.add_partition("durable", 1);
+    let got = c.committed_offsets(ask, Duration::from_secs(10)).unwrap();
+    let p0 = got.find_partition("durable", 0).unwrap();
+    let p1 = got.find_partition("durable", 1).unwrap();
+    assert_eq!((p0.offset(), p0.metadata()), (Offset::Offset(3), "checkpoint zero"));
+    assert_eq!((p1.offset(), p1.metadata()), (Offset::Offset(7), "{\"batch\":7}"));
+    // A consumer in the group resumes where it committed.
+    c.subscribe(&["durable"]).unwrap();
+    let mut first: HashMap<i32, i64> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first.len() < 2 && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            first.entry(m.partition()).or_insert(m.offset());
+        }
+    }
+    assert_eq!(first.get(&0), Some(&3));
+    assert_eq!(first.get(&1), Some(&7));
+}
+
+async fn python_group(client: &str) {
+    let broker = Broker::start().await.unwrap();
+    let b = broker.bootstrap();
+    let (topic, group) = (format!("py-{client}"), format!("py-group-{client}"));
+    common::create_topic(&b, &topic, 4, &[]).await;
+    let tally: Tally = Arc::default();
+    let (mut m1, r1) = spawn_python(client, &b, &topic, &group, "one", tally.clone(), &[], Some(4));
+    let (mut m2, r2) = spawn_python(client, &b, &topic, &group, "two", tally.clone(), &[], Some(4));
+    wait_stable(&broker, &group, 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    produce(&b, &topic, 0, 400).await;
+    wait_for("400 records", 60, || tally.lock().unwrap().len() >= 400).await;
+    for m in [&mut m1, &mut m2] {
+        let status = m.wait().unwrap();
+        assert!(status.success(), "{client} member exited with {status}");
+    }
+    r1.join().unwrap();
+    r2.join().unwrap();
+    let split = per_member(&tally);
+    assert_eq!(split.len(), 2, "both members consumed: {split:?}");
+    assert_exactly_once(&broker, &topic, &tally);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_python_group() {
+    python_group("confluent").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_group() {
+    python_group("kafka-python").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_groups_rebalance_at_once() {
+    let broker = Broker::start().await.unwrap();
+    let b = broker.bootstrap();
+    common::create_topic(&b, "shared", 6, &[]).await;
+    let tally: Tally = Arc::default();
+    let mut members = Vec::new();
+    for g in 0..20 {
+        for m in 0..2 {
+            members.push(Member::spawn(&format!("{g}-{m}"), &b, "shared", &format!("many-{g}"), &[], tally.clone()));
+        }
+    }
+    for g in 0..20 {
+        wait_stable(&broker, &format!("many-{g}"), 2).await;
+    }
+    wait_for("every member holds 3 partitions", 60, || members.iter().all(|m| m.assignment().len() == 3)).await;
+    for m in members {
+        m.stop();
+    }
+}

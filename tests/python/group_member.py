@@ -1,0 +1,101 @@
+"""A consumer-group member that commits after each record and then reports it.
+
+Usage: group_member.py CLIENT BOOTSTRAP TOPIC GROUP [IDLE_EXIT_SECONDS]
+CLIENT is `confluent` (confluent-kafka) or `kafka-python`. Prints "ready" once it has joined,
+then "PARTITION OFFSET" for every record whose offset commit succeeded. With IDLE_EXIT_SECONDS
+it exits after that long without records (once it has had one); otherwise it runs until killed.
+"""
+import os
+import sys
+import time
+
+client, bootstrap, topic, group = sys.argv[1:5]
+idle_exit = float(sys.argv[5]) if len(sys.argv) > 5 else None
+deadline = time.time() + 120
+
+
+def report(partition, offset):
+    print(f"{partition} {offset}", flush=True)
+
+
+if client == "confluent":
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 500,
+        "partition.assignment.strategy": os.environ.get("ASSIGNOR", "range,roundrobin"),
+    })
+    c.subscribe([topic], on_assign=lambda consumer, parts: print("ready", flush=True))
+    last = None
+    while time.time() < deadline:
+        m = c.poll(0.2)
+        if m is None:
+            if idle_exit and last and time.time() - last > idle_exit:
+                break
+            continue
+        if m.error():
+            continue
+        try:
+            c.commit(offsets=[TopicPartition(m.topic(), m.partition(), m.offset() + 1)], asynchronous=False)
+        except Exception as e:
+            # Not counted: read it again if the partition is still ours, else its next
+            # owner starts from the last committed offset.
+            print(f"# commit failed: {e}", file=sys.stderr, flush=True)
+            try:
+                c.seek(TopicPartition(m.topic(), m.partition(), m.offset()))
+            except Exception:
+                pass
+            continue
+        report(m.partition(), m.offset())
+        last = time.time()
+    c.close()
+elif client == "kafka-python":
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.consumer.subscription_state import ConsumerRebalanceListener
+    from kafka.structs import OffsetAndMetadata
+
+    class Ready(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked):
+            pass
+
+        def on_partitions_assigned(self, assigned):
+            print("ready", flush=True)
+
+    c = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=500,
+    )
+    c.subscribe([topic], listener=Ready())
+    last = None
+    while time.time() < deadline:
+        batch = c.poll(timeout_ms=200)
+        if not batch:
+            if idle_exit and last and time.time() - last > idle_exit:
+                break
+            continue
+        for tp, records in batch.items():
+            for m in records:
+                try:
+                    c.commit({TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(m.offset + 1, None, -1)})
+                except Exception as e:
+                    # Not counted; the rest of this partition's batch is read again later.
+                    print(f"# commit failed: {e}", file=sys.stderr, flush=True)
+                    try:
+                        c.seek(tp, m.offset)
+                    except Exception:
+                        pass
+                    break
+                report(m.partition, m.offset)
+                last = time.time()
+    c.close()
+else:
+    sys.exit(f"unknown client {client}")
