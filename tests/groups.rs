@@ -40,7 +40,14 @@ struct Member {
 
 impl Member {
     /// A member that commits each record synchronously and counts it only then.
-    fn spawn(name: &str, bootstrap: &str, topic: &str, group: &str, extra: &[(&str, &str)], tally: Tally) -> Self {
+    fn spawn(
+        name: &str,
+        bootstrap: &str,
+        topic: &str,
+        group: &str,
+        extra: &[(&str, &str)],
+        tally: Tally,
+    ) -> Self {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", bootstrap)
             .set("group.id", group)
@@ -57,7 +64,8 @@ impl Member {
         let (name, topic) = (name.to_string(), topic.to_string());
         let (s, slot, asg) = (stop.clone(), ctx_slot.clone(), assignment.clone());
         let thread = std::thread::spawn(move || {
-            let consumer: BaseConsumer<Ctx> = cfg.create_with_context(Ctx::default()).expect("consumer");
+            let consumer: BaseConsumer<Ctx> =
+                cfg.create_with_context(Ctx::default()).expect("consumer");
             *slot.lock().unwrap() = Some(consumer.context().clone());
             consumer.subscribe(&[&topic]).expect("subscribe");
             while !s.load(Ordering::SeqCst) {
@@ -68,11 +76,20 @@ impl Member {
                     continue;
                 };
                 let mut tpl = TopicPartitionList::new();
-                tpl.add_partition_offset(&topic, m.partition(), Offset::Offset(m.offset() + 1)).unwrap();
+                tpl.add_partition_offset(&topic, m.partition(), Offset::Offset(m.offset() + 1))
+                    .unwrap();
                 match consumer.commit(&tpl, CommitMode::Sync) {
-                    Ok(()) => tally.lock().unwrap().push((name.clone(), m.partition(), m.offset())),
+                    Ok(()) => tally
+                        .lock()
+                        .unwrap()
+                        .push((name.clone(), m.partition(), m.offset())),
                     Err(_) => {
-                        let _ = consumer.seek(&topic, m.partition(), Offset::Offset(m.offset()), Duration::from_secs(1));
+                        let _ = consumer.seek(
+                            &topic,
+                            m.partition(),
+                            Offset::Offset(m.offset()),
+                            Duration::from_secs(1),
+                        );
                     }
                 }
             }
@@ -87,7 +104,11 @@ impl Member {
     }
 
     fn rebalances(&self) -> usize {
-        self.ctx.lock().unwrap().as_ref().map_or(0, |c| c.rebalances.load(Ordering::SeqCst))
+        self.ctx
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(0, |c| c.rebalances.load(Ordering::SeqCst))
     }
 
     fn assignment(&self) -> Vec<i32> {
@@ -111,17 +132,33 @@ impl Drop for Member {
 }
 
 /// A Python member (tests/python/group_member.py) whose reports go into the tally.
-fn spawn_python(client: &str, bootstrap: &str, topic: &str, group: &str, name: &str, tally: Tally, env: &[(&str, &str)], idle_exit: Option<u32>) -> (Child, std::thread::JoinHandle<()>) {
+fn spawn_python(
+    client: &str,
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    name: &str,
+    tally: Tally,
+    env: &[(&str, &str)],
+    idle_exit: Option<u32>,
+) -> (Child, std::thread::JoinHandle<()>) {
     let mut cmd = Command::new("python3");
-    cmd.arg(format!("{}/tests/python/group_member.py", env!("CARGO_MANIFEST_DIR")))
-        .args([client, bootstrap, topic, group]);
+    cmd.arg(format!(
+        "{}/tests/python/group_member.py",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .args([client, bootstrap, topic, group]);
     if let Some(s) = idle_exit {
         cmd.arg(s.to_string());
     }
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("python3");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
     let out = child.stdout.take().unwrap();
     let name = name.to_string();
     let reader = std::thread::spawn(move || {
@@ -146,10 +183,14 @@ async fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 }
 
 async fn wait_stable(broker: &Broker, group: &str, members: usize) {
-    wait_for(&format!("{group} stable with {members} members"), 60, || {
-        let s = broker.state().groups.describe(group);
-        s.state == GroupState::Stable && s.members.len() == members
-    })
+    wait_for(
+        &format!("{group} stable with {members} members"),
+        60,
+        || {
+            let s = broker.state().groups.describe(group);
+            s.state == GroupState::Stable && s.members.len() == members
+        },
+    )
     .await;
 }
 
@@ -158,7 +199,11 @@ async fn produce(bootstrap: &str, topic: &str, from: usize, count: usize) {
     let mut futs = Vec::new();
     for i in from..from + count {
         let v = format!("r{i}");
-        futs.push(producer.send_result(FutureRecord::to(topic).key(&format!("k{i}")).payload(&v)).unwrap());
+        futs.push(
+            producer
+                .send_result(FutureRecord::to(topic).key(&format!("k{i}")).payload(&v))
+                .unwrap(),
+        );
     }
     for f in futs {
         f.await.unwrap().expect("delivered");
@@ -179,7 +224,11 @@ fn assert_exactly_once(broker: &Broker, topic: &str, tally: &Tally) {
     for p in topic.partitions() {
         let hw = p.offsets().high_watermark;
         for o in 0..hw {
-            assert!(seen.contains_key(&(p.index, o)), "record {}/{o} never consumed", p.index);
+            assert!(
+                seen.contains_key(&(p.index, o)),
+                "record {}/{o} never consumed",
+                p.index
+            );
         }
         total += hw as usize;
     }
@@ -203,9 +252,21 @@ async fn three_members_leave_and_die(strategy: &str) {
     let cfg = [("partition.assignment.strategy", strategy)];
     let a = Member::spawn("a", &b, topic, &group, &cfg, tally.clone());
     let leaver = Member::spawn("b", &b, topic, &group, &cfg, tally.clone());
-    let (mut victim, reader) = spawn_python("confluent", &b, topic, &group, "c", tally.clone(), &[("ASSIGNOR", strategy)], None);
+    let (mut victim, reader) = spawn_python(
+        "confluent",
+        &b,
+        topic,
+        &group,
+        "c",
+        tally.clone(),
+        &[("ASSIGNOR", strategy)],
+        None,
+    );
     wait_stable(&broker, &group, 3).await;
-    wait_for("every member assigned", 30, || a.assignment().len() == 4 && leaver.assignment().len() == 4).await;
+    wait_for("every member assigned", 30, || {
+        a.assignment().len() == 4 && leaver.assignment().len() == 4
+    })
+    .await;
     produce(&b, topic, 0, 1200).await;
     wait_for("1200 records", 60, || tally.lock().unwrap().len() == 1200).await;
     let split = per_member(&tally);
@@ -220,7 +281,10 @@ async fn three_members_leave_and_die(strategy: &str) {
     victim.wait().unwrap();
     reader.join().unwrap();
     produce(&b, topic, 2400, 1200).await;
-    wait_for("3600 records after the session timeout", 60, || tally.lock().unwrap().len() >= 3600).await;
+    wait_for("3600 records after the session timeout", 60, || {
+        tally.lock().unwrap().len() >= 3600
+    })
+    .await;
     wait_stable(&broker, &group, 1).await;
     assert_eq!(a.assignment().len(), 12);
     assert_exactly_once(&broker, topic, &tally);
@@ -243,23 +307,58 @@ async fn static_member_restarts_without_rebalance() {
     let b = broker.bootstrap();
     common::create_topic(&b, "st", 6, &[]).await;
     let tally: Tally = Arc::default();
-    let a = Member::spawn("a", &b, "st", "static", &[("group.instance.id", "a"), ("session.timeout.ms", "10000")], tally.clone());
-    let other = Member::spawn("b", &b, "st", "static", &[("group.instance.id", "b"), ("session.timeout.ms", "10000")], tally.clone());
+    let a = Member::spawn(
+        "a",
+        &b,
+        "st",
+        "static",
+        &[("group.instance.id", "a"), ("session.timeout.ms", "10000")],
+        tally.clone(),
+    );
+    let other = Member::spawn(
+        "b",
+        &b,
+        "st",
+        "static",
+        &[("group.instance.id", "b"), ("session.timeout.ms", "10000")],
+        tally.clone(),
+    );
     wait_stable(&broker, "static", 2).await;
-    wait_for("both assigned", 30, || a.assignment().len() == 3 && other.assignment().len() == 3).await;
+    wait_for("both assigned", 30, || {
+        a.assignment().len() == 3 && other.assignment().len() == 3
+    })
+    .await;
     let before = a.assignment();
     let generation = broker.state().groups.describe("static").generation;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let other_rebalances = other.rebalances();
 
     a.stop(); // a static member does not leave the group on close
-    let a2 = Member::spawn("a2", &b, "st", "static", &[("group.instance.id", "a"), ("session.timeout.ms", "10000")], tally.clone());
-    wait_for("restarted member assigned", 30, || a2.assignment().len() == 3).await;
+    let a2 = Member::spawn(
+        "a2",
+        &b,
+        "st",
+        "static",
+        &[("group.instance.id", "a"), ("session.timeout.ms", "10000")],
+        tally.clone(),
+    );
+    wait_for("restarted member assigned", 30, || {
+        a2.assignment().len() == 3
+    })
+    .await;
     assert_eq!(a2.assignment(), before, "same partitions after the restart");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let s = broker.state().groups.describe("static");
-    assert_eq!((s.state, s.generation), (GroupState::Stable, generation), "no rebalance");
-    assert_eq!(other.rebalances(), other_rebalances, "the other member saw no rebalance");
+    assert_eq!(
+        (s.state, s.generation),
+        (GroupState::Stable, generation),
+        "no rebalance"
+    );
+    assert_eq!(
+        other.rebalances(),
+        other_rebalances,
+        "the other member saw no rebalance"
+    );
     assert_eq!(other.assignment().len(), 3);
     produce(&b, "st", 0, 300).await;
     wait_for("300 records", 60, || tally.lock().unwrap().len() == 300).await;
@@ -269,7 +368,11 @@ async fn static_member_restarts_without_rebalance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_with_metadata_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::builder().data_dir(dir.path()).start().await.unwrap();
+    let broker = Broker::builder()
+        .data_dir(dir.path())
+        .start()
+        .await
+        .unwrap();
     let b = broker.bootstrap();
     common::create_topic(&b, "durable", 2, &[]).await;
     produce(&b, "durable", 0, 40).await;
@@ -283,17 +386,27 @@ async fn committed_offsets_with_metadata_survive_restart() {
     };
     let c = group_client(&b);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("durable", 0, Offset::Offset(3)).unwrap();
-    tpl.add_partition_offset("durable", 1, Offset::Offset(7)).unwrap();
-    tpl.find_partition("durable", 0).unwrap().set_metadata("checkpoint zero");
-    tpl.find_partition("durable", 1).unwrap().set_metadata("{\"batch\":7}");
+    tpl.add_partition_offset("durable", 0, Offset::Offset(3))
+        .unwrap();
+    tpl.add_partition_offset("durable", 1, Offset::Offset(7))
+        .unwrap();
+    tpl.find_partition("durable", 0)
+        .unwrap()
+        .set_metadata("checkpoint zero");
+    tpl.find_partition("durable", 1)
+        .unwrap()
+        .set_metadata("{\"batch\":7}");
     c.commit(&tpl, CommitMode::Sync).expect("commit");
     drop(c);
     // No graceful shutdown: committed offsets are durable when the commit is answered.
     drop(broker);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let broker = Broker::builder().data_dir(dir.path()).start().await.unwrap();
+    let broker = Broker::builder()
+        .data_dir(dir.path())
+        .start()
+        .await
+        .unwrap();
     let b = broker.bootstrap();
     let c = group_client(&b);
     let mut ask = TopicPartitionList::new();
@@ -302,8 +415,14 @@ async fn committed_offsets_with_metadata_survive_restart() {
     let got = c.committed_offsets(ask, Duration::from_secs(10)).unwrap();
     let p0 = got.find_partition("durable", 0).unwrap();
     let p1 = got.find_partition("durable", 1).unwrap();
-    assert_eq!((p0.offset(), p0.metadata()), (Offset::Offset(3), "checkpoint zero"));
-    assert_eq!((p1.offset(), p1.metadata()), (Offset::Offset(7), "{\"batch\":7}"));
+    assert_eq!(
+        (p0.offset(), p0.metadata()),
+        (Offset::Offset(3), "checkpoint zero")
+    );
+    assert_eq!(
+        (p1.offset(), p1.metadata()),
+        (Offset::Offset(7), "{\"batch\":7}")
+    );
     // A consumer in the group resumes where it committed.
     c.subscribe(&["durable"]).unwrap();
     let mut first: HashMap<i32, i64> = HashMap::new();
@@ -323,8 +442,26 @@ async fn python_group(client: &str) {
     let (topic, group) = (format!("py-{client}"), format!("py-group-{client}"));
     common::create_topic(&b, &topic, 4, &[]).await;
     let tally: Tally = Arc::default();
-    let (mut m1, r1) = spawn_python(client, &b, &topic, &group, "one", tally.clone(), &[], Some(4));
-    let (mut m2, r2) = spawn_python(client, &b, &topic, &group, "two", tally.clone(), &[], Some(4));
+    let (mut m1, r1) = spawn_python(
+        client,
+        &b,
+        &topic,
+        &group,
+        "one",
+        tally.clone(),
+        &[],
+        Some(4),
+    );
+    let (mut m2, r2) = spawn_python(
+        client,
+        &b,
+        &topic,
+        &group,
+        "two",
+        tally.clone(),
+        &[],
+        Some(4),
+    );
     wait_stable(&broker, &group, 2).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     produce(&b, &topic, 0, 400).await;
@@ -359,13 +496,23 @@ async fn twenty_groups_rebalance_at_once() {
     let mut members = Vec::new();
     for g in 0..20 {
         for m in 0..2 {
-            members.push(Member::spawn(&format!("{g}-{m}"), &b, "shared", &format!("many-{g}"), &[], tally.clone()));
+            members.push(Member::spawn(
+                &format!("{g}-{m}"),
+                &b,
+                "shared",
+                &format!("many-{g}"),
+                &[],
+                tally.clone(),
+            ));
         }
     }
     for g in 0..20 {
         wait_stable(&broker, &format!("many-{g}"), 2).await;
     }
-    wait_for("every member holds 3 partitions", 60, || members.iter().all(|m| m.assignment().len() == 3)).await;
+    wait_for("every member holds 3 partitions", 60, || {
+        members.iter().all(|m| m.assignment().len() == 3)
+    })
+    .await;
     for m in members {
         m.stop();
     }
