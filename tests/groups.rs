@@ -52,9 +52,12 @@ impl Member {
         cfg.set("bootstrap.servers", bootstrap)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "500");
+            .set("auto.offset.reset", "earliest");
+        // With KIP-848 the broker owns session timeout and heartbeat interval.
+        if !extra.contains(&("group.protocol", "consumer")) {
+            cfg.set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "500");
+        }
         for (k, v) in extra {
             cfg.set(*k, *v);
         }
@@ -244,12 +247,20 @@ fn per_member(tally: &Tally) -> HashMap<String, usize> {
 }
 
 async fn three_members_leave_and_die(strategy: &str) {
-    let broker = Broker::start().await.unwrap();
+    let broker = Broker::builder()
+        .configure(|c| c.group.consumer_session_timeout = Duration::from_secs(6))
+        .start()
+        .await
+        .unwrap();
     let b = broker.bootstrap();
     let (topic, group) = ("work", format!("g-{strategy}"));
     common::create_topic(&b, topic, 12, &[]).await;
     let tally: Tally = Arc::default();
-    let cfg = [("partition.assignment.strategy", strategy)];
+    let cfg = if strategy == "consumer" {
+        [("group.protocol", "consumer")]
+    } else {
+        [("partition.assignment.strategy", strategy)]
+    };
     let a = Member::spawn("a", &b, topic, &group, &cfg, tally.clone());
     let leaver = Member::spawn("b", &b, topic, &group, &cfg, tally.clone());
     let (mut victim, reader) = spawn_python(
@@ -299,6 +310,11 @@ async fn three_members_eager() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_cooperative_sticky() {
     three_members_leave_and_die("cooperative-sticky").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_consumer_protocol() {
+    three_members_leave_and_die("consumer").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,8 @@ impl Broker {
                 // Kafka waits 3 s before the first rebalance of a group; tests need not.
                 group: GroupConfig {
                     initial_rebalance_delay: std::time::Duration::ZERO,
+                    // KIP-848 members learn of new assignments on their next heartbeat.
+                    consumer_heartbeat_interval: std::time::Duration::from_millis(500),
                     ..GroupConfig::default()
                 },
                 ..BrokerConfig::default()

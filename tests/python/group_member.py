@@ -21,15 +21,21 @@ def report(partition, offset):
 if client == "confluent":
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({
+    config = {
         "bootstrap.servers": bootstrap,
         "group.id": group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
-        "partition.assignment.strategy": os.environ.get("ASSIGNOR", "range,roundrobin"),
-    })
+    }
+    if os.environ.get("ASSIGNOR") == "consumer":
+        config["group.protocol"] = "consumer"  # KIP-848: the broker assigns
+    else:
+        config.update({
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+            "partition.assignment.strategy": os.environ.get("ASSIGNOR", "range,roundrobin"),
+        })
+    c = Consumer(config)
     c.subscribe([topic], on_assign=lambda consumer, parts: print("ready", flush=True))
     last = None
     while time.time() < deadline:

@@ -1,5 +1,6 @@
 //! One consumer group's state machine (see the module docs of `group`).
 
+use super::consumer::ConsumerGroup;
 use super::store::{CommittedOffset, GroupSnapshot, MemberSnapshot};
 use super::{GroupConfig, GroupSummary};
 use crate::meta::MetaStore;
@@ -154,6 +155,8 @@ pub(crate) struct Group {
     pub(crate) empty_since: Instant,
     /// Set when the group changed in a way worth persisting.
     dirty: bool,
+    /// Present while the group uses the KIP-848 consumer protocol.
+    pub(crate) consumer: Option<ConsumerGroup>,
 }
 
 fn new_member_id(prefix: &str) -> String {
@@ -177,6 +180,7 @@ impl Group {
             offsets: HashMap::new(),
             empty_since: now,
             dirty: false,
+            consumer: None,
         }
     }
 
@@ -349,6 +353,12 @@ impl Group {
         let fail = |e: ResponseError| Err(JoinOutcome::error(e, &req.member_id));
         if self.state == GroupState::Dead {
             return fail(ResponseError::CoordinatorNotAvailable);
+        }
+        if let Some(c) = &self.consumer {
+            if !c.members.is_empty() {
+                return fail(ResponseError::InconsistentGroupProtocol);
+            }
+            self.consumer = None;
         }
         if !self.supports_protocols(&req.protocol_type, &req.protocols) {
             return fail(ResponseError::InconsistentGroupProtocol);
@@ -825,6 +835,20 @@ impl Group {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
+        if let Some(c) = &self.consumer {
+            if generation < 0 && member_id.is_empty() && c.members.is_empty() {
+                return Ok(());
+            }
+            let m = c
+                .members
+                .get(member_id)
+                .ok_or(ResponseError::UnknownMemberId)?;
+            return if generation == m.epoch || generation == m.previous_epoch {
+                Ok(())
+            } else {
+                Err(ResponseError::StaleMemberEpoch)
+            };
+        }
         if generation < 0 && member_id.is_empty() {
             // A commit without group membership (assign(), admin tools): only while no
             // member owns the group's partitions.
@@ -878,10 +902,40 @@ impl Group {
     }
 
     pub(crate) fn summary(&self) -> GroupSummary {
+        if let Some(c) = &self.consumer {
+            let state_name = c.state_name();
+            return GroupSummary {
+                group_id: self.id.clone(),
+                state: match state_name {
+                    "Empty" => GroupState::Empty,
+                    "Stable" => GroupState::Stable,
+                    _ => GroupState::PreparingRebalance,
+                },
+                state_name: state_name.to_string(),
+                group_type: "consumer",
+                generation: c.epoch,
+                protocol_type: "consumer".into(),
+                protocol: c.assignor.clone(),
+                members: c
+                    .member_infos()
+                    .into_iter()
+                    .map(|m| MemberInfo {
+                        member_id: m.member_id,
+                        instance_id: m.instance_id,
+                        client_id: m.client_id,
+                        client_host: m.client_host,
+                        metadata: Bytes::new(),
+                        assignment: Bytes::new(),
+                    })
+                    .collect(),
+            };
+        }
         let stable = self.state == GroupState::Stable;
         GroupSummary {
             group_id: self.id.clone(),
             state: self.state,
+            state_name: self.state.as_str().to_string(),
+            group_type: "classic",
             generation: self.generation,
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
             protocol: if stable {
@@ -903,11 +957,20 @@ impl Group {
         }
     }
 
+    /// No members of either protocol.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.state == GroupState::Empty
+            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
+    }
+
     /// Topics the members subscribe to (consumer protocol metadata).
     pub(crate) fn subscribed_topics(&self) -> BTreeSet<String> {
         use kafka_protocol::messages::ConsumerProtocolSubscription;
         use kafka_protocol::protocol::Decodable;
         let mut out = BTreeSet::new();
+        if let Some(c) = &self.consumer {
+            return c.subscribed_topics();
+        }
         if self.protocol_type.as_deref() != Some("consumer") {
             return out;
         }

@@ -26,6 +26,7 @@
 //! oneshot channel when the protocol makes them wait (JoinGroup, SyncGroup). A ticker drives
 //! timeouts.
 
+pub mod consumer;
 mod group;
 pub mod store;
 
@@ -52,6 +53,10 @@ pub struct GroupConfig {
     pub offsets_retention: Duration,
     /// `offset.metadata.max.bytes`.
     pub max_metadata_bytes: usize,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    pub consumer_heartbeat_interval: Duration,
 }
 
 impl Default for GroupConfig {
@@ -62,6 +67,8 @@ impl Default for GroupConfig {
             max_session_timeout: Duration::from_millis(1_800_000),
             offsets_retention: Duration::from_secs(7 * 24 * 3600),
             max_metadata_bytes: 4096,
+            consumer_session_timeout: Duration::from_millis(45_000),
+            consumer_heartbeat_interval: Duration::from_millis(5_000),
         }
     }
 }
@@ -90,6 +97,10 @@ pub struct FetchedOffset {
 pub struct GroupSummary {
     pub group_id: String,
     pub state: GroupState,
+    /// The state as Kafka names it for this kind of group.
+    pub state_name: String,
+    /// `classic` or `consumer` (KIP-848).
+    pub group_type: &'static str,
     pub generation: i32,
     pub protocol_type: String,
     pub protocol: String,
@@ -321,6 +332,8 @@ impl Coordinator {
             None => GroupSummary {
                 group_id: group_id.to_string(),
                 state: GroupState::Dead,
+                state_name: "Dead".into(),
+                group_type: "classic",
                 generation: -1,
                 protocol_type: String::new(),
                 protocol: String::new(),
@@ -340,7 +353,7 @@ impl Coordinator {
     pub fn delete(&self, group_id: &str, meta: &MetaStore) -> Result<(), ResponseError> {
         let mut groups = lock(&self.groups);
         let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
-        if lock(group).state != GroupState::Empty {
+        if lock(group).summary().state != GroupState::Empty {
             return Err(ResponseError::NonEmptyGroup);
         }
         groups.remove(group_id);
@@ -381,6 +394,42 @@ impl Coordinator {
         Ok(results)
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848). `metadata` resolves topic names to (id, partitions).
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        hb: consumer::Heartbeat,
+        metadata: impl Fn(&std::collections::BTreeSet<String>) -> consumer::TopicsMetadata,
+    ) -> Result<consumer::HeartbeatAnswer, ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let group = self.get_or_create(group_id);
+        let mut g = lock(&group);
+        if g.consumer.is_none() {
+            if g.state != GroupState::Empty {
+                return Err(ResponseError::GroupIdNotFound);
+            }
+            g.consumer = Some(consumer::ConsumerGroup::default());
+        }
+        let now = Instant::now();
+        match &mut g.consumer {
+            Some(c) => c.heartbeat(hb, metadata, now),
+            None => Err(ResponseError::GroupIdNotFound),
+        }
+    }
+
+    /// ConsumerGroupDescribe: `None` when the group is not a consumer-protocol group.
+    pub fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Option<(GroupSummary, i32, Vec<consumer::ConsumerMemberInfo>)> {
+        let group = self.get(group_id)?;
+        let g = lock(&group);
+        let c = g.consumer.as_ref()?;
+        Some((g.summary(), c.assignment_epoch, c.member_infos()))
+    }
+
     /// Expires sessions, completes timed-out rebalances, drops expired offsets.
     pub fn tick(&self, meta: &MetaStore) {
         let now = Instant::now();
@@ -391,8 +440,13 @@ impl Coordinator {
         for (id, group) in groups {
             let mut g = lock(&group);
             g.tick(&self.config, now);
+            if let Some(c) = &mut g.consumer {
+                for member in c.expire(self.config.consumer_session_timeout, now) {
+                    tracing::info!(group = %id, %member, "consumer-protocol member removed (session or rebalance timeout)");
+                }
+            }
             g.persist_if_settled(meta);
-            if g.state == GroupState::Empty
+            if g.is_empty()
                 && !g.offsets.is_empty()
                 && now.duration_since(g.empty_since) > self.config.offsets_retention
             {

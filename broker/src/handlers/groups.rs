@@ -253,7 +253,7 @@ pub(crate) fn describe_groups(
         let s = state.groups.describe(id.0.as_str());
         let mut g = DescribedGroup::default();
         g.group_id = id;
-        g.group_state = str_bytes(s.state.as_str());
+        g.group_state = str_bytes(s.state_name);
         g.protocol_type = str_bytes(s.protocol_type);
         g.protocol_data = str_bytes(s.protocol);
         g.members = s
@@ -283,30 +283,27 @@ pub(crate) fn list_groups(
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let mut resp = ListGroupsResponse::default();
-    let wanted_state = |s: GroupState| {
-        req.states_filter.is_empty()
-            || req
-                .states_filter
+    let matches = |filter: &[StrBytes], value: &str| {
+        filter.is_empty()
+            || filter
                 .iter()
-                .any(|f| f.as_str().eq_ignore_ascii_case(s.as_str()))
+                .any(|f| f.as_str().eq_ignore_ascii_case(value))
     };
-    let wanted_type = req.types_filter.is_empty()
-        || req
-            .types_filter
-            .iter()
-            .any(|t| t.as_str().eq_ignore_ascii_case("classic"));
     for s in state.groups.list() {
-        if s.state == GroupState::Dead || !wanted_state(s.state) || !wanted_type {
+        if s.state == GroupState::Dead
+            || !matches(&req.states_filter, &s.state_name)
+            || !matches(&req.types_filter, s.group_type)
+        {
             continue;
         }
         let mut g = ListedGroup::default();
         g.group_id = GroupId(str_bytes(s.group_id));
         g.protocol_type = str_bytes(s.protocol_type);
         if version >= 4 {
-            g.group_state = str_bytes(s.state.as_str());
+            g.group_state = str_bytes(s.state_name);
         }
         if version >= 5 {
-            g.group_type = str_bytes("classic");
+            g.group_type = str_bytes(s.group_type);
         }
         resp.groups.push(g);
     }

@@ -1,6 +1,7 @@
 //! One module per API family. Each turns a decoded request into a response body.
 
 mod admin;
+mod consumer_group;
 mod fetch;
 mod groups;
 mod init_producer_id;
@@ -24,6 +25,10 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::ApiVersions(Default::default()),
     );
     Some(match body {
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            consumer_group::heartbeat(state, &request, r).into()
+        }
+        RequestKind::ConsumerGroupDescribe(r) => consumer_group::describe(state, r).into(),
         RequestKind::FindCoordinator(r) => groups::find_coordinator(state, version, r).into(),
         RequestKind::JoinGroup(r) => groups::join_group(state, &request, r).await.into(),
         RequestKind::SyncGroup(r) => groups::sync_group(state, version, r).await.into(),
