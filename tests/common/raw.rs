@@ -84,32 +84,36 @@ impl Raw {
     }
 }
 
-/// One v2 batch of records with the given (key, value, timestamp).
-pub fn batch(records: &[(Option<&str>, Option<&str>, i64)], compression: Compression) -> Bytes {
-    let recs: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v, ts))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch wherever offset - sequence changes.
-            sequence: i as i32,
-            timestamp: *ts,
-            key: k.map(|s| Bytes::copy_from_slice(s.as_bytes())),
-            value: v.map(|s| Bytes::copy_from_slice(s.as_bytes())),
-            headers: IndexMap::new(),
-        })
-        .collect();
+fn record(
+    offset: usize,
+    key: Option<&str>,
+    value: Option<Bytes>,
+    ts: i64,
+    producer: (i64, i16, i32),
+) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        timestamp_type: TimestampType::Creation,
+        offset: offset as i64,
+        // The encoder starts a new batch wherever offset - sequence changes.
+        sequence: producer.2 + offset as i32,
+        timestamp: ts,
+        key: key.map(|s| Bytes::copy_from_slice(s.as_bytes())),
+        value,
+        headers: IndexMap::new(),
+    }
+}
+
+fn encode(records: &[Record], compression: Compression) -> Bytes {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
-        &recs,
+        records,
         &RecordEncodeOptions {
             version: 2,
             compression,
@@ -119,34 +123,36 @@ pub fn batch(records: &[(Option<&str>, Option<&str>, i64)], compression: Compres
     buf.freeze()
 }
 
+/// One v2 batch of records with the given (key, value, timestamp).
+pub fn batch(records: &[(Option<&str>, Option<&str>, i64)], compression: Compression) -> Bytes {
+    let recs: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v, ts))| {
+            record(
+                i,
+                *k,
+                v.map(|s| Bytes::copy_from_slice(s.as_bytes())),
+                *ts,
+                (-1, -1, 0),
+            )
+        })
+        .collect();
+    encode(&recs, compression)
+}
+
 /// One idempotent batch of `n` records from producer `pid` starting at sequence `seq`.
 pub fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
     let recs: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: seq + i as i32,
-            timestamp: 1,
-            key: None,
-            value: Some(Bytes::from(format!("seq-{}", seq + i as i32))),
-            headers: IndexMap::new(),
+        .map(|i| {
+            record(
+                i,
+                None,
+                Some(Bytes::from(format!("seq-{}", seq + i as i32))),
+                1,
+                (pid, epoch, seq),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("encode batch");
-    buf.freeze()
+    encode(&recs, Compression::None)
 }

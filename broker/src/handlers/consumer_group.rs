@@ -44,12 +44,7 @@ pub(crate) fn heartbeat(
         member_epoch: req.member_epoch,
         instance_id: req.instance_id.as_ref().map(|s| s.to_string()),
         rack_id: req.rack_id.as_ref().map(|s| s.to_string()),
-        client_id: request
-            .header
-            .client_id
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
+        client_id: request.client_id(),
         client_host: request.client_host.clone(),
         rebalance_timeout_ms: req.rebalance_timeout_ms,
         subscribed: req

@@ -88,12 +88,7 @@ pub(crate) async fn join_group(
         group_id: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),
         instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
-        client_id: request
-            .header
-            .client_id
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
+        client_id: request.client_id(),
         client_host: request.client_host.clone(),
         session_timeout_ms: req.session_timeout_ms,
         // v0 has no rebalance timeout: it is the session timeout.

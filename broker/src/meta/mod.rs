@@ -61,23 +61,10 @@ impl MetaStore {
 
     /// All stored topics.
     pub fn load_topics(&self) -> Result<Vec<(String, TopicRecord)>, MetaError> {
-        let Some((db, path)) = &self.db else {
-            return Ok(Vec::new());
-        };
-        let txn = db.begin_read().map_err(|e| Self::err(path, e))?;
-        let table = match txn.open_table(TOPICS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(Self::err(path, e)),
-        };
-        let mut out = Vec::new();
-        for row in table.iter().map_err(|e| Self::err(path, e))? {
-            let (k, v) = row.map_err(|e| Self::err(path, e))?;
-            let rec: TopicRecord =
-                serde_json::from_str(v.value()).map_err(|e| Self::err(path, e))?;
-            out.push((k.value().to_string(), rec));
-        }
-        Ok(out)
+        self.read_table(TOPICS, |k, v| {
+            let rec = serde_json::from_str(v).map_err(|e| e.to_string())?;
+            Ok((k.to_string(), rec))
+        })
     }
 
     /// Creates or replaces a topic's record.

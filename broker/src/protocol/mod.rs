@@ -84,6 +84,17 @@ pub struct Request {
     pub client_host: String,
 }
 
+impl Request {
+    /// The client id from the header, or "".
+    pub fn client_id(&self) -> String {
+        self.header
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// Decodes, handles and encodes one request frame (without its length prefix), appending
 /// the response frame to `out`. `Ok(false)` means no response is sent (Produce, acks=0).
 pub async fn serve_frame(
