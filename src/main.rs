@@ -2,6 +2,7 @@
 
 mod bench;
 mod broker_cmd;
+mod groups;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +37,8 @@ enum Command {
     Broker(Box<broker_cmd::BrokerArgs>),
     /// Measure the broker: startup, idle memory, produce and consume throughput.
     Bench(bench::BenchArgs),
+    /// Inspect consumer groups: list, describe (offsets and lag), delete, reset offsets.
+    Groups(groups::GroupsArgs),
 }
 
 fn init_logs(format: LogFormat) {
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Broker(args) => broker_cmd::run(*args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Groups(args) => groups::run(args).await,
         }
     });
     match result {

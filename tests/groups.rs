@@ -143,7 +143,6 @@ fn spawn_python(
     name: &str,
     tally: Tally,
     env: &[(&str, &str)],
-    idle_exit: Option<u32>,
 ) -> (Child, std::thread::JoinHandle<()>) {
     let mut cmd = Command::new("python3");
     cmd.arg(format!(
@@ -151,9 +150,6 @@ fn spawn_python(
         env!("CARGO_MANIFEST_DIR")
     ))
     .args([client, bootstrap, topic, group]);
-    if let Some(s) = idle_exit {
-        cmd.arg(s.to_string());
-    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -271,7 +267,6 @@ async fn three_members_leave_and_die(strategy: &str) {
         "c",
         tally.clone(),
         &[("ASSIGNOR", strategy)],
-        None,
     );
     wait_stable(&broker, &group, 3).await;
     wait_for("every member assigned", 30, || {
@@ -465,8 +460,7 @@ async fn python_group(client: &str) {
         &group,
         "one",
         tally.clone(),
-        &[],
-        Some(4),
+        &[("IDLE_EXIT", "4")],
     );
     let (mut m2, r2) = spawn_python(
         client,
@@ -475,8 +469,7 @@ async fn python_group(client: &str) {
         &group,
         "two",
         tally.clone(),
-        &[],
-        Some(4),
+        &[("IDLE_EXIT", "4")],
     );
     wait_stable(&broker, &group, 2).await;
     tokio::time::sleep(Duration::from_secs(1)).await;

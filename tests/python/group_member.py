@@ -1,8 +1,8 @@
 """A consumer-group member that commits after each record and then reports it.
 
-Usage: group_member.py CLIENT BOOTSTRAP TOPIC GROUP [IDLE_EXIT_SECONDS]
+Usage: IDLE_EXIT=SECONDS ASSIGNOR=... group_member.py CLIENT BOOTSTRAP TOPIC GROUP
 CLIENT is `confluent` (confluent-kafka) or `kafka-python`. Prints "ready" once it has joined,
-then "PARTITION OFFSET" for every record whose offset commit succeeded. With IDLE_EXIT_SECONDS
+then "PARTITION OFFSET" for every record whose offset commit succeeded. With IDLE_EXIT
 it exits after that long without records (once it has had one); otherwise it runs until killed.
 """
 import os
@@ -10,7 +10,7 @@ import sys
 import time
 
 client, bootstrap, topic, group = sys.argv[1:5]
-idle_exit = float(sys.argv[5]) if len(sys.argv) > 5 else None
+idle_exit = float(os.environ["IDLE_EXIT"]) if os.environ.get("IDLE_EXIT") else None
 deadline = time.time() + 120
 
 

@@ -26,14 +26,14 @@
 //! oneshot channel when the protocol makes them wait (JoinGroup, SyncGroup). A ticker drives
 //! timeouts.
 
+mod classic;
 pub mod consumer;
-mod group;
 pub mod store;
 
-pub use group::{GroupState, JoinOutcome, JoinRequest, MemberInfo, SyncOutcome};
+pub use classic::{GroupState, JoinOutcome, JoinRequest, MemberInfo, SyncOutcome};
 
 use crate::meta::MetaStore;
-use group::Group;
+use classic::Group;
 use kafka_protocol::error::ResponseError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -91,6 +91,9 @@ pub struct FetchedOffset {
     pub leader_epoch: i32,
     pub metadata: String,
 }
+
+/// Committed offsets by topic, then partition (`None` where nothing is committed).
+pub type TopicOffsets = Vec<(String, Vec<(i32, Option<FetchedOffset>)>)>;
 
 /// A group as DescribeGroups and ListGroups show it.
 #[derive(Debug, Clone)]
@@ -165,7 +168,7 @@ impl Coordinator {
                     g.persist_if_settled(meta);
                     rx
                 }
-                Err(outcome) => return outcome,
+                Err(outcome) => return *outcome,
             }
         };
         // The group answers every parked join when the rebalance completes or the member is
@@ -284,7 +287,7 @@ impl Coordinator {
         &self,
         group_id: &str,
         topics: Option<&[(String, Vec<i32>)]>,
-    ) -> Vec<(String, Vec<(i32, Option<FetchedOffset>)>)> {
+    ) -> TopicOffsets {
         let group = self.get(group_id);
         let g = group.as_ref().map(|g| lock(g));
         let known = |t: &str, p: i32| -> Option<FetchedOffset> {

@@ -166,11 +166,10 @@ pub(crate) fn offset_fetch(
 }
 
 /// (topic, [(partition, offset, leader epoch, metadata)]), -1 and "" where nothing is committed.
-fn fetch(
-    state: &State,
-    group: &str,
-    wanted: Wanted,
-) -> Vec<(String, Vec<(i32, i64, i32, String)>)> {
+/// Per topic: (partition, offset, leader epoch, metadata).
+type Fetched = Vec<(String, Vec<(i32, i64, i32, String)>)>;
+
+fn fetch(state: &State, group: &str, wanted: Wanted) -> Fetched {
     state
         .groups
         .fetch_offsets(group, wanted.as_deref())

@@ -349,8 +349,8 @@ impl Group {
         req: JoinRequest,
         config: &GroupConfig,
         now: Instant,
-    ) -> Result<oneshot::Receiver<JoinOutcome>, JoinOutcome> {
-        let fail = |e: ResponseError| Err(JoinOutcome::error(e, &req.member_id));
+    ) -> Result<oneshot::Receiver<JoinOutcome>, Box<JoinOutcome>> {
+        let fail = |e: ResponseError| Err(Box::new(JoinOutcome::error(e, &req.member_id)));
         if self.state == GroupState::Dead {
             return fail(ResponseError::CoordinatorNotAvailable);
         }
@@ -384,7 +384,10 @@ impl Group {
                     new_id.clone(),
                     now + Duration::from_millis(req.session_timeout_ms.max(0) as u64),
                 );
-                return Err(JoinOutcome::error(ResponseError::MemberIdRequired, &new_id));
+                return Err(Box::new(JoinOutcome::error(
+                    ResponseError::MemberIdRequired,
+                    &new_id,
+                )));
             }
             self.add_member(&req, &new_id, tx, config, now);
             return Ok(rx);
@@ -431,7 +434,7 @@ impl Group {
         rx: oneshot::Receiver<JoinOutcome>,
         config: &GroupConfig,
         now: Instant,
-    ) -> Result<oneshot::Receiver<JoinOutcome>, JoinOutcome> {
+    ) -> Result<oneshot::Receiver<JoinOutcome>, Box<JoinOutcome>> {
         let Some(mut old) = self.members.shift_remove(old_id) else {
             // Known instance whose member is gone: join as new.
             if let Some(i) = &req.instance_id {
@@ -599,8 +602,8 @@ impl Group {
         self.rebalance_deadline = None;
         self.generation += 1;
         if self.members.is_empty() {
+            // Kafka keeps the protocol type of a group that emptied (tools show it).
             self.protocol = None;
-            self.protocol_type = None;
             self.leader = None;
             self.set_state(GroupState::Empty, now);
             return;
