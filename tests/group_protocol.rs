@@ -361,3 +361,78 @@ async fn static_member_fencing_and_find_coordinator() {
         .iter()
         .all(|c| c.error_code == 0 && c.node_id.0 == 1));
 }
+
+#[tokio::test]
+async fn member_that_never_rejoins_is_removed_at_the_rebalance_timeout() {
+    let broker = Broker::start().await.unwrap();
+    broker.state().get_or_auto_create("orders").unwrap();
+    let bootstrap = broker.bootstrap();
+    let mut a = Raw::connect(&bootstrap).await;
+    let mut first = join_req("rt", "", None, 30_000);
+    first.rebalance_timeout_ms = 1_000;
+    let id = a.send(9, &first).await.member_id.to_string();
+    first.member_id = s(&id);
+    let joined = a.send(9, &first).await;
+    a.send(5, &sync_req("rt", joined.generation_id, &id, Some(&id)))
+        .await;
+
+    // B joins; A keeps heartbeating (so its session lives) but never rejoins.
+    let b_task = tokio::spawn(async move {
+        let mut b = Raw::connect(&bootstrap).await;
+        let mut req = join_req("rt", "", None, 30_000);
+        req.rebalance_timeout_ms = 1_000;
+        let id = b.send(9, &req).await.member_id.to_string();
+        req.member_id = s(&id);
+        b.send(9, &req).await
+    });
+    let mut hb = HeartbeatRequest::default();
+    hb.group_id = GroupId(s("rt"));
+    hb.generation_id = joined.generation_id;
+    hb.member_id = s(&id);
+    let started = std::time::Instant::now();
+    let mut saw_rebalance = false;
+    while !b_task.is_finished() && started.elapsed() < std::time::Duration::from_secs(10) {
+        let code = a.send(4, &hb).await.error_code;
+        saw_rebalance |= code == ResponseError::RebalanceInProgress.code();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(saw_rebalance, "A was told to rejoin");
+    let b = b_task.await.unwrap();
+    assert_eq!(b.error_code, 0);
+    assert_eq!(b.members.len(), 1, "A was dropped, B leads alone");
+    assert_eq!(b.generation_id, joined.generation_id + 1);
+    assert_eq!(
+        a.send(4, &hb).await.error_code,
+        code(ResponseError::UnknownMemberId)
+    );
+}
+
+#[tokio::test]
+async fn initial_rebalance_delay_gathers_members_into_one_generation() {
+    let broker = Broker::builder()
+        .configure(|c| c.group.initial_rebalance_delay = std::time::Duration::from_millis(800))
+        .start()
+        .await
+        .unwrap();
+    broker.state().get_or_auto_create("orders").unwrap();
+    let mut joins = Vec::new();
+    for i in 0..3 {
+        let bootstrap = broker.bootstrap();
+        joins.push(tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(150 * i)).await;
+            let mut raw = Raw::connect(&bootstrap).await;
+            raw.send(3, &join_req("delayed", "", None, 10_000)).await
+        }));
+    }
+    let mut generations = Vec::new();
+    for j in joins {
+        let r = j.await.unwrap();
+        assert_eq!(r.error_code, 0);
+        generations.push(r.generation_id);
+    }
+    assert_eq!(
+        generations,
+        vec![1, 1, 1],
+        "one rebalance for members starting together"
+    );
+}
