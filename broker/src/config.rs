@@ -42,6 +42,8 @@ pub struct BrokerConfig {
     pub retention_check_interval: Duration,
     /// Consumer-group coordinator settings.
     pub group: GroupConfig,
+    /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a producer may ask.
+    pub transaction_max_timeout_ms: i32,
 }
 
 impl Default for BrokerConfig {
@@ -59,6 +61,7 @@ impl Default for BrokerConfig {
             log: LogConfig::default(),
             retention_check_interval: Duration::from_secs(300),
             group: GroupConfig::default(),
+            transaction_max_timeout_ms: 900_000,
         }
     }
 }

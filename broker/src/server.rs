@@ -96,6 +96,7 @@ impl Broker {
                 loop {
                     tick.tick().await;
                     state.groups.tick(state.meta());
+                    state.txns.tick(&state);
                 }
             })
         };

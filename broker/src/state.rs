@@ -6,6 +6,9 @@ use crate::log::batch::{self, BatchHeader};
 use crate::log::{disk::DiskLog, memory::MemoryLog, now_ms, Log, LogError};
 use crate::meta::{MetaError, MetaStore, TopicRecord};
 use crate::topic_config::{TopicConfigError, TopicConfigs};
+use crate::txn::coordinator::TxnCoordinator;
+use crate::txn::markers;
+use crate::txn::partition_txns::PartitionTxns;
 use crate::txn::producer_ids::ProducerIds;
 use crate::txn::producer_state::{ProducerStates, SequenceError, Sequenced};
 use bytes::Bytes;
@@ -100,6 +103,7 @@ pub struct Partition {
 struct PartitionData {
     log: Box<dyn Log>,
     producers: ProducerStates,
+    txns: PartitionTxns,
 }
 
 /// A producer-state snapshot: the state after every batch below `offset`.
@@ -107,6 +111,28 @@ struct PartitionData {
 struct ProducerSnapshot {
     offset: i64,
     producers: ProducerStates,
+    #[serde(default)]
+    txns: PartitionTxns,
+}
+
+/// What a fetch gets from one partition.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub bytes: Bytes,
+    pub offsets: Offsets,
+    /// Aborted transactions overlapping the data (read_committed only).
+    pub aborted: Vec<crate::txn::partition_txns::AbortedTxn>,
+}
+
+impl PartitionData {
+    fn offsets(&self) -> Offsets {
+        let hw = self.log.end_offset();
+        Offsets {
+            log_start: self.log.start_offset(),
+            high_watermark: hw,
+            last_stable: self.txns.last_stable_offset(hw),
+        }
+    }
 }
 
 /// Why an append was refused or failed.
@@ -152,14 +178,21 @@ impl Partition {
         let start = log.start_offset();
         let end = log.end_offset();
         let snapshot = snapshot_path.as_deref().and_then(read_snapshot);
-        let (from, mut producers) = match snapshot {
-            Some(s) if s.offset <= end && s.offset >= start => (s.offset, s.producers),
-            _ => (start, ProducerStates::default()),
+        let (from, mut producers, mut txns) = match snapshot {
+            Some(s) if s.offset <= end && s.offset >= start => (s.offset, s.producers, s.txns),
+            _ => (start, ProducerStates::default(), PartitionTxns::default()),
         };
-        log.scan_headers(from, &mut |h| producers.record(h))?;
+        log.scan_batches(from, &mut |h, bytes| {
+            producers.record(h);
+            txns.on_append(h, markers::marker_type(h, bytes));
+        })?;
         Ok(Self {
             index,
-            inner: Mutex::new(PartitionData { log, producers }),
+            inner: Mutex::new(PartitionData {
+                log,
+                producers,
+                txns,
+            }),
             epochs: Mutex::new(vec![(0, start)]),
             snapshot_path,
         })
@@ -171,13 +204,7 @@ impl Partition {
     }
 
     pub fn offsets(&self) -> Offsets {
-        let data = lock(&self.inner);
-        let hw = data.log.end_offset();
-        Offsets {
-            log_start: data.log.start_offset(),
-            high_watermark: hw,
-            last_stable: hw,
-        }
+        lock(&self.inner).offsets()
     }
 
     /// Appends validated batches, assigning offsets; the caller checked sizes and CRCs.
@@ -220,6 +247,7 @@ impl Partition {
             }
             data.log.append(&h, stored)?;
             data.producers.record(&h);
+            data.txns.on_append(&h, None);
             base_offset.get_or_insert(offset);
         }
         Ok(Appended {
@@ -229,17 +257,82 @@ impl Partition {
         })
     }
 
-    /// Reads whole batches from `offset`, at most `max_bytes` beyond the first batch.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<(Bytes, Offsets), LogError> {
+    /// Reads whole batches from `offset`, at most `max_bytes` beyond the first batch. With
+    /// `read_committed` the data stops at the last stable offset and the aborted
+    /// transactions in the range returned come along.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        read_committed: bool,
+    ) -> Result<Read, LogError> {
         let data = lock(&self.inner);
-        let hw = data.log.end_offset();
-        let offsets = Offsets {
-            log_start: data.log.start_offset(),
-            high_watermark: hw,
-            last_stable: hw,
-        };
-        let bytes = data.log.read(offset, max_bytes)?;
-        Ok((bytes, offsets))
+        let offsets = data.offsets();
+        let mut bytes = data.log.read(offset, max_bytes)?;
+        if !read_committed {
+            return Ok(Read {
+                bytes,
+                offsets,
+                aborted: Vec::new(),
+            });
+        }
+        if offset >= offsets.last_stable {
+            bytes = Bytes::new();
+        } else {
+            let (headers, _) = batch::scan_valid(&bytes);
+            let keep: usize = headers
+                .iter()
+                .take_while(|h| h.base_offset < offsets.last_stable)
+                .map(|h| h.size)
+                .sum();
+            bytes.truncate(keep);
+        }
+        let end = batch::scan_valid(&bytes)
+            .0
+            .last()
+            .map_or(offset, |h| h.last_offset() + 1);
+        let aborted = data.txns.aborted_between(offset, end);
+        Ok(Read {
+            bytes,
+            offsets,
+            aborted,
+        })
+    }
+
+    /// Writes a commit or abort marker for `producer_id`'s transaction; returns its offset.
+    pub fn write_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<i64, LogError> {
+        let leader_epoch = self.leader_epoch();
+        let mut data = lock(&self.inner);
+        let offset = data.log.end_offset();
+        let marker = markers::marker(producer_id, epoch, commit, 0, now_ms());
+        let mut h = BatchHeader::parse(&marker).map_err(|e| LogError::Corrupt {
+            path: "marker".into(),
+            reason: e.to_string(),
+        })?;
+        h.base_offset = offset;
+        h.leader_epoch = leader_epoch;
+        data.log.append(&h, marker)?;
+        data.producers.record(&h);
+        data.txns.on_append(&h, Some(commit));
+        Ok(offset)
+    }
+
+    /// The open transaction's first offset here for `producer_id`, and the producers seen.
+    pub fn producers(&self) -> Vec<crate::txn::producer_state::ProducerSummary> {
+        let data = lock(&self.inner);
+        data.producers
+            .summaries()
+            .into_iter()
+            .map(|mut p| {
+                p.txn_start_offset = data.txns.open_since(p.producer_id).unwrap_or(-1);
+                p
+            })
+            .collect()
     }
 
     /// Runs `f` with the log locked (for lookups that need several calls).
@@ -256,6 +349,7 @@ impl Partition {
             let snapshot = ProducerSnapshot {
                 offset: data.log.end_offset(),
                 producers: data.producers.clone(),
+                txns: data.txns.clone(),
             };
             write_snapshot(path, &snapshot)?;
         }
@@ -348,6 +442,8 @@ pub struct State {
     producer_ids: ProducerIds,
     /// Consumer groups and committed offsets.
     pub groups: Coordinator,
+    /// Transactional ids and their transactions.
+    pub txns: TxnCoordinator,
     /// Woken on every append so parked fetches can re-check.
     pub appended: Notify,
 }
@@ -364,6 +460,7 @@ impl State {
         };
         let producer_ids = ProducerIds::open(&meta)?;
         let groups = Coordinator::open(config.group, &meta)?;
+        let txns = TxnCoordinator::open(&meta, config.transaction_max_timeout_ms)?;
         let state = Self {
             config,
             advertised,
@@ -371,6 +468,7 @@ impl State {
             meta,
             producer_ids,
             groups,
+            txns,
             appended: Notify::new(),
         };
         for (name, rec) in state.meta.load_topics()? {

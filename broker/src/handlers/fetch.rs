@@ -6,10 +6,14 @@
 
 use super::check_leader_epoch;
 use crate::log::LogError;
+use crate::state::Read;
 use crate::state::State;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +50,7 @@ pub(crate) async fn handle(state: &Arc<State>, version: i16, req: FetchRequest) 
 
 /// Builds one response; returns it with its record bytes and whether any partition erred.
 fn build(state: &State, version: i16, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let read_committed = req.isolation_level == 1;
     let mut resp = FetchResponse::default();
     let mut remaining = if req.max_bytes <= 0 {
         usize::MAX
@@ -101,8 +106,25 @@ fn build(state: &State, version: i16, req: &FetchRequest) -> (FetchResponse, usi
                 fp.partition_max_bytes as usize
             };
             let limit = partition_max.min(remaining);
-            match partition.read(fp.fetch_offset, limit) {
-                Ok((data, offsets)) => {
+            match partition.read(fp.fetch_offset, limit, read_committed) {
+                Ok(Read {
+                    bytes: data,
+                    offsets,
+                    aborted,
+                }) => {
+                    if read_committed {
+                        pd.aborted_transactions = Some(
+                            aborted
+                                .iter()
+                                .map(|a| {
+                                    let mut t = AbortedTransaction::default();
+                                    t.producer_id = ProducerId(a.producer_id);
+                                    t.first_offset = a.first_offset;
+                                    t
+                                })
+                                .collect(),
+                        );
+                    }
                     pd.high_watermark = offsets.high_watermark;
                     pd.last_stable_offset = offsets.last_stable;
                     if version >= 5 {

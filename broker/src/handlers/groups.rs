@@ -16,7 +16,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
-const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn code(e: Option<ResponseError>) -> i16 {
     e.map_or(0, |e| e.code())
@@ -33,8 +33,8 @@ pub(crate) fn find_coordinator(
         i32::from(state.advertised.1),
     );
     let node = BrokerId(state.config.node_id);
-    // Transactions have no coordinator here yet: say so instead of pointing at one.
-    let error = (req.key_type != KEY_TYPE_GROUP).then_some(ResponseError::CoordinatorNotAvailable);
+    // Groups (0) and transactions (1) are both coordinated here.
+    let error = (req.key_type > KEY_TYPE_TRANSACTION).then_some(ResponseError::InvalidRequest);
     if version >= 4 {
         resp.coordinators = req
             .coordinator_keys

@@ -1,19 +1,37 @@
-//! InitProducerId v0–v5 for idempotent producers: a fresh producer id with epoch 0.
-//! Transactional ids need the transaction coordinator, which this broker does not offer
-//! yet (FindCoordinator for transactions is not advertised, so clients stop before this).
+//! InitProducerId v0–v5: a fresh producer id with epoch 0 for idempotent producers; for a
+//! transactional id, its stable producer id with the epoch bumped (fencing older instances).
 
 use crate::state::State;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use std::sync::Arc;
 
-pub(crate) fn handle(state: &Arc<State>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub(crate) fn handle(
+    state: &Arc<State>,
+    version: i16,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
     let mut resp = InitProducerIdResponse::default();
     resp.producer_id = ProducerId(-1);
     resp.producer_epoch = -1;
     if let Some(id) = &req.transactional_id {
-        tracing::warn!(transactional_id = %id.0.as_str(), "transactions are not supported yet");
-        resp.error_code = ResponseError::InvalidRequest.code();
+        let expected = (version >= 3).then_some((req.producer_id.0, req.producer_epoch));
+        match state.txns.init_producer_id(
+            state,
+            id.0.as_str(),
+            req.transaction_timeout_ms,
+            expected,
+        ) {
+            Ok((pid, epoch)) => {
+                resp.producer_id = ProducerId(pid);
+                resp.producer_epoch = epoch;
+            }
+            // Before v4 clients know only INVALID_PRODUCER_EPOCH for fencing.
+            Err(ResponseError::ProducerFenced) if version < 4 => {
+                resp.error_code = ResponseError::InvalidProducerEpoch.code()
+            }
+            Err(e) => resp.error_code = e.code(),
+        }
         return resp;
     }
     match state.allocate_producer_id() {

@@ -10,6 +10,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod txn;
 
 use crate::protocol::{api_versions_response, Request};
 use crate::state::State;
@@ -29,6 +30,13 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
             consumer_group::heartbeat(state, &request, r).into()
         }
         RequestKind::ConsumerGroupDescribe(r) => consumer_group::describe(state, r).into(),
+        RequestKind::AddPartitionsToTxn(r) => txn::add_partitions(state, version, r).into(),
+        RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(state, r).into(),
+        RequestKind::EndTxn(r) => txn::end_txn(state, r).into(),
+        RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(state, version, r).into(),
+        RequestKind::DescribeProducers(r) => txn::describe_producers(state, r).into(),
+        RequestKind::DescribeTransactions(r) => txn::describe_transactions(state, r).into(),
+        RequestKind::ListTransactions(r) => txn::list_transactions(state, r).into(),
         RequestKind::FindCoordinator(r) => groups::find_coordinator(state, version, r).into(),
         RequestKind::JoinGroup(r) => groups::join_group(state, &request, r).await.into(),
         RequestKind::SyncGroup(r) => groups::sync_group(state, version, r).await.into(),
@@ -49,7 +57,7 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::DeleteTopics(r) => admin::delete_topics(state, version, r).into(),
         RequestKind::CreatePartitions(r) => admin::create_partitions(state, r).into(),
         RequestKind::OffsetForLeaderEpoch(r) => leader_epoch::handle(state, r).into(),
-        RequestKind::InitProducerId(r) => init_producer_id::handle(state, r).into(),
+        RequestKind::InitProducerId(r) => init_producer_id::handle(state, version, r).into(),
         other => {
             // Dispatch only lets through what `SUPPORTED` lists, so this is a bug in that list.
             tracing::error!(api = ?request.api, "request passed version checks but has no handler: {other:?}");

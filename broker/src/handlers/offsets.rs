@@ -112,15 +112,16 @@ pub(crate) fn offset_fetch(
                     .collect()
             });
             let mut out = OffsetFetchResponseGroup::default();
-            out.topics = fetch(state, g.group_id.0.as_str(), wanted)
+            out.topics = fetch(state, g.group_id.0.as_str(), wanted, req.require_stable)
                 .into_iter()
                 .map(|(name, parts)| {
                     let mut t = OffsetFetchResponseTopics::default();
                     t.name = super::topic_name(&name);
                     t.partitions = parts
                         .into_iter()
-                        .map(|(p, offset, epoch, meta)| {
+                        .map(|(p, offset, epoch, meta, error)| {
                             let mut r = OffsetFetchResponsePartitions::default();
+                            r.error_code = error;
                             r.partition_index = p;
                             r.committed_offset = offset;
                             r.committed_leader_epoch = epoch;
@@ -141,35 +142,43 @@ pub(crate) fn offset_fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    resp.topics = fetch(state, req.group_id.0.as_str(), wanted)
-        .into_iter()
-        .map(|(name, parts)| {
-            let mut t = OffsetFetchResponseTopic::default();
-            t.name = super::topic_name(&name);
-            t.partitions = parts
-                .into_iter()
-                .map(|(p, offset, epoch, meta)| {
-                    let mut r = OffsetFetchResponsePartition::default();
-                    r.partition_index = p;
-                    r.committed_offset = offset;
-                    if version >= 5 {
-                        r.committed_leader_epoch = epoch;
-                    }
-                    r.metadata = Some(str_bytes(meta));
-                    r
-                })
-                .collect();
-            t
-        })
-        .collect();
+    resp.topics = fetch(
+        state,
+        req.group_id.0.as_str(),
+        wanted,
+        version >= 7 && req.require_stable,
+    )
+    .into_iter()
+    .map(|(name, parts)| {
+        let mut t = OffsetFetchResponseTopic::default();
+        t.name = super::topic_name(&name);
+        t.partitions = parts
+            .into_iter()
+            .map(|(p, offset, epoch, meta, error)| {
+                let mut r = OffsetFetchResponsePartition::default();
+                r.error_code = error;
+                r.partition_index = p;
+                r.committed_offset = offset;
+                if version >= 5 {
+                    r.committed_leader_epoch = epoch;
+                }
+                r.metadata = Some(str_bytes(meta));
+                r
+            })
+            .collect();
+        t
+    })
+    .collect();
     resp
 }
 
-/// (topic, [(partition, offset, leader epoch, metadata)]), -1 and "" where nothing is committed.
-/// Per topic: (partition, offset, leader epoch, metadata).
-type Fetched = Vec<(String, Vec<(i32, i64, i32, String)>)>;
+/// Per topic: (partition, offset, leader epoch, metadata, error), with -1 and "" where
+/// nothing is committed.
+type Fetched = Vec<(String, Vec<(i32, i64, i32, String, i16)>)>;
 
-fn fetch(state: &State, group: &str, wanted: Wanted) -> Fetched {
+/// With `require_stable`, offsets a transaction has yet to commit make the partition
+/// UNSTABLE_OFFSET_COMMIT (the client retries) rather than showing the older value.
+fn fetch(state: &State, group: &str, wanted: Wanted, require_stable: bool) -> Fetched {
     state
         .groups
         .fetch_offsets(group, wanted.as_deref())
@@ -177,9 +186,16 @@ fn fetch(state: &State, group: &str, wanted: Wanted) -> Fetched {
         .map(|(t, parts)| {
             let parts = parts
                 .into_iter()
-                .map(|(p, c)| match c {
-                    Some(c) => (p, c.offset, c.leader_epoch, c.metadata),
-                    None => (p, -1, -1, String::new()),
+                .map(|(p, c)| {
+                    let error = if require_stable && state.txns.has_pending_offsets(group, &t, p) {
+                        ResponseError::UnstableOffsetCommit.code()
+                    } else {
+                        0
+                    };
+                    match c {
+                        Some(c) => (p, c.offset, c.leader_epoch, c.metadata, error),
+                        None => (p, -1, -1, String::new(), error),
+                    }
                 })
                 .collect();
             (t, parts)

@@ -116,6 +116,13 @@ fn append(
         if configs.compacted() {
             check_keys(h, bytes)?;
         }
+        if h.is_transactional() {
+            // The partition must have been added to the producer's open transaction.
+            state
+                .txns
+                .verify_produce(h.producer_id, h.producer_epoch, &topic.name, index)
+                .map_err(|e| (e, Some(format!("transactional batch rejected: {e}"))))?;
+        }
     }
     partition
         .append(&batches, configs.log_append_time())

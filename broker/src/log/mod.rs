@@ -93,8 +93,13 @@ pub trait Log: Send + Sync + Debug {
     /// Moves the log start offset forward (DeleteRecords); data below it is no longer served.
     fn advance_start_offset(&mut self, offset: i64) -> Result<(), LogError>;
 
-    /// Calls `f` with the header of every batch from the one holding `from` to the end.
-    fn scan_headers(&self, from: i64, f: &mut dyn FnMut(&BatchHeader)) -> Result<(), LogError> {
+    /// Calls `f` with the header and bytes of every batch from the one holding `from` to
+    /// the end.
+    fn scan_batches(
+        &self,
+        from: i64,
+        f: &mut dyn FnMut(&BatchHeader, &[u8]),
+    ) -> Result<(), LogError> {
         let mut offset = from.max(self.start_offset());
         while offset < self.end_offset() {
             let data = self.read(offset, 1 << 20)?;
@@ -109,7 +114,11 @@ pub trait Log: Send + Sync + Debug {
                 });
             };
             offset = last.last_offset() + 1;
-            headers.iter().for_each(&mut *f);
+            let mut pos = 0;
+            for h in &headers {
+                f(h, &data[pos..pos + h.size]);
+                pos += h.size;
+            }
         }
         Ok(())
     }

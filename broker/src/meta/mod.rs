@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 const TOPICS: TableDefinition<'_, &str, &str> = TableDefinition::new("topics");
 const COUNTERS: TableDefinition<'_, &str, i64> = TableDefinition::new("counters");
 const GROUPS: TableDefinition<'_, &str, &str> = TableDefinition::new("groups");
+const TXNS: TableDefinition<'_, &str, &str> = TableDefinition::new("transactions");
 /// Key: group, topic and partition joined by NUL (none of them can contain one).
 const OFFSETS: TableDefinition<'_, &str, &str> = TableDefinition::new("offsets");
 const PRODUCER_ID_BLOCK: &str = "producer_id_block_end";
@@ -167,6 +168,22 @@ impl MetaStore {
         let txn = db.begin_write().map_err(|e| Self::err(path, e))?;
         f(&txn).map_err(|e| Self::err(path, e))?;
         txn.commit().map_err(|e| Self::err(path, e))
+    }
+
+    /// Every transactional id's state.
+    pub fn load_txns(&self) -> Result<Vec<crate::txn::coordinator::TxnMeta>, MetaError> {
+        self.read_table(TXNS, |_, v| {
+            serde_json::from_str(v).map_err(|e| e.to_string())
+        })
+    }
+
+    pub fn put_txn(&self, txn: &crate::txn::coordinator::TxnMeta) -> Result<(), MetaError> {
+        let json = serde_json::to_string(txn).unwrap_or_default();
+        self.write(|t| {
+            t.open_table(TXNS)?
+                .insert(txn.transactional_id.as_str(), json.as_str())?;
+            Ok(())
+        })
     }
 
     /// Every stored group snapshot.

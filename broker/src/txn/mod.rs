@@ -1,4 +1,7 @@
-//! Producer ids and idempotent sequences (transactions come later).
+//! Producer ids, idempotent sequences and transactions.
 
+pub mod coordinator;
+pub mod markers;
+pub mod partition_txns;
 pub mod producer_ids;
 pub mod producer_state;

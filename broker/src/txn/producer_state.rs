@@ -30,6 +30,8 @@ struct CachedBatch {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<CachedBatch>,
+    #[serde(default)]
+    last_timestamp: i64,
 }
 
 /// What to do with an idempotent batch.
@@ -56,6 +58,16 @@ pub enum SequenceError {
         expected: i32,
         got: i32,
     },
+}
+
+/// A producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSummary {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub txn_start_offset: i64,
 }
 
 /// All producers' state on one partition.
@@ -132,12 +144,38 @@ impl ProducerStates {
         }
     }
 
+    pub fn summaries(&self) -> Vec<ProducerSummary> {
+        let mut out: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(id, e)| ProducerSummary {
+                producer_id: *id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                txn_start_offset: -1,
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
     /// Records an appended batch (`h.base_offset` is the assigned offset).
     pub fn record(&mut self, h: &BatchHeader) {
-        if h.producer_id < 0 || h.is_control() {
+        if h.producer_id < 0 {
             return;
         }
         let e = self.producers.entry(h.producer_id).or_default();
+        e.last_timestamp = h.max_timestamp;
+        if h.is_control() {
+            // A marker written with a newer epoch (a fenced or timed-out transaction) fences
+            // older epochs of the producer here too.
+            if h.producer_epoch > e.epoch {
+                e.epoch = h.producer_epoch;
+                e.batches.clear();
+            }
+            return;
+        }
         if h.producer_epoch != e.epoch {
             e.epoch = h.producer_epoch;
             e.batches.clear();
