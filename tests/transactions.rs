@@ -362,3 +362,27 @@ async fn transaction_timeout_is_validated() {
     let err = p.init_transactions(T).unwrap_err();
     assert!(err.to_string().to_lowercase().contains("timeout"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_kafka_python_transactions() {
+    let broker = Broker::start().await.unwrap();
+    let b = broker.bootstrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(format!(
+                "{}/tests/python/confluent_transactions.py",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .arg(&b)
+            .output()
+            .expect("python3")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("transactions: ok"),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

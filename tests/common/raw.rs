@@ -156,3 +156,16 @@ pub fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Bytes {
         .collect();
     encode(&recs, Compression::None)
 }
+
+/// One transactional batch from producer `pid` starting at sequence `seq`.
+pub fn txn_batch(pid: i64, epoch: i16, seq: i32, values: &[String]) -> Bytes {
+    let recs: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: true,
+            ..record(i, None, Some(Bytes::from(v.clone())), 1, (pid, epoch, seq))
+        })
+        .collect();
+    encode(&recs, Compression::None)
+}
