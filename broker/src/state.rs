@@ -666,6 +666,37 @@ impl State {
         Ok(())
     }
 
+    /// Replaces a topic's configs (AlterConfigs), persisting them and updating its logs.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        configs: TopicConfigs,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let topic = self.topic(name).ok_or(TopicError::Unknown)?;
+        for (k, v) in &configs.0 {
+            TopicConfigs::check(k, v)?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.meta.put_topic(
+            name,
+            &TopicRecord {
+                id: topic.id,
+                partitions: topic.partition_count(),
+                configs: configs.clone(),
+            },
+        )?;
+        let log_config = configs.log_config(&self.config);
+        *topic.configs.write().unwrap_or_else(|p| p.into_inner()) = configs;
+        for p in topic.partitions() {
+            p.with_log(|l| l.set_config(log_config));
+        }
+        tracing::info!(topic = name, "topic configs changed");
+        Ok(())
+    }
+
     /// Applies retention to every partition.
     pub fn apply_retention(&self) {
         let now = now_ms();

@@ -1,6 +1,8 @@
 //! One module per API family. Each turns a decoded request into a response body.
 
 mod admin;
+mod cluster;
+mod configs;
 mod consumer_group;
 mod fetch;
 mod groups;
@@ -37,6 +39,12 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::DescribeProducers(r) => txn::describe_producers(state, r).into(),
         RequestKind::DescribeTransactions(r) => txn::describe_transactions(state, r).into(),
         RequestKind::ListTransactions(r) => txn::list_transactions(state, r).into(),
+        RequestKind::DescribeConfigs(r) => configs::describe(state, version, r).into(),
+        RequestKind::AlterConfigs(r) => configs::alter(state, r).into(),
+        RequestKind::IncrementalAlterConfigs(r) => configs::incremental_alter(state, r).into(),
+        RequestKind::DescribeCluster(_) => cluster::describe_cluster(state).into(),
+        RequestKind::DescribeLogDirs(r) => cluster::describe_log_dirs(state, r).into(),
+        RequestKind::DeleteRecords(r) => cluster::delete_records(state, r).into(),
         RequestKind::FindCoordinator(r) => groups::find_coordinator(state, version, r).into(),
         RequestKind::JoinGroup(r) => groups::join_group(state, &request, r).await.into(),
         RequestKind::SyncGroup(r) => groups::sync_group(state, version, r).await.into(),
