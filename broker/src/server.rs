@@ -1,5 +1,6 @@
 //! Starting and stopping a broker.
 
+use crate::cluster::Node;
 use crate::config::{parse_host_port, BrokerConfig, ConfigError};
 use crate::state::{State, TopicError};
 use std::net::SocketAddr;
@@ -27,14 +28,58 @@ pub enum StartError {
     Storage(#[from] TopicError),
 }
 
-/// A running broker. Dropping it stops it without waiting; [`Broker::shutdown`] stops it
-/// gracefully.
+/// One presented broker's listener.
+#[derive(Debug)]
+struct NodeServer {
+    id: i32,
+    addr: SocketAddr,
+    closing: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl NodeServer {
+    fn spawn(id: i32, listener: TcpListener, addr: SocketAddr, state: &Arc<State>) -> Self {
+        let (closing, closing_rx) = watch::channel(false);
+        let task = tokio::spawn(crate::net::serve(
+            listener,
+            state.clone(),
+            id,
+            closing_rx,
+            DRAIN_TIMEOUT,
+        ));
+        Self {
+            id,
+            addr,
+            closing,
+            task: Some(task),
+        }
+    }
+
+    /// Refuses new connections and drops the open ones at once (a crashed broker).
+    fn kill(&mut self) {
+        let _ = self.closing.send(true);
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartError> {
+    let err = |source| StartError::Bind {
+        addr: addr.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let local = listener.local_addr().map_err(err)?;
+    Ok((listener, local))
+}
+
+/// A running broker (or, for tests, several presented brokers over one storage). Dropping
+/// it stops it without waiting; [`Broker::shutdown`] stops it gracefully.
 #[derive(Debug)]
 pub struct Broker {
     state: Arc<State>,
-    addr: SocketAddr,
-    closing: watch::Sender<bool>,
-    server: Option<JoinHandle<()>>,
+    nodes: Vec<NodeServer>,
     retention: JoinHandle<()>,
     groups: JoinHandle<()>,
 }
@@ -42,31 +87,34 @@ pub struct Broker {
 impl Broker {
     /// Binds the listener, opens (and recovers) storage and starts serving.
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
+        Self::start_nodes(config, 1).await
+    }
+
+    /// Presents `count` brokers (node ids from `config.node_id` on, each on its own port of
+    /// the listen address's host) over one storage: the cluster simulation.
+    pub async fn start_nodes(config: BrokerConfig, count: usize) -> Result<Broker, StartError> {
         config.validate()?;
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen.clone(),
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen.clone(),
-            source,
-        })?;
+        let (first, addr) = bind(&config.listen).await?;
         let advertised = match &config.advertise {
             Some(a) => parse_host_port(a).map_err(|r| ConfigError::new("advertise", r))?,
             None => (addr.ip().to_string(), addr.port()),
         };
+        let first_id = config.node_id;
         let interval = config.retention_check_interval;
         let state = Arc::new(State::open(config, advertised)?);
-        let (closing, closing_rx) = watch::channel(false);
-        let server = tokio::spawn(crate::net::serve(
-            listener,
-            state.clone(),
-            closing_rx,
-            DRAIN_TIMEOUT,
-        ));
+        let mut nodes = vec![NodeServer::spawn(first_id, first, addr, &state)];
+        for i in 1..count {
+            let id = first_id + i as i32;
+            let (listener, local) = bind(&format!("{}:0", addr.ip())).await?;
+            state.cluster.add_node(Node {
+                id,
+                host: local.ip().to_string(),
+                port: local.port(),
+                rack: None,
+                up: true,
+            });
+            nodes.push(NodeServer::spawn(id, listener, local, &state));
+        }
         let retention = {
             let state = state.clone();
             tokio::spawn(async move {
@@ -102,22 +150,25 @@ impl Broker {
         };
         Ok(Broker {
             state,
-            addr,
-            closing,
-            server: Some(server),
+            nodes,
             retention,
             groups,
         })
     }
 
-    /// The address the listener is bound to.
+    /// The address the (first) listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.nodes[0].addr
     }
 
-    /// `host:port` for clients' `bootstrap.servers`.
+    /// `host:port` for clients' `bootstrap.servers` (the first node).
     pub fn bootstrap(&self) -> String {
         format!("{}:{}", self.state.advertised.0, self.state.advertised.1)
+    }
+
+    /// Node ids and addresses of the presented brokers.
+    pub fn node_addrs(&self) -> Vec<(i32, SocketAddr)> {
+        self.nodes.iter().map(|n| (n.id, n.addr)).collect()
     }
 
     /// Shared state, for inspection in tests and tools.
@@ -125,12 +176,42 @@ impl Broker {
         &self.state
     }
 
-    /// Closes the listener, lets in-flight requests finish, flushes the logs.
+    /// Stops one presented broker: connections refused and dropped, its partitions and
+    /// coordinators move to the others.
+    pub fn stop_node(&mut self, id: i32) -> bool {
+        let Some(node) = self.nodes.iter_mut().find(|n| n.id == id) else {
+            return false;
+        };
+        node.kill();
+        self.state.stop_node(id);
+        true
+    }
+
+    /// Starts a stopped broker again on its old port.
+    pub async fn start_node(&mut self, id: i32) -> Result<(), StartError> {
+        let state = self.state.clone();
+        let Some(node) = self.nodes.iter_mut().find(|n| n.id == id) else {
+            return Ok(());
+        };
+        if node.task.is_some() {
+            return Ok(());
+        }
+        let (listener, addr) = bind(&node.addr.to_string()).await?;
+        *node = NodeServer::spawn(id, listener, addr, &state);
+        state.start_node(id);
+        Ok(())
+    }
+
+    /// Closes the listeners, lets in-flight requests finish, flushes the logs.
     pub async fn shutdown(mut self) {
-        let _ = self.closing.send(true);
+        for n in &self.nodes {
+            let _ = n.closing.send(true);
+        }
         self.state.appended.notify_waiters();
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
+        for n in &mut self.nodes {
+            if let Some(task) = n.task.take() {
+                let _ = task.await;
+            }
         }
         self.retention.abort();
         self.groups.abort();
@@ -141,11 +222,10 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.closing.send(true);
+        for n in &mut self.nodes {
+            n.kill();
+        }
         self.retention.abort();
         self.groups.abort();
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
     }
 }

@@ -1,5 +1,6 @@
 //! The broker's topics and partitions, shared by every connection.
 
+use crate::cluster::{ClusterView, Node};
 use crate::config::{BrokerConfig, StorageConfig};
 use crate::group::Coordinator;
 use crate::log::batch::{self, BatchHeader};
@@ -196,6 +197,14 @@ impl Partition {
             epochs: Mutex::new(vec![(0, start)]),
             snapshot_path,
         })
+    }
+
+    /// Starts a new leader epoch at the current log end (leadership moved).
+    pub fn bump_leader_epoch(&self) {
+        let end = lock(&self.inner).log.end_offset();
+        let mut epochs = lock(&self.epochs);
+        let next = epochs.last().map_or(0, |e| e.0 + 1);
+        epochs.push((next, end));
     }
 
     /// The current leader epoch.
@@ -446,6 +455,8 @@ pub struct State {
     pub txns: TxnCoordinator,
     /// Woken on every append so parked fetches can re-check.
     pub appended: Notify,
+    /// The brokers presented to clients, partition leaders, coordinator placement.
+    pub cluster: ClusterView,
 }
 
 impl State {
@@ -470,7 +481,15 @@ impl State {
             groups,
             txns,
             appended: Notify::new(),
+            cluster: ClusterView::default(),
         };
+        state.cluster.add_node(Node {
+            id: state.config.node_id,
+            host: state.advertised.0.clone(),
+            port: state.advertised.1,
+            rack: None,
+            up: true,
+        });
         for (name, rec) in state.meta.load_topics()? {
             let topic = state.build_topic(&name, rec.id, rec.partitions, rec.configs)?;
             state.write_topics().insert(name, Arc::new(topic));
@@ -663,6 +682,45 @@ impl State {
                 configs,
             },
         )?;
+        Ok(())
+    }
+
+    /// Takes a presented broker down: the partitions it led move to the next node that is
+    /// up, with their leader epochs bumped, and its coordinators move by hash.
+    pub fn stop_node(&self, id: i32) {
+        let led: Vec<(Arc<Topic>, Arc<Partition>)> = self
+            .topics()
+            .into_iter()
+            .flat_map(|t| t.partitions().into_iter().map(move |p| (t.clone(), p)))
+            .filter(|(t, p)| self.cluster.leader(&t.name, p.index) == id)
+            .collect();
+        self.cluster.set_up(id, false);
+        for (t, p) in led {
+            let up = self.cluster.up_nodes();
+            if up.is_empty() {
+                continue;
+            }
+            let next = up[p.index.max(0) as usize % up.len()].id;
+            self.cluster.set_leader(&t.name, p.index, next);
+            p.bump_leader_epoch();
+        }
+        tracing::info!(node = id, "node stopped");
+    }
+
+    /// Brings a presented broker back (leaders stay where they moved).
+    pub fn start_node(&self, id: i32) {
+        self.cluster.set_up(id, true);
+        tracing::info!(node = id, "node started");
+    }
+
+    /// Moves a partition's leadership to `to`, bumping its leader epoch.
+    pub fn move_leader(&self, topic: &str, partition: i32, to: i32) -> Result<(), TopicError> {
+        let p = self
+            .topic(topic)
+            .and_then(|t| t.partition(partition))
+            .ok_or(TopicError::Unknown)?;
+        self.cluster.set_leader(topic, partition, to);
+        p.bump_leader_epoch();
         Ok(())
     }
 

@@ -72,6 +72,7 @@ pub(crate) fn describe_log_dirs(
 /// DeleteRecords moves the log start offset; offset -1 means the high watermark.
 pub(crate) fn delete_records(
     state: &Arc<State>,
+    node: i32,
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     use kafka_protocol::messages::delete_records_response::{
@@ -88,6 +89,12 @@ pub(crate) fn delete_records(
             r.low_watermark = -1;
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(_)
+                    if super::check_leader(state, node, t.name.0.as_str(), p.partition_index)
+                        .is_err() =>
+                {
+                    r.error_code = ResponseError::NotLeaderOrFollower.code()
+                }
                 Some(partition) => {
                     let hw = partition.offsets().high_watermark;
                     let target = if p.offset == -1 { hw } else { p.offset };

@@ -22,7 +22,12 @@ use tokio::time::Instant;
 /// Longest a fetch may park, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
-pub(crate) async fn handle(state: &Arc<State>, version: i16, req: FetchRequest) -> FetchResponse {
+pub(crate) async fn handle(
+    state: &Arc<State>,
+    version: i16,
+    node: i32,
+    req: FetchRequest,
+) -> FetchResponse {
     if req.session_id != 0 && req.session_epoch != -1 {
         let mut resp = FetchResponse::default();
         resp.error_code = ResponseError::FetchSessionIdNotFound.code();
@@ -35,21 +40,26 @@ pub(crate) async fn handle(state: &Arc<State>, version: i16, req: FetchRequest) 
         tokio::pin!(notified);
         // Register before reading so an append between the read and the wait still wakes us.
         notified.as_mut().enable();
-        let (resp, bytes, errors) = build(state, version, &req);
+        let (resp, bytes, errors) = build(state, version, node, &req);
         if bytes >= req.min_bytes.max(0) as usize || errors || Instant::now() >= deadline {
             return resp;
         }
         tokio::select! {
             _ = &mut notified => {}
             _ = tokio::time::sleep_until(deadline) => {
-                return build(state, version, &req).0;
+                return build(state, version, node, &req).0;
             }
         }
     }
 }
 
 /// Builds one response; returns it with its record bytes and whether any partition erred.
-fn build(state: &State, version: i16, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn build(
+    state: &State,
+    version: i16,
+    node: i32,
+    req: &FetchRequest,
+) -> (FetchResponse, usize, bool) {
     let read_committed = req.isolation_level == 1;
     let mut resp = FetchResponse::default();
     let mut remaining = if req.max_bytes <= 0 {
@@ -93,8 +103,10 @@ fn build(state: &State, version: i16, req: &FetchRequest) -> (FetchResponse, usi
                     kafka_protocol::messages::BrokerId(state.config.node_id);
                 pd.current_leader.leader_epoch = partition.leader_epoch();
             }
-            if let Err(code) = check_leader_epoch(fp.current_leader_epoch, partition.leader_epoch())
-            {
+            let leader = super::check_leader(state, node, &topic.name, fp.partition);
+            if let Err(code) = leader.and_then(|()| {
+                check_leader_epoch(fp.current_leader_epoch, partition.leader_epoch())
+            }) {
                 pd.error_code = code.code();
                 errors = true;
                 out.partitions.push(pd);

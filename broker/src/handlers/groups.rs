@@ -27,14 +27,23 @@ pub(crate) fn find_coordinator(
     version: i16,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
+    // Groups (0) and transactions (1) are coordinated by the node their key hashes to.
+    let locate = |key: &str| -> Result<(BrokerId, StrBytes, i32), ResponseError> {
+        if req.key_type > KEY_TYPE_TRANSACTION {
+            return Err(ResponseError::InvalidRequest);
+        }
+        let node = state
+            .cluster
+            .node(state.cluster.coordinator(key))
+            .filter(|n| n.up)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        Ok((
+            BrokerId(node.id),
+            str_bytes(node.host),
+            i32::from(node.port),
+        ))
+    };
     let mut resp = FindCoordinatorResponse::default();
-    let (host, port) = (
-        str_bytes(state.advertised.0.clone()),
-        i32::from(state.advertised.1),
-    );
-    let node = BrokerId(state.config.node_id);
-    // Groups (0) and transactions (1) are both coordinated here.
-    let error = (req.key_type > KEY_TYPE_TRANSACTION).then_some(ResponseError::InvalidRequest);
     if version >= 4 {
         resp.coordinators = req
             .coordinator_keys
@@ -42,13 +51,13 @@ pub(crate) fn find_coordinator(
             .map(|k| {
                 let mut c = Coordinator::default();
                 c.key = k.clone();
-                match error {
-                    None => {
-                        c.node_id = node;
-                        c.host = host.clone();
+                match locate(k.as_str()) {
+                    Ok((id, host, port)) => {
+                        c.node_id = id;
+                        c.host = host;
                         c.port = port;
                     }
-                    Some(e) => {
+                    Err(e) => {
                         c.node_id = BrokerId(-1);
                         c.port = -1;
                         c.error_code = e.code();
@@ -60,13 +69,13 @@ pub(crate) fn find_coordinator(
             .collect();
         return resp;
     }
-    match error {
-        None => {
-            resp.node_id = node;
+    match locate(req.key.as_str()) {
+        Ok((id, host, port)) => {
+            resp.node_id = id;
             resp.host = host;
             resp.port = port;
         }
-        Some(e) => {
+        Err(e) => {
             resp.error_code = e.code();
             resp.node_id = BrokerId(-1);
             resp.port = -1;

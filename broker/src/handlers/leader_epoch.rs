@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 pub(crate) fn handle(
     state: &Arc<State>,
+    node: i32,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut resp = OffsetForLeaderEpochResponse::default();
@@ -26,7 +27,10 @@ pub(crate) fn handle(
             match topic.as_ref().and_then(|t| t.partition(p.partition)) {
                 None => e.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(partition) => {
-                    match check_leader_epoch(p.current_leader_epoch, partition.leader_epoch()) {
+                    let leader = super::check_leader(state, node, t.topic.0.as_str(), p.partition);
+                    match leader.and_then(|()| {
+                        check_leader_epoch(p.current_leader_epoch, partition.leader_epoch())
+                    }) {
                         Err(code) => e.error_code = code.code(),
                         Ok(()) => {
                             if let Some((epoch, end)) =

@@ -21,6 +21,7 @@ const EARLIEST_LOCAL: i64 = -4;
 pub(crate) fn handle(
     state: &Arc<State>,
     version: i16,
+    node: i32,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
@@ -41,7 +42,10 @@ pub(crate) fn handle(
                 continue;
             };
             let epoch = partition.leader_epoch();
-            if let Err(code) = check_leader_epoch(p.current_leader_epoch, epoch) {
+            let leader = super::check_leader(state, node, t.name.0.as_str(), p.partition_index);
+            if let Err(code) =
+                leader.and_then(|()| check_leader_epoch(p.current_leader_epoch, epoch))
+            {
                 pr.error_code = code.code();
                 out.partitions.push(pr);
                 continue;

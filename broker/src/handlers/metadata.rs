@@ -13,15 +13,22 @@ use std::sync::Arc;
 const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> MetadataResponse {
-    let node = BrokerId(state.config.node_id);
     let mut resp = MetadataResponse::default();
-    let mut broker = MetadataResponseBroker::default();
-    broker.node_id = node;
-    broker.host = str_bytes(state.advertised.0.clone());
-    broker.port = i32::from(state.advertised.1);
-    resp.brokers = vec![broker];
+    resp.brokers = state
+        .cluster
+        .up_nodes()
+        .into_iter()
+        .map(|n| {
+            let mut broker = MetadataResponseBroker::default();
+            broker.node_id = BrokerId(n.id);
+            broker.host = str_bytes(n.host);
+            broker.port = i32::from(n.port);
+            broker.rack = n.rack.map(str_bytes);
+            broker
+        })
+        .collect();
     resp.cluster_id = Some(str_bytes(state.config.cluster_id.clone()));
-    resp.controller_id = node;
+    resp.controller_id = BrokerId(state.cluster.controller());
     resp.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
 
     let all = match &req.topics {
@@ -91,7 +98,18 @@ fn error_topic(
 }
 
 fn describe(state: &State, version: i16, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(state.config.node_id);
+    let nodes = state.cluster.nodes();
+    let replicas: Vec<BrokerId> = nodes.iter().map(|n| BrokerId(n.id)).collect();
+    let in_sync: Vec<BrokerId> = nodes
+        .iter()
+        .filter(|n| n.up)
+        .map(|n| BrokerId(n.id))
+        .collect();
+    let offline: Vec<BrokerId> = nodes
+        .iter()
+        .filter(|n| !n.up)
+        .map(|n| BrokerId(n.id))
+        .collect();
     let mut t = MetadataResponseTopic::default();
     t.name = Some(topic_name(&topic.name));
     if version >= 10 {
@@ -105,12 +123,15 @@ fn describe(state: &State, version: i16, topic: &Topic) -> MetadataResponseTopic
         .map(|p| {
             let mut m = MetadataResponsePartition::default();
             m.partition_index = p.index;
-            m.leader_id = node;
+            m.leader_id = BrokerId(state.cluster.leader(&topic.name, p.index));
             if version >= 7 {
                 m.leader_epoch = p.leader_epoch();
             }
-            m.replica_nodes = vec![node];
-            m.isr_nodes = vec![node];
+            m.replica_nodes = replicas.clone();
+            m.isr_nodes = in_sync.clone();
+            if version >= 5 {
+                m.offline_replicas = offline.clone();
+            }
             m
         })
         .collect();

@@ -12,6 +12,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod routing;
 mod txn;
 
 use crate::protocol::{api_versions_response, Request};
@@ -23,6 +24,13 @@ use std::sync::Arc;
 /// Handles one request; `None` means the request gets no response (Produce acks=0).
 pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<ResponseKind> {
     let version = request.version;
+    if let Some(key) = routing::coordinator_key(&request.body, version) {
+        if state.cluster.coordinator(&key) != request.node_id {
+            if let Some(resp) = routing::not_coordinator(&request.body, version) {
+                return Some(resp);
+            }
+        }
+    }
     let body = std::mem::replace(
         &mut request.body,
         RequestKind::ApiVersions(Default::default()),
@@ -44,7 +52,7 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::IncrementalAlterConfigs(r) => configs::incremental_alter(state, r).into(),
         RequestKind::DescribeCluster(_) => cluster::describe_cluster(state).into(),
         RequestKind::DescribeLogDirs(r) => cluster::describe_log_dirs(state, r).into(),
-        RequestKind::DeleteRecords(r) => cluster::delete_records(state, r).into(),
+        RequestKind::DeleteRecords(r) => cluster::delete_records(state, request.node_id, r).into(),
         RequestKind::FindCoordinator(r) => groups::find_coordinator(state, version, r).into(),
         RequestKind::JoinGroup(r) => groups::join_group(state, &request, r).await.into(),
         RequestKind::SyncGroup(r) => groups::sync_group(state, version, r).await.into(),
@@ -58,13 +66,21 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::OffsetDelete(r) => offsets::offset_delete(state, r).into(),
         RequestKind::ApiVersions(_) => api_versions_response(0).into(),
         RequestKind::Metadata(r) => metadata::handle(state, version, r).into(),
-        RequestKind::Produce(r) => return produce::handle(state, version, r).map(Into::into),
-        RequestKind::Fetch(r) => fetch::handle(state, version, r).await.into(),
-        RequestKind::ListOffsets(r) => list_offsets::handle(state, version, r).into(),
+        RequestKind::Produce(r) => {
+            return produce::handle(state, version, request.node_id, r).map(Into::into)
+        }
+        RequestKind::Fetch(r) => fetch::handle(state, version, request.node_id, r)
+            .await
+            .into(),
+        RequestKind::ListOffsets(r) => {
+            list_offsets::handle(state, version, request.node_id, r).into()
+        }
         RequestKind::CreateTopics(r) => admin::create_topics(state, version, r).into(),
         RequestKind::DeleteTopics(r) => admin::delete_topics(state, version, r).into(),
         RequestKind::CreatePartitions(r) => admin::create_partitions(state, r).into(),
-        RequestKind::OffsetForLeaderEpoch(r) => leader_epoch::handle(state, r).into(),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            leader_epoch::handle(state, request.node_id, r).into()
+        }
         RequestKind::InitProducerId(r) => init_producer_id::handle(state, version, r).into(),
         other => {
             // Dispatch only lets through what `SUPPORTED` lists, so this is a bug in that list.
@@ -80,6 +96,20 @@ pub(crate) fn topic_name(s: &str) -> TopicName {
 
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// NOT_LEADER_OR_FOLLOWER unless the request reached the partition's leader.
+pub(crate) fn check_leader(
+    state: &State,
+    node: i32,
+    topic: &str,
+    partition: i32,
+) -> Result<(), kafka_protocol::error::ResponseError> {
+    if state.cluster.leader(topic, partition) == node {
+        Ok(())
+    } else {
+        Err(kafka_protocol::error::ResponseError::NotLeaderOrFollower)
+    }
 }
 
 /// Leader-epoch fencing as Kafka does it: -1 skips the check.

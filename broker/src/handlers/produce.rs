@@ -14,6 +14,7 @@ use std::sync::Arc;
 pub(crate) fn handle(
     state: &Arc<State>,
     version: i16,
+    node: i32,
     req: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
@@ -35,7 +36,7 @@ pub(crate) fn handle(
             } else {
                 match &topic {
                     None => Err((ResponseError::UnknownTopicOrPartition, None)),
-                    Some(t) => append(state, t, pd.index, pd.records),
+                    Some(t) => append(state, node, t, pd.index, pd.records),
                 }
             };
             match result {
@@ -75,6 +76,7 @@ type Rejection = (ResponseError, Option<String>);
 
 fn append(
     state: &State,
+    node: i32,
     topic: &Topic,
     index: i32,
     records: Option<Bytes>,
@@ -82,6 +84,7 @@ fn append(
     let partition = topic
         .partition(index)
         .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+    super::check_leader(state, node, &topic.name, index).map_err(|e| (e, None))?;
     let records = records.ok_or((
         ResponseError::InvalidRecord,
         Some("produce request has no records".into()),

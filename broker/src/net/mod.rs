@@ -4,7 +4,7 @@
 //! frames, which wait in the read buffer. Responses are written when no further request is
 //! already buffered, so a pipelined burst costs one write.
 
-use crate::protocol::{serve_frame, FrameError};
+use crate::protocol::{serve_frame, Connection, FrameError};
 use crate::state::State;
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -81,6 +81,7 @@ enum ConnError {
 pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<State>,
+    node_id: i32,
     mut closing: watch::Receiver<bool>,
     drain: Duration,
 ) {
@@ -91,7 +92,7 @@ pub(crate) async fn serve(
                 Ok((stream, peer)) => {
                     let state = state.clone();
                     let closing = closing.clone();
-                    conns.spawn(async move { connection(stream, peer, state, closing).await });
+                    conns.spawn(async move { connection(stream, peer, state, node_id, closing).await });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -118,10 +119,11 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     state: Arc<State>,
+    node_id: i32,
     closing: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    match serve_connection(stream, &state, closing).await {
+    match serve_connection(stream, &state, node_id, closing).await {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
         Err(ConnError::Io(e))
             if matches!(
@@ -140,12 +142,16 @@ async fn connection(
 async fn serve_connection(
     stream: TcpStream,
     state: &Arc<State>,
+    node_id: i32,
     mut closing: watch::Receiver<bool>,
 ) -> Result<(), ConnError> {
-    let client_host = stream
-        .peer_addr()
-        .map(|a| format!("/{}", a.ip()))
-        .unwrap_or_default();
+    let conn = Connection {
+        client_host: stream
+            .peer_addr()
+            .map(|a| format!("/{}", a.ip()))
+            .unwrap_or_default(),
+        node_id,
+    };
     let (read, mut writer) = stream.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read);
     // Responses are encoded into one buffer that is reused, so a steady stream of fetches
@@ -172,7 +178,7 @@ async fn serve_connection(
         if frame.starts_with(&FETCH_KEY) {
             write_out(&mut writer, &mut out).await?;
         }
-        serve_frame(state, frame, &client_host, &mut out).await?;
+        serve_frame(state, frame, &conn, &mut out).await?;
         // Requests already complete in the read buffer are answered in the same write.
         if !has_complete_frame(reader.buffer()) {
             write_out(&mut writer, &mut out).await?;

@@ -87,6 +87,13 @@ pub enum FrameError {
     },
 }
 
+/// Who is on the other end of a connection, and which presented broker it reached.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub client_host: String,
+    pub node_id: i32,
+}
+
 /// A decoded request with what a handler needs of its header.
 #[derive(Debug)]
 pub struct Request {
@@ -96,6 +103,8 @@ pub struct Request {
     pub body: RequestKind,
     /// The client's address as DescribeGroups reports it (`/127.0.0.1`).
     pub client_host: String,
+    /// The presented broker the request came in on.
+    pub node_id: i32,
 }
 
 impl Request {
@@ -114,7 +123,7 @@ impl Request {
 pub async fn serve_frame(
     state: &Arc<State>,
     mut frame: Bytes,
-    client_host: &str,
+    conn: &Connection,
     out: &mut BytesMut,
 ) -> Result<bool, FrameError> {
     if frame.len() < 8 {
@@ -160,7 +169,8 @@ pub async fn serve_frame(
         version,
         header,
         body,
-        client_host: client_host.to_string(),
+        client_host: conn.client_host.clone(),
+        node_id: conn.node_id,
     };
     match handlers::handle(state, request).await {
         Some(response) => encode(api, version, correlation_id, &response, out).map(|()| true),
