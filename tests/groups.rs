@@ -3,136 +3,19 @@
 
 mod common;
 
+use common::members::{assert_exactly_once, produce, wait_for, Member, Tally};
+
 use agentbus_broker::group::GroupState;
 use agentbus_testkit::Broker;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::FutureRecord;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, HashMap};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// (member, partition, offset) of every record whose commit succeeded.
-type Tally = Arc<Mutex<Vec<(String, i32, i64)>>>;
-
-#[derive(Default)]
-struct Ctx {
-    rebalances: AtomicUsize,
-}
-impl ClientContext for Ctx {}
-impl ConsumerContext for Ctx {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, _: &Rebalance<'_>) {
-        self.rebalances.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-struct Member {
-    stop: Arc<AtomicBool>,
-    ctx: Arc<Mutex<Option<Arc<Ctx>>>>,
-    assignment: Arc<Mutex<Vec<i32>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Member {
-    /// A member that commits each record synchronously and counts it only then.
-    fn spawn(
-        name: &str,
-        bootstrap: &str,
-        topic: &str,
-        group: &str,
-        extra: &[(&str, &str)],
-        tally: Tally,
-    ) -> Self {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", bootstrap)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest");
-        // With KIP-848 the broker owns session timeout and heartbeat interval.
-        if !extra.contains(&("group.protocol", "consumer")) {
-            cfg.set("session.timeout.ms", "6000")
-                .set("heartbeat.interval.ms", "500");
-        }
-        for (k, v) in extra {
-            cfg.set(*k, *v);
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let ctx_slot: Arc<Mutex<Option<Arc<Ctx>>>> = Arc::default();
-        let assignment: Arc<Mutex<Vec<i32>>> = Arc::default();
-        let (name, topic) = (name.to_string(), topic.to_string());
-        let (s, slot, asg) = (stop.clone(), ctx_slot.clone(), assignment.clone());
-        let thread = std::thread::spawn(move || {
-            let consumer: BaseConsumer<Ctx> =
-                cfg.create_with_context(Ctx::default()).expect("consumer");
-            *slot.lock().unwrap() = Some(consumer.context().clone());
-            consumer.subscribe(&[&topic]).expect("subscribe");
-            while !s.load(Ordering::SeqCst) {
-                if let Ok(a) = consumer.assignment() {
-                    *asg.lock().unwrap() = a.elements().iter().map(|e| e.partition()).collect();
-                }
-                let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
-                    continue;
-                };
-                let mut tpl = TopicPartitionList::new();
-                tpl.add_partition_offset(&topic, m.partition(), Offset::Offset(m.offset() + 1))
-                    .unwrap();
-                match consumer.commit(&tpl, CommitMode::Sync) {
-                    Ok(()) => tally
-                        .lock()
-                        .unwrap()
-                        .push((name.clone(), m.partition(), m.offset())),
-                    Err(_) => {
-                        let _ = consumer.seek(
-                            &topic,
-                            m.partition(),
-                            Offset::Offset(m.offset()),
-                            Duration::from_secs(1),
-                        );
-                    }
-                }
-            }
-            // Dropping the consumer closes it, which leaves the group.
-        });
-        Self {
-            stop,
-            ctx: ctx_slot,
-            assignment,
-            thread: Some(thread),
-        }
-    }
-
-    fn rebalances(&self) -> usize {
-        self.ctx
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map_or(0, |c| c.rebalances.load(Ordering::SeqCst))
-    }
-
-    fn assignment(&self) -> Vec<i32> {
-        let mut a = self.assignment.lock().unwrap().clone();
-        a.sort();
-        a
-    }
-
-    fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-    }
-}
 
 /// A Python member (tests/python/group_member.py) whose reports go into the tally.
 fn spawn_python(
@@ -173,14 +56,6 @@ fn spawn_python(
     (child, reader)
 }
 
-async fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn wait_stable(broker: &Broker, group: &str, members: usize) {
     wait_for(
         &format!("{group} stable with {members} members"),
@@ -191,47 +66,6 @@ async fn wait_stable(broker: &Broker, group: &str, members: usize) {
         },
     )
     .await;
-}
-
-async fn produce(bootstrap: &str, topic: &str, from: usize, count: usize) {
-    let producer = common::producer(bootstrap, &[("linger.ms", "1")]);
-    let mut futs = Vec::new();
-    for i in from..from + count {
-        let v = format!("r{i}");
-        futs.push(
-            producer
-                .send_result(FutureRecord::to(topic).key(&format!("k{i}")).payload(&v))
-                .unwrap(),
-        );
-    }
-    for f in futs {
-        f.await.unwrap().expect("delivered");
-    }
-}
-
-/// Every record of the topic counted exactly once.
-fn assert_exactly_once(broker: &Broker, topic: &str, tally: &Tally) {
-    let t = tally.lock().unwrap();
-    let mut seen: BTreeMap<(i32, i64), &str> = BTreeMap::new();
-    for (member, p, o) in t.iter() {
-        if let Some(first) = seen.insert((*p, *o), member) {
-            panic!("record {p}/{o} consumed twice (by {first} and {member})");
-        }
-    }
-    let topic = broker.state().topic(topic).unwrap();
-    let mut total = 0;
-    for p in topic.partitions() {
-        let hw = p.offsets().high_watermark;
-        for o in 0..hw {
-            assert!(
-                seen.contains_key(&(p.index, o)),
-                "record {}/{o} never consumed",
-                p.index
-            );
-        }
-        total += hw as usize;
-    }
-    assert_eq!(seen.len(), total);
 }
 
 fn per_member(tally: &Tally) -> HashMap<String, usize> {
@@ -293,7 +127,7 @@ async fn three_members_leave_and_die(strategy: &str) {
     .await;
     wait_stable(&broker, &group, 1).await;
     assert_eq!(a.assignment().len(), 12);
-    assert_exactly_once(&broker, topic, &tally);
+    assert_exactly_once(broker.state(), topic, &tally);
     a.stop();
 }
 
@@ -373,7 +207,7 @@ async fn static_member_restarts_without_rebalance() {
     assert_eq!(other.assignment().len(), 3);
     produce(&b, "st", 0, 300).await;
     wait_for("300 records", 60, || tally.lock().unwrap().len() == 300).await;
-    assert_exactly_once(&broker, "st", &tally);
+    assert_exactly_once(broker.state(), "st", &tally);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -483,7 +317,7 @@ async fn python_group(client: &str) {
     r2.join().unwrap();
     let split = per_member(&tally);
     assert_eq!(split.len(), 2, "both members consumed: {split:?}");
-    assert_exactly_once(&broker, &topic, &tally);
+    assert_exactly_once(broker.state(), &topic, &tally);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

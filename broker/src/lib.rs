@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod faults;
 pub mod group;
 mod handlers;
 pub mod log;

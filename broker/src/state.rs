@@ -457,6 +457,8 @@ pub struct State {
     pub appended: Notify,
     /// The brokers presented to clients, partition leaders, coordinator placement.
     pub cluster: ClusterView,
+    /// Test hooks: injected faults, recorded requests, strict mode.
+    pub faults: crate::faults::Faults,
 }
 
 impl State {
@@ -482,6 +484,7 @@ impl State {
             txns,
             appended: Notify::new(),
             cluster: ClusterView::default(),
+            faults: Default::default(),
         };
         state.cluster.add_node(Node {
             id: state.config.node_id,

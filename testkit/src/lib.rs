@@ -16,9 +16,32 @@ use std::sync::Arc;
 pub use agentbus_broker::state::State;
 
 /// An in-process broker on an ephemeral loopback port with memory storage.
+///
+/// Strict mode is on unless turned off with [`BrokerBuilder::strict`]: a request for an API
+/// or version agentbus does not implement fails the test (when the broker is dropped) with
+/// a message naming it, instead of passing with a plausible answer.
 #[derive(Debug)]
 pub struct Broker {
-    inner: agentbus_broker::Broker,
+    state: Arc<State>,
+    /// Taken by [`Broker::shutdown`]; dropping it stops the broker.
+    inner: Option<agentbus_broker::Broker>,
+    bootstrap: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        check_strict(&self.state);
+    }
+}
+
+fn check_strict(state: &State) {
+    let violations = state.faults.violations();
+    if !violations.is_empty() && !std::thread::panicking() {
+        panic!(
+            "strict mode: the client used what agentbus does not implement:\n  {}",
+            violations.join("\n  ")
+        );
+    }
 }
 
 impl Broker {
@@ -41,22 +64,30 @@ impl Broker {
                 },
                 ..BrokerConfig::default()
             },
+            strict: true,
         }
     }
 
     /// `host:port` for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
-        self.inner.bootstrap()
+        self.bootstrap.clone()
     }
 
     /// The broker's state, for assertions that need no client.
     pub fn state(&self) -> &Arc<State> {
-        self.inner.state()
+        &self.state
     }
 
     /// Stops gracefully: in-flight requests finish, logs are flushed.
-    pub async fn shutdown(self) {
-        self.inner.shutdown().await
+    pub async fn shutdown(mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.shutdown().await;
+        }
+    }
+
+    /// Requests for APIs or versions agentbus does not implement, seen so far.
+    pub fn violations(&self) -> Vec<String> {
+        self.state.faults.violations()
     }
 }
 
@@ -64,6 +95,7 @@ impl Broker {
 #[derive(Debug, Clone)]
 pub struct BrokerBuilder {
     config: BrokerConfig,
+    strict: bool,
 }
 
 impl BrokerBuilder {
@@ -91,9 +123,153 @@ impl BrokerBuilder {
         self
     }
 
+    /// Turns strict mode off (for tests that send unimplemented requests on purpose).
+    pub fn strict(mut self, on: bool) -> Self {
+        self.strict = on;
+        self
+    }
+
     pub async fn start(self) -> Result<Broker, StartError> {
+        let inner = agentbus_broker::Broker::start(self.config).await?;
+        inner.state().faults.set_strict(self.strict);
         Ok(Broker {
-            inner: agentbus_broker::Broker::start(self.config).await?,
+            state: inner.state().clone(),
+            bootstrap: inner.bootstrap(),
+            inner: Some(inner),
         })
+    }
+
+    /// Starts `count` presented brokers over one storage (see [`Cluster`]).
+    pub async fn start_cluster(self, count: usize) -> Result<Cluster, StartError> {
+        let inner = agentbus_broker::Broker::start_nodes(self.config, count).await?;
+        inner.state().faults.set_strict(self.strict);
+        Ok(Cluster { inner })
+    }
+}
+
+pub use agentbus_broker::faults::{Fault, RecordedRequest};
+
+/// Several presented brokers (node ids 1..=N, one listener each) over one storage: what a
+/// 3-broker cluster does to clients — leaders move, brokers die, coordinators change,
+/// requests fail — in one process.
+///
+/// ```no_run
+/// # async fn demo() {
+/// use agentbus_testkit::{Broker, Fault};
+/// let mut cluster = Broker::builder().start_cluster(3).await.unwrap();
+/// // … clients bootstrap from cluster.bootstrap() …
+/// cluster.move_leader("orders", 0, 2).unwrap();
+/// cluster.stop_broker(1);
+/// let _slow = cluster.inject(kafka_protocol_key::FETCH, Fault::Delay(std::time::Duration::from_millis(200)));
+/// cluster.start_broker(1).await.unwrap();
+/// # mod kafka_protocol_key { pub const FETCH: i16 = 1; }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Cluster {
+    inner: agentbus_broker::Broker,
+}
+
+/// Removes its fault rule when dropped.
+#[derive(Debug)]
+pub struct FaultGuard {
+    state: Arc<State>,
+    id: u64,
+}
+
+impl Drop for FaultGuard {
+    fn drop(&mut self) {
+        self.state.faults.remove(self.id);
+    }
+}
+
+impl Cluster {
+    /// Every node's `host:port`, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        self.inner
+            .node_addrs()
+            .iter()
+            .map(|(_, a)| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn state(&self) -> &Arc<State> {
+        self.inner.state()
+    }
+
+    /// Node ids of the presented brokers.
+    pub fn node_ids(&self) -> Vec<i32> {
+        self.inner.node_addrs().iter().map(|(id, _)| *id).collect()
+    }
+
+    /// Stops a broker: its connections drop, new ones are refused, leadership and
+    /// coordinators move to the others (leader epochs bump).
+    pub fn stop_broker(&mut self, id: i32) -> bool {
+        self.inner.stop_node(id)
+    }
+
+    /// Starts a stopped broker again on its old port.
+    pub async fn start_broker(&mut self, id: i32) -> Result<(), StartError> {
+        self.inner.start_node(id).await
+    }
+
+    /// Moves a partition's leadership (its leader epoch bumps).
+    pub fn move_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        to: i32,
+    ) -> Result<(), agentbus_broker::state::TopicError> {
+        self.state().move_leader(topic, partition, to)
+    }
+
+    /// Moves a group's (or transactional id's) coordinator.
+    pub fn move_coordinator(&self, key: &str, to: i32) {
+        self.state().cluster.move_coordinator(key, to)
+    }
+
+    /// The node coordinating a group or transactional id.
+    pub fn coordinator(&self, key: &str) -> i32 {
+        self.state().cluster.coordinator(key)
+    }
+
+    /// The node leading a partition.
+    pub fn leader(&self, topic: &str, partition: i32) -> i32 {
+        self.state().cluster.leader(topic, partition)
+    }
+
+    /// Applies `fault` to every request with `api_key` while the guard lives.
+    pub fn inject(&self, api_key: i16, fault: Fault) -> FaultGuard {
+        self.inject_on(api_key, None, fault, None)
+    }
+
+    /// Applies `fault` to the next `times` requests with `api_key`, on `node` or any node.
+    pub fn inject_on(
+        &self,
+        api_key: i16,
+        node: Option<i32>,
+        fault: Fault,
+        times: Option<usize>,
+    ) -> FaultGuard {
+        FaultGuard {
+            state: self.state().clone(),
+            id: self.state().faults.inject(api_key, node, fault, times),
+        }
+    }
+
+    /// Starts recording requests (api key, version, client id, node).
+    pub fn record_requests(&self) {
+        self.state().faults.set_recording(true);
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().faults.recorded()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        check_strict(self.inner.state());
     }
 }

@@ -84,4 +84,5 @@ pub fn consume_all(
     }
     out
 }
+pub mod members;
 pub mod raw;

@@ -13,6 +13,8 @@ mod metadata;
 mod offsets;
 mod produce;
 mod routing;
+
+pub(crate) use routing::error_response;
 mod txn;
 
 use crate::protocol::{api_versions_response, Request};

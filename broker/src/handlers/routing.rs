@@ -29,8 +29,111 @@ pub(crate) fn coordinator_key(body: &RequestKind, version: i16) -> Option<String
 
 /// The request's response with every error field set to NOT_COORDINATOR.
 pub(crate) fn not_coordinator(body: &RequestKind, version: i16) -> Option<ResponseKind> {
-    let code = ResponseError::NotCoordinator.code();
+    error_response(body, version, ResponseError::NotCoordinator.code())
+}
+
+/// The request's response with every error field set to `code` (coordinator, partition and
+/// client-facing APIs; `None` for others).
+pub(crate) fn error_response(body: &RequestKind, version: i16, code: i16) -> Option<ResponseKind> {
     Some(match body {
+        RequestKind::Produce(r) => {
+            let mut resp = ProduceResponse::default();
+            resp.responses = r
+                .topic_data
+                .iter()
+                .map(|t| {
+                    let mut out = produce_response::TopicProduceResponse::default();
+                    out.name = t.name.clone();
+                    out.partition_responses = t
+                        .partition_data
+                        .iter()
+                        .map(|p| {
+                            let mut pr = produce_response::PartitionProduceResponse::default();
+                            pr.index = p.index;
+                            pr.error_code = code;
+                            pr.base_offset = -1;
+                            pr.log_append_time_ms = -1;
+                            pr
+                        })
+                        .collect();
+                    out
+                })
+                .collect();
+            resp.into()
+        }
+        RequestKind::Fetch(r) => {
+            let mut resp = FetchResponse::default();
+            resp.responses = r
+                .topics
+                .iter()
+                .map(|t| {
+                    let mut out = fetch_response::FetchableTopicResponse::default();
+                    out.topic = t.topic.clone();
+                    out.topic_id = t.topic_id;
+                    out.partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let mut pd = fetch_response::PartitionData::default();
+                            pd.partition_index = p.partition;
+                            pd.error_code = code;
+                            pd.high_watermark = -1;
+                            pd
+                        })
+                        .collect();
+                    out
+                })
+                .collect();
+            resp.into()
+        }
+        RequestKind::ListOffsets(r) => {
+            let mut resp = ListOffsetsResponse::default();
+            resp.topics = r
+                .topics
+                .iter()
+                .map(|t| {
+                    let mut out = list_offsets_response::ListOffsetsTopicResponse::default();
+                    out.name = t.name.clone();
+                    out.partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let mut pr =
+                                list_offsets_response::ListOffsetsPartitionResponse::default();
+                            pr.partition_index = p.partition_index;
+                            pr.error_code = code;
+                            pr.timestamp = -1;
+                            pr.offset = -1;
+                            pr
+                        })
+                        .collect();
+                    out
+                })
+                .collect();
+            resp.into()
+        }
+        RequestKind::FindCoordinator(r) => {
+            let mut resp = FindCoordinatorResponse::default();
+            resp.node_id = BrokerId(-1);
+            resp.port = -1;
+            if version >= 4 {
+                resp.coordinators = r
+                    .coordinator_keys
+                    .iter()
+                    .map(|k| {
+                        let mut c = find_coordinator_response::Coordinator::default();
+                        c.key = k.clone();
+                        c.node_id = BrokerId(-1);
+                        c.port = -1;
+                        c.error_code = code;
+                        c
+                    })
+                    .collect();
+            } else {
+                resp.error_code = code;
+            }
+            resp.into()
+        }
         RequestKind::JoinGroup(r) => {
             let mut resp = JoinGroupResponse::default();
             resp.error_code = code;

@@ -3,6 +3,7 @@
 //! [`SUPPORTED`] is the single list of what the broker implements: ApiVersions advertises
 //! it, dispatch refuses anything outside it, and the README's table is generated from it.
 
+use crate::faults::{Fault, RecordedRequest};
 use crate::handlers;
 use crate::state::State;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -79,6 +80,8 @@ pub enum FrameError {
         version: i16,
         reason: String,
     },
+    #[error("injected disconnect on {0:?}")]
+    Injected(ApiKey),
     #[error("cannot encode response to {api:?} v{version}: {reason}")]
     Encode {
         api: ApiKey,
@@ -133,6 +136,9 @@ pub async fn serve_frame(
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let Some((api, min, max)) = supported_range(key) else {
+        state.faults.violation(|| {
+            format!("a client sent api key {key} v{version}, which agentbus does not implement")
+        });
         return Err(FrameError::UnknownApiKey(key));
     };
     if version < min || version > max {
@@ -141,6 +147,10 @@ pub async fn serve_frame(
             let body = api_versions_response(ResponseError::UnsupportedVersion.code()).into();
             return encode(api, 0, correlation_id, &body, out).map(|()| true);
         }
+        // (ApiVersions above the range is normal negotiation, answered above.)
+        state.faults.violation(|| {
+            format!("a client sent {api:?} v{version}; agentbus implements v{min}-v{max}")
+        });
         return Err(FrameError::UnsupportedVersion {
             api,
             version,
@@ -156,6 +166,27 @@ pub async fn serve_frame(
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(decode_err)?;
     let body = RequestKind::decode(api, &mut frame, version).map_err(decode_err)?;
+    state.faults.record(|| RecordedRequest {
+        api_key: key,
+        version,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        node_id: conn.node_id,
+    });
+    match state.faults.take(key, conn.node_id) {
+        Some(Fault::Disconnect) => return Err(FrameError::Injected(api)),
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Error(code)) => {
+            if let Some(resp) = handlers::error_response(&body, version, code) {
+                return encode(api, version, correlation_id, &resp, out).map(|()| true);
+            }
+            tracing::warn!(?api, "no error form for this API; injected error ignored");
+        }
+        None => {}
+    }
     if frame.has_remaining() {
         tracing::debug!(
             ?api,

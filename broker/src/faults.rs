@@ -1,0 +1,125 @@
+//! Test hooks: injected faults, request recording and strict mode. Inert unless a test
+//! (testkit) turns them on; each request costs one uncontended check otherwise.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// What an injected rule does to a matching request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this Kafka error code in every error field of the response.
+    Error(i16),
+    /// Hold the request this long, then serve it.
+    Delay(Duration),
+    /// Close the connection instead of answering.
+    Disconnect,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    id: u64,
+    api_key: i16,
+    node: Option<i32>,
+    fault: Fault,
+    remaining: Option<usize>,
+}
+
+/// One request as a test sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub api_key: i16,
+    pub version: i16,
+    pub client_id: String,
+    pub node_id: i32,
+}
+
+#[derive(Debug, Default)]
+pub struct Faults {
+    active: AtomicBool,
+    next_id: AtomicU64,
+    rules: Mutex<Vec<Rule>>,
+    recording: AtomicBool,
+    recorded: Mutex<Vec<RecordedRequest>>,
+    strict: AtomicBool,
+    violations: Mutex<Vec<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Faults {
+    /// Adds a rule for `api_key` (on `node`, or every node), for the next `times` requests
+    /// or until removed; returns its id.
+    pub fn inject(
+        &self,
+        api_key: i16,
+        node: Option<i32>,
+        fault: Fault,
+        times: Option<usize>,
+    ) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.rules).push(Rule {
+            id,
+            api_key,
+            node,
+            fault,
+            remaining: times,
+        });
+        self.active.store(true, Ordering::Release);
+        id
+    }
+
+    pub fn remove(&self, id: u64) {
+        lock(&self.rules).retain(|r| r.id != id);
+    }
+
+    /// The fault to apply to this request, if a rule matches (counting it down).
+    pub fn take(&self, api_key: i16, node: i32) -> Option<Fault> {
+        if !self.active.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut rules = lock(&self.rules);
+        let pos = rules
+            .iter()
+            .position(|r| r.api_key == api_key && r.node.is_none_or(|n| n == node))?;
+        let fault = rules[pos].fault;
+        if let Some(left) = &mut rules[pos].remaining {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                rules.remove(pos);
+            }
+        }
+        Some(fault)
+    }
+
+    pub fn set_recording(&self, on: bool) {
+        self.recording.store(on, Ordering::Release);
+    }
+
+    pub fn record(&self, request: impl FnOnce() -> RecordedRequest) {
+        if self.recording.load(Ordering::Acquire) {
+            lock(&self.recorded).push(request());
+        }
+    }
+
+    pub fn recorded(&self) -> Vec<RecordedRequest> {
+        lock(&self.recorded).clone()
+    }
+
+    pub fn set_strict(&self, on: bool) {
+        self.strict.store(on, Ordering::Release);
+    }
+
+    /// In strict mode, notes a request the broker does not implement.
+    pub fn violation(&self, what: impl FnOnce() -> String) {
+        if self.strict.load(Ordering::Acquire) {
+            lock(&self.violations).push(what());
+        }
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        lock(&self.violations).clone()
+    }
+}

@@ -1,0 +1,304 @@
+//! testkit's simulated 3-broker cluster: clients keep their guarantees while leaders move,
+//! brokers stop and restart and coordinators change; faults and recorded requests.
+
+mod common;
+
+use agentbus_testkit::{Broker, Fault};
+use common::members::{assert_exactly_once, produce, wait_for, Member, Tally};
+use kafka_protocol::error::ResponseError;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PRODUCE: i16 = 0;
+const METADATA: i16 = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_shows_three_brokers_and_spread_leaders() {
+    let cluster = Broker::builder().start_cluster(3).await.unwrap();
+    common::create_topic(&cluster.bootstrap(), "spread", 6, &[]).await;
+    let consumer: BaseConsumer = common::consumer(&cluster.bootstrap(), &[]);
+    let md = tokio::task::block_in_place(|| {
+        consumer.fetch_metadata(Some("spread"), Duration::from_secs(10))
+    })
+    .unwrap();
+    assert_eq!(md.brokers().len(), 3);
+    let topic = &md.topics()[0];
+    let leaders: std::collections::BTreeSet<i32> =
+        topic.partitions().iter().map(|p| p.leader()).collect();
+    assert_eq!(leaders.len(), 3, "leaders spread over the brokers");
+    assert!(topic
+        .partitions()
+        .iter()
+        .all(|p| p.replicas().len() == 3 && p.isr().len() == 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_producer_survives_leader_moves_and_a_broker_restart() {
+    let mut cluster = Broker::builder().start_cluster(3).await.unwrap();
+    let b = cluster.bootstrap();
+    common::create_topic(&b, "moving", 3, &[]).await;
+    let producer = common::producer(
+        &b,
+        &[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", "2"),
+            ("message.timeout.ms", "60000"),
+        ],
+    );
+    const TOTAL: u64 = 100_000;
+    let mut pending = Vec::with_capacity(TOTAL as usize);
+    for seq in 0..TOTAL {
+        let partition = (seq % 3) as i32;
+        let value = seq.to_string();
+        loop {
+            match producer.send_result(
+                FutureRecord::to("moving")
+                    .partition(partition)
+                    .key("k")
+                    .payload(&value),
+            ) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+        match seq {
+            20_000 => {
+                let to = cluster.leader("moving", 0) % 3 + 1;
+                cluster.move_leader("moving", 0, to).unwrap();
+            }
+            40_000 => {
+                let victim = cluster.leader("moving", 1);
+                cluster.stop_broker(victim);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                cluster.start_broker(victim).await.unwrap();
+            }
+            70_000 => {
+                let to = cluster.leader("moving", 2) % 3 + 1;
+                cluster.move_leader("moving", 2, to).unwrap();
+            }
+            _ => {}
+        }
+        if seq % 5_000 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    for f in pending {
+        f.await.unwrap().expect("every record acknowledged");
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    // Read everything back: per partition, values in send order, none lost or repeated.
+    let consumer: BaseConsumer = common::consumer(&b, &[]);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition_offset("moving", p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut by_partition: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+    let mut got = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got < TOTAL {
+        assert!(Instant::now() < deadline, "read {got} of {TOTAL}");
+        if let Some(Ok(m)) =
+            tokio::task::block_in_place(|| consumer.poll(Duration::from_millis(100)))
+        {
+            let v: u64 = std::str::from_utf8(m.payload().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            by_partition.entry(m.partition()).or_default().push(v);
+            got += 1;
+        }
+    }
+    for (p, values) in by_partition {
+        let want: Vec<u64> = (0..TOTAL).filter(|s| (s % 3) as i32 == p).collect();
+        assert_eq!(values.len(), want.len(), "partition {p}: count");
+        assert!(values == want, "partition {p}: order or duplicates differ");
+    }
+    let epochs = cluster
+        .state()
+        .topic("moving")
+        .unwrap()
+        .partition(0)
+        .unwrap()
+        .leader_epoch();
+    assert!(epochs >= 1, "leader epoch bumped by the move");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_keeps_consuming_when_its_coordinator_stops() {
+    let mut cluster = Broker::builder().start_cluster(3).await.unwrap();
+    let b = cluster.bootstrap();
+    common::create_topic(&b, "work", 6, &[]).await;
+    let tally: Tally = Arc::default();
+    let a = Member::spawn("a", &b, "work", "failover", &[], tally.clone());
+    let c = Member::spawn("b", &b, "work", "failover", &[], tally.clone());
+    wait_for("both members assigned", 60, || {
+        a.assignment().len() == 3 && c.assignment().len() == 3
+    })
+    .await;
+    produce(&b, "work", 0, 600).await;
+    wait_for("600 records", 60, || tally.lock().unwrap().len() == 600).await;
+
+    let old = cluster.coordinator("failover");
+    cluster.stop_broker(old);
+    let new = cluster.coordinator("failover");
+    assert_ne!(old, new, "the coordinator moved");
+    produce(&b, "work", 600, 600).await;
+    wait_for("1200 records after the coordinator moved", 90, || {
+        tally.lock().unwrap().len() >= 1200
+    })
+    .await;
+    wait_for("the group stable on the new coordinator", 60, || {
+        let s = cluster.state().groups.describe("failover");
+        s.state_name == "Stable" && s.members.len() == 2
+    })
+    .await;
+    assert_exactly_once(cluster.state(), "work", &tally);
+    a.stop();
+    c.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_errors_delays_disconnects_and_recorded_requests() {
+    let cluster = Broker::builder().start_cluster(3).await.unwrap();
+    let b = cluster.bootstrap();
+    common::create_topic(&b, "faulty", 1, &[]).await;
+    cluster.record_requests();
+    // Two retriable errors, then success: the producer retries through them.
+    let _errors = cluster.inject_on(
+        PRODUCE,
+        None,
+        Fault::Error(ResponseError::NotEnoughReplicas.code()),
+        Some(2),
+    );
+    let producer = common::producer(&b, &[("retry.backoff.ms", "10")]);
+    let d = producer
+        .send(
+            FutureRecord::to("faulty").key("k").payload("v"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("delivered after retries");
+    assert_eq!(d.offset, 0, "the failed attempts stored nothing");
+    let produce_requests = cluster
+        .requests()
+        .iter()
+        .filter(|r| r.api_key == PRODUCE)
+        .count();
+    assert!(
+        produce_requests >= 3,
+        "recorded {produce_requests} produce requests"
+    );
+    assert!(cluster
+        .requests()
+        .iter()
+        .any(|r| r.api_key == METADATA && r.client_id == "rdkafka"));
+
+    let delay = cluster.inject(PRODUCE, Fault::Delay(Duration::from_millis(400)));
+    let started = Instant::now();
+    producer
+        .send(
+            FutureRecord::to("faulty").key("k").payload("slow"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    drop(delay);
+
+    let _cut = cluster.inject_on(PRODUCE, None, Fault::Disconnect, Some(1));
+    producer
+        .send(
+            FutureRecord::to("faulty")
+                .key("k")
+                .payload("after a disconnect"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the producer reconnects and retries");
+    assert_eq!(
+        cluster
+            .state()
+            .topic("faulty")
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .offsets()
+            .high_watermark,
+        3
+    );
+}
+
+#[tokio::test]
+#[should_panic(expected = "strict mode")]
+async fn strict_mode_fails_a_test_that_uses_an_unimplemented_api() {
+    let broker = Broker::start().await.unwrap();
+    let mut raw = common::raw::Raw::connect(&broker.bootstrap()).await;
+    // ListPartitionReassignments (46) is not implemented.
+    raw.write(&[0, 0, 0, 10, 0, 46, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
+        .await;
+    let _ = raw.is_closed().await;
+    drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_the_wrong_broker_get_routing_errors() {
+    let cluster = Broker::builder().start_cluster(3).await.unwrap();
+    common::create_topic(&cluster.bootstrap(), "route", 1, &[]).await;
+    let leader = cluster.leader("route", 0);
+    let addrs = cluster.bootstrap();
+    let other = addrs
+        .split(',')
+        .zip(cluster.node_ids())
+        .find(|(_, id)| *id != leader)
+        .map(|(a, _)| a.to_string())
+        .unwrap();
+    let mut raw = common::raw::Raw::connect(&other).await;
+    let r = raw
+        .send(9, &{
+            let mut pd = kafka_protocol::messages::produce_request::PartitionProduceData::default();
+            pd.records = Some(common::raw::batch(
+                &[(None, Some("v"), 1)],
+                kafka_protocol::records::Compression::None,
+            ));
+            let mut td = kafka_protocol::messages::produce_request::TopicProduceData::default();
+            td.name = kafka_protocol::messages::TopicName(
+                kafka_protocol::protocol::StrBytes::from_static_str("route"),
+            );
+            td.partition_data = vec![pd];
+            let mut req = kafka_protocol::messages::ProduceRequest::default();
+            req.acks = 1;
+            req.topic_data = vec![td];
+            req
+        })
+        .await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+    let coordinator = cluster.coordinator("g");
+    let wrong = addrs
+        .split(',')
+        .zip(cluster.node_ids())
+        .find(|(_, id)| *id != coordinator)
+        .map(|(a, _)| a.to_string())
+        .unwrap();
+    let mut raw = common::raw::Raw::connect(&wrong).await;
+    let mut hb = kafka_protocol::messages::HeartbeatRequest::default();
+    hb.group_id =
+        kafka_protocol::messages::GroupId(kafka_protocol::protocol::StrBytes::from_static_str("g"));
+    assert_eq!(
+        raw.send(4, &hb).await.error_code,
+        ResponseError::NotCoordinator.code()
+    );
+}
