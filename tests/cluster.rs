@@ -302,3 +302,71 @@ async fn requests_to_the_wrong_broker_get_routing_errors() {
         ResponseError::NotCoordinator.code()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspection_without_a_consumer() {
+    use agentbus_testkit::Inspect;
+    use rdkafka::consumer::CommitMode;
+    let broker = Broker::start().await.unwrap();
+    let b = broker.bootstrap();
+    common::create_topic(
+        &b,
+        "seen",
+        1,
+        &[("retention.bytes", "0"), ("segment.bytes", "100")],
+    )
+    .await;
+    let p = common::producer(&b, &[]);
+    for i in 0..3 {
+        p.send(
+            FutureRecord::to("seen")
+                .key(&format!("k{i}"))
+                .payload(&format!("v{i}")),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
+    let records = broker.records("seen", 0);
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[2], (2, Some(b"k2".to_vec()), Some(b"v2".to_vec())));
+    assert_eq!(broker.offsets("seen", 0), Some((0, 3, 3)));
+
+    let c: BaseConsumer = common::consumer(&b, &[("group.id", "inspected")]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("seen", 0, Offset::Offset(2))
+        .unwrap();
+    tokio::task::block_in_place(|| c.commit(&tpl, CommitMode::Sync)).unwrap();
+    assert_eq!(
+        broker.committed("inspected").get(&("seen".to_string(), 0)),
+        Some(&2)
+    );
+    assert_eq!(broker.group("inspected").0, "Empty");
+
+    let t = common::producer(
+        &b,
+        &[
+            ("transactional.id", "peek"),
+            ("transaction.timeout.ms", "10000"),
+            ("message.timeout.ms", "10000"),
+        ],
+    );
+    t.init_transactions(Duration::from_secs(10)).unwrap();
+    t.begin_transaction().unwrap();
+    t.send(
+        FutureRecord::to("seen").key("t").payload("open"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(broker.open_transactions(), vec!["peek".to_string()]);
+    t.abort_transaction(Duration::from_secs(10)).unwrap();
+    assert!(broker.open_transactions().is_empty());
+
+    broker.apply_retention();
+    let (start, end, _) = broker.offsets("seen", 0).unwrap();
+    assert!(
+        start > 0,
+        "retention.bytes=0 removed old data ({start}..{end})"
+    );
+}

@@ -273,3 +273,97 @@ impl Drop for Cluster {
         check_strict(self.inner.state());
     }
 }
+
+/// Inspection without a consumer, for assertions.
+pub trait Inspect {
+    fn broker_state(&self) -> &Arc<State>;
+
+    /// Every stored record of a partition as (offset, key, value), control records left out.
+    fn records(&self, topic: &str, partition: i32) -> Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+        let Some(p) = self
+            .broker_state()
+            .topic(topic)
+            .and_then(|t| t.partition(partition))
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let start = p.offsets().log_start;
+        let _ = p.with_log(|log| {
+            log.scan_batches(start, &mut |h, bytes| {
+                if h.is_control() {
+                    return;
+                }
+                let mut buf = bytes::Bytes::copy_from_slice(bytes);
+                if let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+                    for r in set.records {
+                        out.push((
+                            r.offset,
+                            r.key.map(|k| k.to_vec()),
+                            r.value.map(|v| v.to_vec()),
+                        ));
+                    }
+                }
+            })
+        });
+        out
+    }
+
+    /// (log start, high watermark, last stable offset) of a partition.
+    fn offsets(&self, topic: &str, partition: i32) -> Option<(i64, i64, i64)> {
+        let p = self.broker_state().topic(topic)?.partition(partition)?;
+        let o = p.offsets();
+        Some((o.log_start, o.high_watermark, o.last_stable))
+    }
+
+    /// A group's committed offsets: (topic, partition) → offset.
+    fn committed(&self, group: &str) -> std::collections::BTreeMap<(String, i32), i64> {
+        self.broker_state()
+            .groups
+            .fetch_offsets(group, None)
+            .into_iter()
+            .flat_map(|(t, parts)| {
+                parts
+                    .into_iter()
+                    .filter_map(move |(p, c)| c.map(|c| ((t.clone(), p), c.offset)))
+            })
+            .collect()
+    }
+
+    /// A group's state name and member ids.
+    fn group(&self, group: &str) -> (String, Vec<String>) {
+        let s = self.broker_state().groups.describe(group);
+        (
+            s.state_name,
+            s.members.into_iter().map(|m| m.member_id).collect(),
+        )
+    }
+
+    /// Transactional ids with an open transaction.
+    fn open_transactions(&self) -> Vec<String> {
+        self.broker_state()
+            .txns
+            .list()
+            .into_iter()
+            .filter(|t| t.state.as_str() == "Ongoing")
+            .map(|t| t.transactional_id)
+            .collect()
+    }
+
+    /// Applies retention now instead of waiting for the background check.
+    fn apply_retention(&self) {
+        self.broker_state().apply_retention();
+    }
+}
+
+impl Inspect for Broker {
+    fn broker_state(&self) -> &Arc<State> {
+        &self.state
+    }
+}
+
+impl Inspect for Cluster {
+    fn broker_state(&self) -> &Arc<State> {
+        self.inner.state()
+    }
+}
