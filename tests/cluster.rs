@@ -370,3 +370,76 @@ async fn inspection_without_a_consumer() {
         "retention.bytes=0 removed old data ({start}..{end})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advancing_the_broker_clock_expires_sessions_transactions_and_data() {
+    use agentbus_testkit::Inspect;
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let broker = Broker::start().await.unwrap();
+    let b = broker.bootstrap();
+    common::create_topic(&b, "timed", 1, &[("retention.ms", "3600000")]).await;
+
+    // A member that joined and then went silent: gone once 45 s pass on the broker's clock.
+    let mut raw = common::raw::Raw::connect(&b).await;
+    let mut p = JoinGroupRequestProtocol::default();
+    p.name = StrBytes::from_static_str("range");
+    let mut join = JoinGroupRequest::default();
+    join.group_id = GroupId(StrBytes::from_static_str("sleepy"));
+    join.session_timeout_ms = 45_000;
+    join.rebalance_timeout_ms = 45_000;
+    join.protocol_type = StrBytes::from_static_str("consumer");
+    join.protocols = vec![p];
+    let joined = raw.send(3, &join).await;
+    assert_eq!(joined.error_code, 0);
+    let mut sync = SyncGroupRequest::default();
+    sync.group_id = join.group_id.clone();
+    sync.generation_id = joined.generation_id;
+    sync.member_id = joined.member_id.clone();
+    raw.send(3, &sync).await;
+    assert_eq!(broker.group("sleepy").0, "Stable");
+    broker.advance(Duration::from_secs(30));
+    assert_eq!(
+        broker.group("sleepy").0,
+        "Stable",
+        "30 s is within the session"
+    );
+    broker.advance(Duration::from_secs(20));
+    assert_eq!(
+        broker.group("sleepy").0,
+        "Empty",
+        "expired without waiting 45 s"
+    );
+
+    // An open transaction past its timeout is aborted.
+    let t = common::producer(
+        &b,
+        &[
+            ("transactional.id", "slow"),
+            ("transaction.timeout.ms", "60000"),
+            ("message.timeout.ms", "60000"),
+        ],
+    );
+    t.init_transactions(Duration::from_secs(10)).unwrap();
+    t.begin_transaction().unwrap();
+    t.send(
+        FutureRecord::to("timed")
+            .key("k")
+            .payload("never committed"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(broker.open_transactions(), vec!["slow".to_string()]);
+    broker.advance(Duration::from_secs(61));
+    assert!(broker.open_transactions().is_empty());
+    let (_, hw, lso) = broker.offsets("timed", 0).unwrap();
+    assert_eq!(lso, hw, "the abort marker closed the transaction");
+
+    // Retention by time.
+    broker.advance(Duration::from_secs(2 * 3600));
+    broker.apply_retention();
+    let (start, end, _) = broker.offsets("timed", 0).unwrap();
+    assert_eq!(start, end, "everything older than retention.ms is gone");
+}

@@ -4,6 +4,7 @@
 //! → `handlers` (one module per API family) → [`state`] (topics, partitions) → [`log`]
 //! (record batches on memory or disk) and [`meta`] (durable topic metadata).
 
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod faults;

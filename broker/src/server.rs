@@ -143,8 +143,7 @@ impl Broker {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    state.groups.tick(state.meta());
-                    state.txns.tick(&state);
+                    state.run_timers();
                 }
             })
         };

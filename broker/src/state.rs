@@ -1,10 +1,11 @@
 //! The broker's topics and partitions, shared by every connection.
 
+use crate::clock::Clock;
 use crate::cluster::{ClusterView, Node};
 use crate::config::{BrokerConfig, StorageConfig};
 use crate::group::Coordinator;
 use crate::log::batch::{self, BatchHeader};
-use crate::log::{disk::DiskLog, memory::MemoryLog, now_ms, Log, LogError};
+use crate::log::{disk::DiskLog, memory::MemoryLog, Log, LogError};
 use crate::meta::{MetaError, MetaStore, TopicRecord};
 use crate::topic_config::{TopicConfigError, TopicConfigs};
 use crate::txn::coordinator::TxnCoordinator;
@@ -219,17 +220,14 @@ impl Partition {
     /// Appends validated batches, assigning offsets; the caller checked sizes and CRCs.
     /// Idempotent batches are checked against their producer's sequences first; a retried
     /// batch is answered with its original offset and not stored again.
+    /// `log_append_time` is the broker's timestamp for log-append-time topics.
     pub fn append(
         &self,
         batches: &[(BatchHeader, Bytes)],
-        log_append_time: bool,
+        log_append_time: Option<i64>,
     ) -> Result<Appended, AppendError> {
         let epoch = self.leader_epoch();
-        let ts = if log_append_time {
-            Some(now_ms())
-        } else {
-            None
-        };
+        let ts = log_append_time;
         let mut data = lock(&self.inner);
         let data = &mut *data;
         let mut base_offset = None;
@@ -314,11 +312,12 @@ impl Partition {
         producer_id: i64,
         epoch: i16,
         commit: bool,
+        timestamp: i64,
     ) -> Result<i64, LogError> {
         let leader_epoch = self.leader_epoch();
         let mut data = lock(&self.inner);
         let offset = data.log.end_offset();
-        let marker = markers::marker(producer_id, epoch, commit, 0, now_ms());
+        let marker = markers::marker(producer_id, epoch, commit, 0, timestamp);
         let mut h = BatchHeader::parse(&marker).map_err(|e| LogError::Corrupt {
             path: "marker".into(),
             reason: e.to_string(),
@@ -459,6 +458,8 @@ pub struct State {
     pub cluster: ClusterView,
     /// Test hooks: injected faults, recorded requests, strict mode.
     pub faults: crate::faults::Faults,
+    /// The broker's time (advanced by tests).
+    pub clock: Clock,
 }
 
 impl State {
@@ -472,8 +473,9 @@ impl State {
             }
         };
         let producer_ids = ProducerIds::open(&meta)?;
-        let groups = Coordinator::open(config.group, &meta)?;
-        let txns = TxnCoordinator::open(&meta, config.transaction_max_timeout_ms)?;
+        let clock = Clock::default();
+        let groups = Coordinator::open(config.group, clock.clone(), &meta)?;
+        let txns = TxnCoordinator::open(&meta, clock.clone(), config.transaction_max_timeout_ms)?;
         let state = Self {
             config,
             advertised,
@@ -485,6 +487,7 @@ impl State {
             appended: Notify::new(),
             cluster: ClusterView::default(),
             faults: Default::default(),
+            clock,
         };
         state.cluster.add_node(Node {
             id: state.config.node_id,
@@ -688,6 +691,13 @@ impl State {
         Ok(())
     }
 
+    /// Runs the coordinators' timers now (session and transaction timeouts, rebalance
+    /// deadlines) instead of at the next tick.
+    pub fn run_timers(&self) {
+        self.groups.tick(&self.meta);
+        self.txns.tick(self);
+    }
+
     /// Takes a presented broker down: the partitions it led move to the next node that is
     /// up, with their leader epochs bumped, and its coordinators move by hash.
     pub fn stop_node(&self, id: i32) {
@@ -760,7 +770,7 @@ impl State {
 
     /// Applies retention to every partition.
     pub fn apply_retention(&self) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for topic in self.topics() {
             for p in topic.partitions() {
                 match p.with_log(|l| l.apply_retention(now)) {

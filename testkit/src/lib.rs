@@ -354,6 +354,15 @@ pub trait Inspect {
     fn apply_retention(&self) {
         self.broker_state().apply_retention();
     }
+
+    /// Moves the broker's clock forward and runs its timers at once: session timeouts,
+    /// rebalance deadlines, transaction timeouts. Clients' own timers stay real, so a
+    /// client that keeps heartbeating is not expired by this; one that stopped is.
+    fn advance(&self, by: std::time::Duration) {
+        let state = self.broker_state();
+        state.clock.advance(by);
+        state.run_timers();
+    }
 }
 
 impl Inspect for Broker {

@@ -37,7 +37,7 @@ use classic::Group;
 use kafka_protocol::error::ResponseError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use store::CommittedOffset;
 
 /// Coordinator settings (Kafka's `group.*` and `offsets.*` broker configs).
@@ -77,6 +77,7 @@ impl Default for GroupConfig {
 #[derive(Debug)]
 pub struct Coordinator {
     config: GroupConfig,
+    clock: crate::clock::Clock,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
 }
 
@@ -112,8 +113,12 @@ pub struct GroupSummary {
 
 impl Coordinator {
     /// Restores groups and offsets from the store.
-    pub fn open(config: GroupConfig, meta: &MetaStore) -> Result<Self, crate::meta::MetaError> {
-        let now = Instant::now();
+    pub fn open(
+        config: GroupConfig,
+        clock: crate::clock::Clock,
+        meta: &MetaStore,
+    ) -> Result<Self, crate::meta::MetaError> {
+        let now = clock.now();
         let mut groups: HashMap<String, Group> = HashMap::new();
         for (id, snapshot) in meta.load_groups()? {
             groups.insert(id.clone(), Group::restore(&id, snapshot, now));
@@ -127,6 +132,7 @@ impl Coordinator {
         }
         Ok(Self {
             config,
+            clock,
             groups: Mutex::new(
                 groups
                     .into_iter()
@@ -147,7 +153,7 @@ impl Coordinator {
     fn get_or_create(&self, id: &str) -> Arc<Mutex<Group>> {
         lock(&self.groups)
             .entry(id.to_string())
-            .or_insert_with(|| Arc::new(Mutex::new(Group::new(id, Instant::now()))))
+            .or_insert_with(|| Arc::new(Mutex::new(Group::new(id, self.clock.now()))))
             .clone()
     }
 
@@ -163,7 +169,7 @@ impl Coordinator {
         let group = self.get_or_create(&req.group_id);
         let rx = {
             let mut g = lock(&group);
-            match g.join(req.clone(), &self.config, Instant::now()) {
+            match g.join(req.clone(), &self.config, self.clock.now()) {
                 Ok(rx) => {
                     g.persist_if_settled(meta);
                     rx
@@ -202,7 +208,7 @@ impl Coordinator {
                 member_id,
                 instance_id,
                 assignments,
-                Instant::now(),
+                self.clock.now(),
             );
             g.persist_if_settled(meta);
             match rx {
@@ -225,7 +231,7 @@ impl Coordinator {
     ) -> Result<(), ResponseError> {
         let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut g = lock(&group);
-        g.heartbeat(generation, member_id, instance_id, Instant::now())
+        g.heartbeat(generation, member_id, instance_id, self.clock.now())
     }
 
     /// LeaveGroup for each (member id, instance id); returns one result per member.
@@ -237,7 +243,7 @@ impl Coordinator {
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut g = lock(&group);
-        let now = Instant::now();
+        let now = self.clock.now();
         let results = members
             .iter()
             .map(|(id, instance)| g.leave(id, instance.as_deref(), &self.config, now))
@@ -415,7 +421,7 @@ impl Coordinator {
             }
             g.consumer = Some(consumer::ConsumerGroup::default());
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         match &mut g.consumer {
             Some(c) => c.heartbeat(hb, metadata, now),
             None => Err(ResponseError::GroupIdNotFound),
@@ -435,7 +441,7 @@ impl Coordinator {
 
     /// Expires sessions, completes timed-out rebalances, drops expired offsets.
     pub fn tick(&self, meta: &MetaStore) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let groups: Vec<_> = lock(&self.groups)
             .iter()
             .map(|(k, g)| (k.clone(), g.clone()))

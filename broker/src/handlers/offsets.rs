@@ -2,7 +2,6 @@
 
 use super::str_bytes;
 use crate::group::store::CommittedOffset;
-use crate::log::now_ms;
 use crate::state::State;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
@@ -31,7 +30,7 @@ pub(crate) fn offset_commit(
         req.member_id.as_str(),
         req.group_instance_id.as_ref().map(StrBytes::as_str),
     );
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let max_meta = state.groups.config().max_metadata_bytes;
     let mut accepted = Vec::new();
     let mut resp = OffsetCommitResponse::default();

@@ -128,7 +128,7 @@ fn append(
         }
     }
     partition
-        .append(&batches, configs.log_append_time())
+        .append(&batches, configs.log_append_time().then(|| state.clock.now_ms()))
         .map_err(|e| match e {
             AppendError::Sequence(s) => {
                 let code = match s {

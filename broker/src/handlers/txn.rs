@@ -4,7 +4,6 @@
 
 use super::{str_bytes, topic_name};
 use crate::group::store::CommittedOffset;
-use crate::log::now_ms;
 use crate::state::State;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -142,7 +141,7 @@ pub(crate) fn txn_offset_commit(
     } else {
         Ok(())
     };
-    let now = now_ms();
+    let now = state.clock.now_ms();
     let mut offsets = Vec::new();
     for t in &req.topics {
         for p in &t.partitions {

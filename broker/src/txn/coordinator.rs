@@ -16,7 +16,6 @@
 //! found at start-up (a crash during EndTxn) is completed by the first tick.
 
 use crate::group::store::CommittedOffset;
-use crate::log::now_ms;
 use crate::meta::MetaStore;
 use crate::state::State;
 use kafka_protocol::error::ResponseError;
@@ -69,6 +68,7 @@ pub struct TxnMeta {
 #[derive(Debug)]
 pub struct TxnCoordinator {
     txns: Mutex<BTreeMap<String, TxnMeta>>,
+    clock: crate::clock::Clock,
     /// `transaction.max.timeout.ms`.
     max_timeout_ms: i32,
 }
@@ -84,7 +84,11 @@ fn check_producer(meta: &TxnMeta, producer_id: i64, epoch: i16) -> Result<(), Re
 }
 
 impl TxnCoordinator {
-    pub fn open(meta: &MetaStore, max_timeout_ms: i32) -> Result<Self, crate::meta::MetaError> {
+    pub fn open(
+        meta: &MetaStore,
+        clock: crate::clock::Clock,
+        max_timeout_ms: i32,
+    ) -> Result<Self, crate::meta::MetaError> {
         let txns = meta
             .load_txns()?
             .into_iter()
@@ -92,6 +96,7 @@ impl TxnCoordinator {
             .collect();
         Ok(Self {
             txns: Mutex::new(txns),
+            clock,
             max_timeout_ms,
         })
     }
@@ -195,7 +200,7 @@ impl TxnCoordinator {
             let Some(p) = state.topic(topic).and_then(|t| t.partition(*partition)) else {
                 continue; // deleted since
             };
-            p.write_marker(meta.producer_id, meta.epoch, commit).map_err(|e| {
+            p.write_marker(meta.producer_id, meta.epoch, commit, state.clock.now_ms()).map_err(|e| {
                 tracing::error!(%topic, partition, error = %e, "cannot write transaction marker");
                 ResponseError::KafkaStorageError
             })?;
@@ -233,6 +238,7 @@ impl TxnCoordinator {
         transactional_id: &str,
         producer_id: i64,
         epoch: i16,
+        now_ms: i64,
     ) -> Result<&'a mut TxnMeta, ResponseError> {
         let meta = txns
             .get_mut(transactional_id)
@@ -243,7 +249,7 @@ impl TxnCoordinator {
         }
         if meta.state != TxnState::Ongoing {
             meta.state = TxnState::Ongoing;
-            meta.start_ms = now_ms();
+            meta.start_ms = now_ms;
         }
         Ok(meta)
     }
@@ -292,7 +298,13 @@ impl TxnCoordinator {
                 })
                 .collect());
         }
-        let meta = Self::ongoing(&mut txns, transactional_id, producer_id, epoch)?;
+        let meta = Self::ongoing(
+            &mut txns,
+            transactional_id,
+            producer_id,
+            epoch,
+            self.clock.now_ms(),
+        )?;
         meta.partitions.extend(partitions.iter().cloned());
         Self::persist(state, meta)?;
         Ok(partitions.iter().map(|_| Ok(())).collect())
@@ -308,7 +320,13 @@ impl TxnCoordinator {
         group: &str,
     ) -> Result<(), ResponseError> {
         let mut txns = self.lock();
-        let meta = Self::ongoing(&mut txns, transactional_id, producer_id, epoch)?;
+        let meta = Self::ongoing(
+            &mut txns,
+            transactional_id,
+            producer_id,
+            epoch,
+            self.clock.now_ms(),
+        )?;
         meta.groups.insert(group.to_string());
         Self::persist(state, meta)
     }
@@ -399,7 +417,7 @@ impl TxnCoordinator {
 
     /// Aborts transactions past their timeout; finishes prepared ones left by a crash.
     pub fn tick(&self, state: &State) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut txns = self.lock();
         for meta in txns.values_mut() {
             let result = match meta.state {
