@@ -274,12 +274,15 @@ impl Drop for Cluster {
     }
 }
 
+/// A stored record: (offset, key, value).
+pub type StoredRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Inspection without a consumer, for assertions.
 pub trait Inspect {
     fn broker_state(&self) -> &Arc<State>;
 
     /// Every stored record of a partition as (offset, key, value), control records left out.
-    fn records(&self, topic: &str, partition: i32) -> Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+    fn records(&self, topic: &str, partition: i32) -> Vec<StoredRecord> {
         let Some(p) = self
             .broker_state()
             .topic(topic)
