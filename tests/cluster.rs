@@ -443,3 +443,68 @@ async fn advancing_the_broker_clock_expires_sessions_transactions_and_data() {
     let (start, end, _) = broker.offsets("timed", 0).unwrap();
     assert_eq!(start, end, "everything older than retention.ms is gone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retriable_errors_are_retried_and_fatal_ones_surface() {
+    use agentbus_testkit::Cluster;
+    const FETCH: i16 = 1;
+    let cluster = Cluster::builder().brokers(3).start().await.unwrap();
+    let b = cluster.bootstrap();
+    common::create_topic(&b, "flaky", 1, &[]).await;
+    let producer = common::producer(
+        &b,
+        &[("retry.backoff.ms", "10"), ("message.timeout.ms", "10000")],
+    );
+    {
+        let _e1 = cluster.inject_on(
+            PRODUCE,
+            None,
+            Fault::Error(ResponseError::NotLeaderOrFollower.code()),
+            Some(2),
+        );
+        let _e2 = cluster.inject_on(
+            PRODUCE,
+            None,
+            Fault::Error(ResponseError::RequestTimedOut.code()),
+            Some(2),
+        );
+        producer
+            .send(
+                FutureRecord::to("flaky")
+                    .key("k")
+                    .payload("through retriable errors"),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("retried until delivered");
+    }
+    {
+        let _fetch = cluster.inject_on(
+            FETCH,
+            None,
+            Fault::Error(ResponseError::NotLeaderOrFollower.code()),
+            Some(3),
+        );
+        let consumer: BaseConsumer = common::consumer(&b, &[]);
+        let got = tokio::task::block_in_place(|| common::consume_all(&consumer, "flaky", 1, 1));
+        assert_eq!(got[0].payload(), Some(&b"through retriable errors"[..]));
+    }
+    let _fatal = cluster.inject_on(
+        PRODUCE,
+        None,
+        Fault::Error(ResponseError::InvalidRecord.code()),
+        Some(1),
+    );
+    let err = producer
+        .send(
+            FutureRecord::to("flaky").key("k").payload("refused"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect_err("a non-retriable error reaches the delivery callback");
+    assert!(
+        err.0.to_string().contains("Invalid") || err.0.to_string().contains("invalid"),
+        "{}",
+        err.0
+    );
+}

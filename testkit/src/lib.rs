@@ -183,7 +183,40 @@ impl Drop for FaultGuard {
     }
 }
 
+/// Settings for [`Cluster`]: the broker settings plus the number of brokers.
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    broker: BrokerBuilder,
+    brokers: usize,
+}
+
+impl ClusterBuilder {
+    /// How many brokers to present (3 by default).
+    pub fn brokers(mut self, n: usize) -> Self {
+        self.brokers = n.max(1);
+        self
+    }
+
+    /// Any broker setting (see [`BrokerBuilder`]).
+    pub fn broker(mut self, f: impl FnOnce(BrokerBuilder) -> BrokerBuilder) -> Self {
+        self.broker = f(self.broker);
+        self
+    }
+
+    pub async fn start(self) -> Result<Cluster, StartError> {
+        self.broker.start_cluster(self.brokers).await
+    }
+}
+
 impl Cluster {
+    /// `Cluster::builder().brokers(3).start().await`.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            broker: Broker::builder(),
+            brokers: 3,
+        }
+    }
+
     /// Every node's `host:port`, comma-separated.
     pub fn bootstrap(&self) -> String {
         self.inner
