@@ -8,6 +8,10 @@
 //! # }
 //! ```
 
+pub mod fixtures;
+
+pub use fixtures::{FixtureError, Postgres, Redis};
+
 use agentbus_broker::group::GroupConfig;
 use agentbus_broker::{BrokerConfig, StartError, StorageConfig};
 use std::path::PathBuf;
