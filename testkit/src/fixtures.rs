@@ -194,20 +194,33 @@ pub struct Postgres {
     _cluster: Option<PgCluster>,
 }
 
+impl Source {
+    /// The URL in `var` when it is set, else the installed binaries.
+    pub fn from_env(var: &str) -> Self {
+        match std::env::var(var) {
+            Ok(url) if !url.is_empty() => Source::Url(url),
+            _ => Source::Binaries,
+        }
+    }
+}
+
+/// Runs a fixture's blocking start-up off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, FixtureError> + Send + 'static,
+) -> Result<T, FixtureError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| FixtureError::Io(std::io::Error::other(e)))?
+}
+
 impl Postgres {
     /// `DATABASE_URL` if set, else a private cluster from the installed binaries.
     pub async fn start() -> Result<Self, FixtureError> {
-        let source = match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => Source::Url(url),
-            _ => Source::Binaries,
-        };
-        Self::start_with(source).await
+        Self::start_with(Source::from_env("DATABASE_URL")).await
     }
 
     pub async fn start_with(source: Source) -> Result<Self, FixtureError> {
-        tokio::task::spawn_blocking(move || Self::start_blocking(source))
-            .await
-            .map_err(|e| FixtureError::Io(std::io::Error::other(e)))?
+        blocking(move || Self::start_blocking(source)).await
     }
 
     fn start_blocking(source: Source) -> Result<Self, FixtureError> {
@@ -287,17 +300,11 @@ pub struct Redis {
 impl Redis {
     /// `REDIS_URL` if set, else a private `redis-server` from PATH.
     pub async fn start() -> Result<Self, FixtureError> {
-        let source = match std::env::var("REDIS_URL") {
-            Ok(url) if !url.is_empty() => Source::Url(url),
-            _ => Source::Binaries,
-        };
-        Self::start_with(source).await
+        Self::start_with(Source::from_env("REDIS_URL")).await
     }
 
     pub async fn start_with(source: Source) -> Result<Self, FixtureError> {
-        tokio::task::spawn_blocking(move || Self::start_blocking(source))
-            .await
-            .map_err(|e| FixtureError::Io(std::io::Error::other(e)))?
+        blocking(move || Self::start_blocking(source)).await
     }
 
     fn start_blocking(source: Source) -> Result<Self, FixtureError> {
