@@ -177,8 +177,18 @@ impl MetaStore {
         })
     }
 
+    fn json(&self, value: &impl Serialize) -> Result<String, MetaError> {
+        serde_json::to_string(value).map_err(|e| MetaError::Store {
+            path: self
+                .db
+                .as_ref()
+                .map_or_else(|| PathBuf::from("memory"), |(_, p)| p.clone()),
+            reason: e.to_string(),
+        })
+    }
+
     pub fn put_txn(&self, txn: &crate::txn::coordinator::TxnMeta) -> Result<(), MetaError> {
-        let json = serde_json::to_string(txn).unwrap_or_default();
+        let json = self.json(txn)?;
         self.write(|t| {
             t.open_table(TXNS)?
                 .insert(txn.transactional_id.as_str(), json.as_str())?;
@@ -216,7 +226,7 @@ impl MetaStore {
         group: &str,
         snap: &crate::group::store::GroupSnapshot,
     ) -> Result<(), MetaError> {
-        let json = serde_json::to_string(snap).unwrap_or_default();
+        let json = self.json(snap)?;
         self.write(|txn| {
             txn.open_table(GROUPS)?.insert(group, json.as_str())?;
             Ok(())
@@ -229,11 +239,14 @@ impl MetaStore {
         group: &str,
         offsets: &[(String, i32, crate::group::store::CommittedOffset)],
     ) -> Result<(), MetaError> {
+        let rows = offsets
+            .iter()
+            .map(|(topic, partition, c)| Ok((offset_key(group, topic, *partition), self.json(c)?)))
+            .collect::<Result<Vec<_>, MetaError>>()?;
         self.write(|txn| {
             let mut t = txn.open_table(OFFSETS)?;
-            for (topic, partition, c) in offsets {
-                let json = serde_json::to_string(c).unwrap_or_default();
-                t.insert(offset_key(group, topic, *partition).as_str(), json.as_str())?;
+            for (key, json) in &rows {
+                t.insert(key.as_str(), json.as_str())?;
             }
             Ok(())
         })
