@@ -386,3 +386,33 @@ async fn confluent_kafka_python_transactions() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn every_advertised_version_of_init_producer_id_and_end_txn_works() {
+    use common::raw::Raw;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let broker = Broker::start().await.unwrap();
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    for version in 0..=5i16 {
+        let id = format!("v{version}");
+        let mut init = InitProducerIdRequest::default();
+        init.transactional_id = Some(TransactionalId(StrBytes::from_string(id.clone())));
+        init.transaction_timeout_ms = 30_000;
+        let r = raw.send(version, &init).await;
+        assert_eq!(r.error_code, 0, "InitProducerId v{version}");
+        if version <= 4 {
+            // Aborting with nothing added is accepted at every EndTxn version.
+            let mut end = EndTxnRequest::default();
+            end.transactional_id = TransactionalId(StrBytes::from_string(id));
+            end.producer_id = r.producer_id;
+            end.producer_epoch = r.producer_epoch;
+            end.committed = false;
+            assert_eq!(
+                raw.send(version, &end).await.error_code,
+                0,
+                "EndTxn v{version}"
+            );
+        }
+    }
+}
