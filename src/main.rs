@@ -3,6 +3,9 @@
 mod bench;
 mod broker_cmd;
 mod groups;
+mod log_cmd;
+mod schema_cmd;
+mod topics_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +42,12 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Inspect consumer groups: list, describe (offsets and lag), delete, reset offsets.
     Groups(groups::GroupsArgs),
+    /// Publish an agent-observability event (the seeds' skills), e.g. `log routing-decision …`.
+    Log(Box<log_cmd::LogArgs>),
+    /// Print the JSON Schema of a topic's events.
+    Schema(schema_cmd::SchemaArgs),
+    /// Manage topics: `topics apply deploy/topics.toml` creates or updates them.
+    Topics(topics_cmd::TopicsArgs),
 }
 
 fn init_logs(format: LogFormat) {
@@ -71,6 +80,9 @@ fn main() -> std::process::ExitCode {
             Command::Broker(args) => broker_cmd::run(*args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Groups(args) => groups::run(args).await,
+            Command::Log(args) => log_cmd::run(*args).await,
+            Command::Schema(args) => schema_cmd::run(args),
+            Command::Topics(args) => topics_cmd::run(args).await,
         }
     });
     match result {

@@ -1,1 +1,23 @@
-//! Event types for the eight agent topics, the topic catalog and the producer (to come).
+//! The agent-observability pipeline's typed contract and producer.
+//!
+//! - [`events`]: one serde type per topic with exactly the seeds' fields, decoding that
+//!   names the offending field, and value checks ([`validate`]);
+//! - [`schema`]: the JSON Schema of each type, generated from the code;
+//! - [`catalog`]: partitions, retention, replication and partition key of each topic;
+//! - [`config`] and [`producer`]: an idempotent librdkafka producer configured from the
+//!   seeds' environment variables;
+//! - [`examples`]: the seeds' example event of each topic.
+
+pub mod catalog;
+pub mod config;
+pub mod events;
+pub mod examples;
+pub mod producer;
+pub mod schema;
+pub mod validate;
+
+pub use catalog::TopicSpec;
+pub use config::{ConfigError, ProducerConfig};
+pub use events::{AnyEvent, Event, EventError, Topic};
+pub use producer::{Delivery, Pending, Producer, PublishError};
+pub use validate::{Id, Timestamp, ValidationError};

@@ -1,0 +1,25 @@
+//! `agentbus schema TOPIC`: print the JSON Schema of a topic's events, generated from the
+//! `agentbus-client` types, so producers in other languages can validate what they send.
+
+use agentbus_client::Topic;
+use anyhow::Context as _;
+use std::io::Write as _;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SchemaArgs {
+    /// The topic (e.g. agent-routing-decisions) or its `log` subcommand (routing-decision).
+    topic: Topic,
+}
+
+pub(crate) fn run(args: SchemaArgs) -> anyhow::Result<()> {
+    let schema = agentbus_client::schema::schema(args.topic);
+    let mut text = serde_json::to_string_pretty(&schema).context("cannot encode the schema")?;
+    text.push('\n');
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,441 @@
+//! `agentbus log …` as the seeds' skills are run, against an in-process broker: the JSON
+//! result, the event readable from its topic, `--event FILE|-`, `KAFKA_ENABLE_LOGGING=false`,
+//! `DEBUG=true`, validation errors, and a down broker failing within the timeout.
+//! Also `agentbus schema TOPIC`.
+
+mod common;
+
+use agentbus_client::events::{self, RoutingDecision, TaskExecution};
+use agentbus_client::{examples, Topic};
+use agentbus_testkit::Broker;
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `agentbus ARGS…` with `env`, feeding `stdin`; kills it after 60 s.
+async fn agentbus(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentbus"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AGENTBUS_") || k.starts_with("KAFKA_") || k == "DEBUG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied())
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn agentbus");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input).await.expect("write stdin");
+        drop(pipe);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("agentbus {args:?} hung"))
+        .expect("run agentbus");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+const CID: &str = "7415f61f-ab2f-4961-97f5-a5f5c6499a4d";
+
+fn routing_args<'a>(bootstrap: &'a str, confidence: &'a str) -> Vec<&'a str> {
+    vec![
+        "log",
+        "routing-decision",
+        "--agent",
+        "agent-performance",
+        "--confidence",
+        confidence,
+        "--strategy",
+        "enhanced_fuzzy_matching",
+        "--latency-ms",
+        "45",
+        "--user-request",
+        "optimize database queries",
+        "--reasoning",
+        "High confidence match",
+        "--correlation-id",
+        CID,
+        "--alternatives",
+        r#"[{"agent_name": "agent-database", "confidence_score": 0.85, "reason": "Database keyword match"}]"#,
+        "--bootstrap-server",
+        bootstrap,
+    ]
+}
+
+/// Reads the record at `partition`/`offset` of `topic`.
+fn read_at(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> rdkafka::message::OwnedMessage {
+    let consumer = common::consumer(bootstrap, &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .expect("partition");
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "record {topic}/{partition}@{offset} not readable"
+        );
+        if let Some(r) = consumer.poll(Duration::from_millis(200)) {
+            let m = r.expect("consume");
+            assert_eq!(m.offset(), offset);
+            return m.detach();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_routing_decision_prints_the_result_and_the_event_is_readable() {
+    let broker = Broker::start().await.expect("broker");
+    let bootstrap = broker.bootstrap();
+    common::create_topic(&bootstrap, "agent-routing-decisions", 6, &[]).await;
+
+    let run = agentbus(
+        &routing_args(&bootstrap, "0.92"),
+        &[("DEBUG", "true")],
+        None,
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let out = run.json();
+    assert_eq!(out["success"], true);
+    assert_eq!(out["topic"], "agent-routing-decisions");
+    assert_eq!(out["latency_ms"], 45);
+    let keys: Vec<&str> = out
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for k in [
+        "success",
+        "event_id",
+        "topic",
+        "partition",
+        "offset",
+        "latency_ms",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    // DEBUG=true: delivery details on stderr, as the seeds' script prints them.
+    assert!(
+        run.stderr.contains("Published routing decision to Kafka"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("Partition: {}", out["partition"])),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("Offset: {}", out["offset"])),
+        "{}",
+        run.stderr
+    );
+
+    let partition = out["partition"].as_i64().unwrap() as i32;
+    let m = read_at(
+        &bootstrap,
+        "agent-routing-decisions",
+        partition,
+        out["offset"].as_i64().unwrap(),
+    );
+    assert_eq!(m.key(), Some(CID.as_bytes()));
+    let e: RoutingDecision = events::decode(m.payload().expect("payload")).expect("valid event");
+    assert_eq!(e.event_id.as_str(), out["event_id"].as_str().unwrap());
+    assert_eq!(e.correlation_id.as_str(), CID);
+    assert_eq!(e.selected_agent, "agent-performance");
+    assert_eq!(e.confidence_score, 0.92);
+    assert_eq!(e.routing_strategy, "enhanced_fuzzy_matching");
+    assert_eq!(e.routing_time_ms, 45);
+    assert_eq!(e.user_request, "optimize database queries");
+    assert_eq!(e.alternatives.len(), 1);
+    assert_eq!(e.alternatives[0].agent_name, "agent-database");
+    assert!(e.timestamp.check("timestamp").is_ok());
+
+    // Without DEBUG, stderr stays quiet.
+    let quiet = agentbus(&routing_args(&bootstrap, "0.5"), &[], None).await;
+    assert_eq!(quiet.code, Some(0), "{}", quiet.stderr);
+    assert_eq!(quiet.stderr.trim(), "");
+    assert_eq!(
+        quiet.json()["partition"],
+        out["partition"],
+        "same correlation id, same partition"
+    );
+    assert_eq!(
+        quiet.json()["offset"].as_i64(),
+        Some(out["offset"].as_i64().unwrap() + 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_publishes_a_whole_event_from_a_file_or_stdin() {
+    let broker = Broker::start().await.expect("broker");
+    let bootstrap = broker.bootstrap();
+    common::create_topic(&bootstrap, "task-executions", 12, &[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("event.json");
+    std::fs::write(&file, examples::json(Topic::TaskExecutions)).expect("write");
+    let path = file.to_str().unwrap();
+
+    let from_file = agentbus(
+        &[
+            "log",
+            "--topic",
+            "task-executions",
+            "--event",
+            path,
+            "--bootstrap-server",
+            &bootstrap,
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(from_file.code, Some(0), "{}", from_file.stderr);
+    let out = from_file.json();
+    assert_eq!(out["event_id"], examples::EVENT_ID);
+    let m = read_at(
+        &bootstrap,
+        "task-executions",
+        out["partition"].as_i64().unwrap() as i32,
+        out["offset"].as_i64().unwrap(),
+    );
+    let e: TaskExecution = events::decode(m.payload().unwrap()).expect("valid");
+    assert_eq!(m.key(), Some(e.fingerprint_id.as_str().as_bytes()));
+
+    let from_stdin = agentbus(
+        &[
+            "log",
+            "--topic",
+            "task-execution",
+            "--event",
+            "-",
+            "--bootstrap-server",
+            &bootstrap,
+        ],
+        &[],
+        Some(examples::json(Topic::TaskExecutions).as_bytes()),
+    )
+    .await;
+    assert_eq!(from_stdin.code, Some(0), "{}", from_stdin.stderr);
+    assert_eq!(from_stdin.json()["partition"], out["partition"]);
+
+    // A whole event is validated against its schema.
+    let bad = examples::json(Topic::TaskExecutions).replace("0.92", "1.92");
+    let rejected = agentbus(
+        &[
+            "log",
+            "--topic",
+            "task-executions",
+            "--event",
+            "-",
+            "--bootstrap-server",
+            &bootstrap,
+        ],
+        &[],
+        Some(bad.as_bytes()),
+    )
+    .await;
+    assert_eq!(rejected.code, Some(1));
+    assert_eq!(rejected.json()["success"], false);
+    assert_eq!(
+        rejected.json()["error"],
+        "quality_score: 1.92 is outside 0..=1"
+    );
+}
+
+#[tokio::test]
+async fn log_fails_within_the_timeout_when_the_broker_is_down() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let mut args = routing_args(&bootstrap, "0.9");
+    args.extend_from_slice(&["--timeout-ms", "1000"]);
+    let run = agentbus(&args, &[], None).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.elapsed < Duration::from_millis(2500),
+        "took {:?}",
+        run.elapsed
+    );
+    let out = run.json();
+    assert_eq!(out["success"], false);
+    assert!(
+        out["error"].as_str().unwrap().contains("within 1000 ms"),
+        "{out}"
+    );
+    assert!(
+        run.stderr.contains("Kafka publish failed"),
+        "{}",
+        run.stderr
+    );
+
+    // The same through the environment.
+    let mut args = routing_args(&bootstrap, "0.9");
+    args.truncate(args.len() - 2);
+    let run = agentbus(
+        &args,
+        &[("KAFKA_BROKERS", &bootstrap), ("KAFKA_TIMEOUT_MS", "700")],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(
+        run.elapsed < Duration::from_millis(2200),
+        "took {:?}",
+        run.elapsed
+    );
+}
+
+#[tokio::test]
+async fn log_disabled_succeeds_without_the_network_and_invalid_input_fails() {
+    let disabled = agentbus(
+        &routing_args("127.0.0.1:1", "0.9"),
+        &[("KAFKA_ENABLE_LOGGING", "false")],
+        None,
+    )
+    .await;
+    assert_eq!(disabled.code, Some(0), "{disabled:?}");
+    assert!(disabled.elapsed < Duration::from_secs(2));
+    let out = disabled.json();
+    assert_eq!(out["success"], true);
+    assert_eq!(
+        out["message"],
+        "Kafka logging disabled (KAFKA_ENABLE_LOGGING=false)"
+    );
+    assert_eq!(out["event_id"], Value::Null);
+
+    let invalid = agentbus(&routing_args("127.0.0.1:1", "1.5"), &[], None).await;
+    assert_eq!(invalid.code, Some(1));
+    assert_eq!(
+        invalid.json()["error"],
+        "confidence_score: 1.5 is outside 0..=1"
+    );
+    assert!(invalid
+        .stderr
+        .contains("confidence_score: 1.5 is outside 0..=1"));
+
+    let bad_env = agentbus(
+        &routing_args("127.0.0.1:1", "0.5"),
+        &[("KAFKA_ACKS", "1")],
+        None,
+    )
+    .await;
+    assert_eq!(bad_env.code, Some(1));
+    assert!(bad_env.json()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("KAFKA_ACKS=\"1\""));
+
+    let missing = agentbus(
+        &[
+            "log",
+            "success-pattern",
+            "--pattern-id",
+            CID,
+            "--pattern-name",
+            "p",
+            "--pattern-type",
+            "workflow",
+            "--correlation-id",
+            CID,
+            "--bootstrap-server",
+            "127.0.0.1:1",
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(missing.code, Some(1));
+    assert_eq!(missing.json()["error"], "pattern_template: is required");
+}
+
+#[tokio::test]
+async fn schema_prints_each_topics_json_schema() {
+    for topic in Topic::ALL {
+        let run = agentbus(&["schema", topic.name()], &[], None).await;
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let s = run.json();
+        assert_eq!(s["x-kafka-topic"], topic.name());
+        assert_eq!(s["type"], "object");
+        let props = s["properties"].as_object().expect("properties");
+        let example: Value = serde_json::from_str(examples::json(topic)).unwrap();
+        for field in example.as_object().unwrap().keys() {
+            assert!(
+                props.contains_key(field),
+                "{topic}: {field} missing from the schema"
+            );
+        }
+        assert_eq!(
+            props.len(),
+            example.as_object().unwrap().len(),
+            "{topic}: extra fields"
+        );
+    }
+    let by_command = agentbus(&["schema", "routing-decision"], &[], None).await;
+    assert_eq!(
+        by_command.json()["x-kafka-topic"],
+        "agent-routing-decisions"
+    );
+    let unknown = agentbus(&["schema", "nope"], &[], None).await;
+    assert_ne!(unknown.code, Some(0));
+    assert!(
+        unknown.stderr.contains("unknown topic"),
+        "{}",
+        unknown.stderr
+    );
+}
