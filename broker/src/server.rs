@@ -125,6 +125,7 @@ impl Broker {
                     let s = state.clone();
                     let work = move || {
                         s.apply_retention();
+                        s.compact_all();
                         // Also bounds how much log a restart after a crash replays to
                         // rebuild producer state.
                         s.flush_all();

@@ -306,6 +306,81 @@ impl Partition {
         })
     }
 
+    /// Keeps only the latest record of each key (log compaction). Control and
+    /// transactional batches are kept whole. Returns how many records went.
+    pub fn compact(&self) -> Result<usize, LogError> {
+        use kafka_protocol::records::{
+            RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        };
+        let corrupt = |reason: String| LogError::Corrupt {
+            path: "compaction".into(),
+            reason,
+        };
+        let mut data = lock(&self.inner);
+        let start = data.log.start_offset();
+        let mut batches: Vec<(BatchHeader, Bytes)> = Vec::new();
+        data.log.scan_batches(start, &mut |h, b| {
+            batches.push((*h, Bytes::copy_from_slice(b)))
+        })?;
+        let mut decoded = Vec::with_capacity(batches.len());
+        let mut latest: std::collections::HashMap<Bytes, i64> = std::collections::HashMap::new();
+        for (h, b) in &batches {
+            if h.is_control() || h.is_transactional() {
+                decoded.push(None);
+                continue;
+            }
+            let set =
+                RecordBatchDecoder::decode(&mut b.clone()).map_err(|e| corrupt(e.to_string()))?;
+            for r in &set.records {
+                if let Some(k) = &r.key {
+                    latest.insert(k.clone(), r.offset);
+                }
+            }
+            decoded.push(Some(set));
+        }
+        let mut removed = 0;
+        let mut out = Vec::with_capacity(batches.len());
+        for ((h, b), set) in batches.into_iter().zip(decoded) {
+            let Some(set) = set else {
+                out.push((h, b));
+                continue;
+            };
+            let total = set.records.len();
+            let kept: Vec<_> = set
+                .records
+                .into_iter()
+                .filter(|r| {
+                    r.key
+                        .as_ref()
+                        .is_none_or(|k| latest.get(k) == Some(&r.offset))
+                })
+                .collect();
+            removed += total - kept.len();
+            if kept.len() == total {
+                out.push((h, b));
+            } else if !kept.is_empty() {
+                let mut buf = bytes::BytesMut::new();
+                RecordBatchEncoder::encode(
+                    &mut buf,
+                    &kept,
+                    &RecordEncodeOptions {
+                        version: 2,
+                        compression: set.compression,
+                    },
+                )
+                .map_err(|e| corrupt(e.to_string()))?;
+                let bytes = buf.freeze();
+                let mut nh = BatchHeader::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
+                nh.leader_epoch = h.leader_epoch;
+                out.push((nh, bytes));
+            }
+        }
+        if removed > 0 {
+            data.log.replace(out)?;
+        }
+        Ok(removed)
+    }
+
     /// Writes a commit or abort marker for `producer_id`'s transaction; returns its offset.
     pub fn write_marker(
         &self,
@@ -766,6 +841,27 @@ impl State {
         }
         tracing::info!(topic = name, "topic configs changed");
         Ok(())
+    }
+
+    /// Compacts every partition of the topics with `cleanup.policy=compact`.
+    pub fn compact_all(&self) {
+        for topic in self
+            .topics()
+            .into_iter()
+            .filter(|t| t.configs().compacted())
+        {
+            for p in topic.partitions() {
+                match p.compact() {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(topic = %topic.name, partition = p.index, removed = n, "compacted")
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "compaction failed")
+                    }
+                }
+            }
+        }
     }
 
     /// Applies retention to every partition.

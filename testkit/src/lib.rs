@@ -390,6 +390,12 @@ pub trait Inspect {
             .collect()
     }
 
+    /// Compacts every `cleanup.policy=compact` topic now: only the latest record of each key
+    /// stays (offsets keep their gaps, as in Kafka).
+    fn compact(&self) {
+        self.broker_state().compact_all();
+    }
+
     /// Applies retention now instead of waiting for the background check.
     fn apply_retention(&self) {
         self.broker_state().apply_retention();

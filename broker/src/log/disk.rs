@@ -791,6 +791,11 @@ pub struct DiskLog {
 impl DiskLog {
     /// Opens (creating it if missing) the log in `dir` and recovers what is there.
     pub fn open(dir: &Path, config: LogConfig) -> Result<DiskLog, LogError> {
+        let old = dir.with_extension("old");
+        if !dir.exists() && old.exists() {
+            // A compaction swap was interrupted: the previous log is still whole.
+            fs::rename(&old, dir).map_err(|e| LogError::io(dir, e))?;
+        }
         fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
         let bases = list_segments(dir)?;
         let persisted_start = read_start_offset(dir);
@@ -1133,6 +1138,40 @@ impl Log for DiskLog {
 
     fn set_config(&mut self, config: LogConfig) {
         self.config = config;
+    }
+
+    /// Writes the new batches into a sibling directory, then swaps it in. A crash between
+    /// the two renames leaves `<dir>.old`, which `open` moves back.
+    fn replace(&mut self, batches: Vec<(BatchHeader, Bytes)>) -> Result<(), LogError> {
+        let fresh_dir = self.dir.with_extension("compacting");
+        let old_dir = self.dir.with_extension("old");
+        let _ = fs::remove_dir_all(&fresh_dir);
+        fs::create_dir_all(&fresh_dir).map_err(|e| LogError::io(&fresh_dir, e))?;
+        let start = self.start_offset;
+        fs::write(fresh_dir.join(START_OFFSET_FILE), format!("{start}\n"))
+            .map_err(|e| LogError::io(&fresh_dir, e))?;
+        {
+            let mut fresh = DiskLog::open(&fresh_dir, self.config)?;
+            for (h, b) in batches {
+                fresh.append(&h, b)?;
+            }
+            fresh.flush()?;
+        }
+        // Files that are not the log's own (the partition's producer-state snapshot) move too.
+        let entries = fs::read_dir(&self.dir).map_err(|e| LogError::io(&self.dir, e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let name = entry.file_name();
+            if ![LOG_EXT, INDEX_EXT, TIME_INDEX_EXT].contains(&ext) && name != START_OFFSET_FILE {
+                fs::copy(&path, fresh_dir.join(&name)).map_err(|e| LogError::io(&path, e))?;
+            }
+        }
+        fs::rename(&self.dir, &old_dir).map_err(|e| LogError::io(&self.dir, e))?;
+        fs::rename(&fresh_dir, &self.dir).map_err(|e| LogError::io(&fresh_dir, e))?;
+        let _ = fs::remove_dir_all(&old_dir);
+        *self = DiskLog::open(&self.dir, self.config)?;
+        Ok(())
     }
 
     fn advance_start_offset(&mut self, offset: i64) -> Result<(), LogError> {

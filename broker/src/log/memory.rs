@@ -167,6 +167,15 @@ impl Log for MemoryLog {
         self.config = config;
     }
 
+    fn replace(&mut self, batches: Vec<(BatchHeader, Bytes)>) -> Result<(), LogError> {
+        self.size = batches.iter().map(|(_, b)| b.len() as u64).sum();
+        self.batches = batches
+            .into_iter()
+            .map(|(header, bytes)| Stored { header, bytes })
+            .collect();
+        Ok(())
+    }
+
     fn advance_start_offset(&mut self, offset: i64) -> Result<(), LogError> {
         if offset > self.end_offset {
             return Err(LogError::OutOfRange {

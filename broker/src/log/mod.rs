@@ -93,6 +93,9 @@ pub trait Log: Send + Sync + Debug {
     /// Moves the log start offset forward (DeleteRecords); data below it is no longer served.
     fn advance_start_offset(&mut self, offset: i64) -> Result<(), LogError>;
 
+    /// Replaces the stored batches (compaction), keeping the start and end offsets.
+    fn replace(&mut self, batches: Vec<(BatchHeader, Bytes)>) -> Result<(), LogError>;
+
     /// Calls `f` with the header and bytes of every batch from the one holding `from` to
     /// the end.
     fn scan_batches(
