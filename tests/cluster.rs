@@ -19,7 +19,12 @@ const METADATA: i16 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_shows_three_brokers_and_spread_leaders() {
-    let cluster = Broker::builder().start_cluster(3).await.unwrap();
+    let cluster = agentbus_testkit::Cluster::builder()
+        .brokers(3)
+        .racks(&["r1", "r2", "r3"])
+        .start()
+        .await
+        .unwrap();
     common::create_topic(&cluster.bootstrap(), "spread", 6, &[]).await;
     let consumer: BaseConsumer = common::consumer(&cluster.bootstrap(), &[]);
     let md = tokio::task::block_in_place(|| {
@@ -27,6 +32,23 @@ async fn metadata_shows_three_brokers_and_spread_leaders() {
     })
     .unwrap();
     assert_eq!(md.brokers().len(), 3);
+    let mut raw = common::raw::Raw::connect(cluster.bootstrap().split(',').next().unwrap()).await;
+    let full = raw
+        .send(12, &kafka_protocol::messages::MetadataRequest::default())
+        .await;
+    let racks: Vec<_> = full
+        .brokers
+        .iter()
+        .map(|b| b.rack.as_ref().map(|r| r.to_string()))
+        .collect();
+    assert_eq!(
+        racks,
+        [
+            Some("r1".to_string()),
+            Some("r2".to_string()),
+            Some("r3".to_string())
+        ]
+    );
     let topic = &md.topics()[0];
     let leaders: std::collections::BTreeSet<i32> =
         topic.partitions().iter().map(|p| p.leader()).collect();

@@ -60,6 +60,12 @@ impl ClusterView {
         read(&self.nodes).get(&id).cloned()
     }
 
+    pub fn set_rack(&self, id: i32, rack: Option<String>) {
+        if let Some(n) = write(&self.nodes).get_mut(&id) {
+            n.rack = rack;
+        }
+    }
+
     pub fn set_up(&self, id: i32, up: bool) {
         if let Some(n) = write(&self.nodes).get_mut(&id) {
             n.up = up;

@@ -192,12 +192,19 @@ impl Drop for FaultGuard {
 pub struct ClusterBuilder {
     broker: BrokerBuilder,
     brokers: usize,
+    racks: Vec<String>,
 }
 
 impl ClusterBuilder {
     /// How many brokers to present (3 by default).
     pub fn brokers(mut self, n: usize) -> Self {
         self.brokers = n.max(1);
+        self
+    }
+
+    /// Rack ids of the brokers in node order (`broker.rack`), reported in Metadata.
+    pub fn racks(mut self, racks: &[&str]) -> Self {
+        self.racks = racks.iter().map(|r| r.to_string()).collect();
         self
     }
 
@@ -208,7 +215,11 @@ impl ClusterBuilder {
     }
 
     pub async fn start(self) -> Result<Cluster, StartError> {
-        self.broker.start_cluster(self.brokers).await
+        let cluster = self.broker.start_cluster(self.brokers).await?;
+        for (id, rack) in cluster.node_ids().into_iter().zip(self.racks) {
+            cluster.state().cluster.set_rack(id, Some(rack));
+        }
+        Ok(cluster)
     }
 }
 
@@ -218,6 +229,7 @@ impl Cluster {
         ClusterBuilder {
             broker: Broker::builder(),
             brokers: 3,
+            racks: Vec::new(),
         }
     }
 
