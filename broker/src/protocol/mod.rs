@@ -265,3 +265,79 @@ pub fn supported_table_markdown() -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use proptest::prelude::*;
+
+    fn state() -> Arc<State> {
+        Arc::new(State::open(BrokerConfig::default(), ("127.0.0.1".into(), 9092)).unwrap())
+    }
+
+    /// A valid Metadata v12 request for one topic, to mutate.
+    fn metadata_frame() -> Vec<u8> {
+        let mut b = vec![0, 3, 0, 12, 0, 0, 0, 7, 0, 1, b'c', 0];
+        // topics: compact array of 1, topic id (16 bytes), name "t", tags
+        b.push(2);
+        b.extend_from_slice(&[0; 16]);
+        b.extend_from_slice(&[2, b't', 0]);
+        b.extend_from_slice(&[1, 0, 0, 0]); // allow auto create, no authz ops, tags
+        b
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any bytes at all: an answer or an error, never a panic.
+        #[test]
+        fn arbitrary_frames_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let state = state();
+            let conn = Connection { client_host: "/127.0.0.1".into(), node_id: 1 };
+            let mut out = BytesMut::new();
+            let _ = rt.block_on(serve_frame(&state, Bytes::from(frame), &conn, &mut out));
+        }
+
+        /// A valid request with bytes flipped or cut short: the same.
+        #[test]
+        fn mutated_requests_never_panic(flips in proptest::collection::vec((0usize..40, any::<u8>()), 1..6), cut in 0usize..40) {
+            let mut frame = metadata_frame();
+            for (i, v) in flips {
+                let n = frame.len();
+                frame[i % n] = v;
+            }
+            frame.truncate(frame.len().saturating_sub(cut % 8));
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let state = state();
+            let conn = Connection { client_host: "/127.0.0.1".into(), node_id: 1 };
+            let mut out = BytesMut::new();
+            let _ = rt.block_on(serve_frame(&state, Bytes::from(frame), &conn, &mut out));
+        }
+    }
+
+    #[test]
+    fn the_unmutated_request_is_served() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = state();
+        let conn = Connection {
+            client_host: "/127.0.0.1".into(),
+            node_id: 1,
+        };
+        let mut out = BytesMut::new();
+        let answered = rt
+            .block_on(serve_frame(
+                &state,
+                Bytes::from(metadata_frame()),
+                &conn,
+                &mut out,
+            ))
+            .unwrap();
+        assert!(answered && out.len() > 8);
+        assert!(state.topic("t").is_some(), "auto-created");
+    }
+}
