@@ -284,6 +284,23 @@ pub(crate) mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn validation_never_panics_and_catches_flips(
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            at in 21usize..200,
+            bit in 0u8..8,
+        ) {
+            let _ = BatchHeader::validate(&garbage);
+            let _ = scan_valid(&garbage);
+            let good = make_batch(0, &[1, 2, 3]);
+            let mut bad = BytesMut::from(&good[..]);
+            let i = 21 + at % (bad.len() - 21);
+            bad[i] ^= 1 << bit;
+            proptest::prop_assert!(BatchHeader::validate(&bad).is_err(), "flip at {} accepted", i);
+        }
+    }
+
     #[test]
     fn stamp_keeps_crc_valid() {
         let b = make_batch(0, &[10, 20]);
