@@ -1,6 +1,6 @@
 """A consumer-group member that commits after each record and then reports it.
 
-Usage: IDLE_EXIT=SECONDS ASSIGNOR=... group_member.py CLIENT BOOTSTRAP TOPIC GROUP
+Usage: [IDLE_EXIT=SECONDS] [ASSIGNOR=...] [SESSION_TIMEOUT_MS=6000] group_member.py CLIENT BOOTSTRAP TOPIC GROUP
 CLIENT is `confluent` (confluent-kafka) or `kafka-python`. Prints "ready" once it has joined,
 then "PARTITION OFFSET" for every record whose offset commit succeeded. With IDLE_EXIT
 it exits after that long without records (once it has had one); otherwise it runs until killed.
@@ -11,7 +11,8 @@ import time
 
 client, bootstrap, topic, group = sys.argv[1:5]
 idle_exit = float(os.environ["IDLE_EXIT"]) if os.environ.get("IDLE_EXIT") else None
-deadline = time.time() + 120
+deadline = time.time() + 300
+session_ms = int(os.environ.get("SESSION_TIMEOUT_MS", "6000"))
 
 
 def report(partition, offset):
@@ -31,7 +32,7 @@ if client == "confluent":
         config["group.protocol"] = "consumer"  # KIP-848: the broker assigns
     else:
         config.update({
-            "session.timeout.ms": 6000,
+            "session.timeout.ms": session_ms,
             "heartbeat.interval.ms": 500,
             "partition.assignment.strategy": os.environ.get("ASSIGNOR", "range,roundrobin"),
         })
@@ -77,7 +78,7 @@ elif client == "kafka-python":
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        session_timeout_ms=6000,
+        session_timeout_ms=session_ms,
         heartbeat_interval_ms=500,
     )
     c.subscribe([topic], listener=Ready())
