@@ -46,9 +46,8 @@ pub(crate) async fn handle(
         }
         tokio::select! {
             _ = &mut notified => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                return build(state, version, node, &req).0;
-            }
+            // Nothing was appended since `resp` was built (that would have notified us).
+            _ = tokio::time::sleep_until(deadline) => return resp,
         }
     }
 }

@@ -226,29 +226,7 @@ pub(crate) fn error_response(body: &RequestKind, version: i16, code: i16) -> Opt
             resp.member_epoch = r.member_epoch;
             resp.into()
         }
-        RequestKind::TxnOffsetCommit(r) => {
-            let mut resp = TxnOffsetCommitResponse::default();
-            resp.topics = r
-                .topics
-                .iter()
-                .map(|t| {
-                    let mut out = txn_offset_commit_response::TxnOffsetCommitResponseTopic::default();
-                    out.name = t.name.clone();
-                    out.partitions = t
-                        .partitions
-                        .iter()
-                        .map(|p| {
-                            let mut pr = txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
-                            pr.partition_index = p.partition_index;
-                            pr.error_code = code;
-                            pr
-                        })
-                        .collect();
-                    out
-                })
-                .collect();
-            resp.into()
-        }
+        RequestKind::TxnOffsetCommit(r) => super::txn::txn_offset_commit_response(r, code).into(),
         RequestKind::InitProducerId(_) => {
             let mut resp = InitProducerIdResponse::default();
             resp.error_code = code;

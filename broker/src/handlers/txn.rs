@@ -175,6 +175,15 @@ pub(crate) fn txn_offset_commit(
             offsets,
         )
     });
+    txn_offset_commit_response(&req, code(result))
+}
+
+/// A TxnOffsetCommit answer with `error` for every partition (every partition shares
+/// the outcome of the one transactional update).
+pub(crate) fn txn_offset_commit_response(
+    req: &TxnOffsetCommitRequest,
+    error: i16,
+) -> TxnOffsetCommitResponse {
     let mut resp = TxnOffsetCommitResponse::default();
     resp.topics = req
         .topics
@@ -189,7 +198,7 @@ pub(crate) fn txn_offset_commit(
                     let mut r =
                         txn_offset_commit_response::TxnOffsetCommitResponsePartition::default();
                     r.partition_index = p.partition_index;
-                    r.error_code = code(result);
+                    r.error_code = error;
                     r
                 })
                 .collect();
