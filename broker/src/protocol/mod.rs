@@ -317,6 +317,31 @@ mod tests {
         }
     }
 
+    /// Regression: a declared array length of 2³¹−1 used to abort the process while
+    /// reserving memory (kafka-protocol is patched in third_party/).
+    #[test]
+    fn a_huge_declared_array_is_an_error_not_an_abort() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = state();
+        let conn = Connection {
+            client_host: "/127.0.0.1".into(),
+            node_id: 1,
+        };
+        let mut out = BytesMut::new();
+        // Metadata v1: header (key 3, v1, correlation 1, client id "c"), topics count i32::MAX.
+        let frame = vec![
+            0, 3, 0, 1, 0, 0, 0, 1, 0, 1, b'c', 0x7f, 0xff, 0xff, 0xff, 0, 1, b't',
+        ];
+        let result = rt.block_on(serve_frame(&state, Bytes::from(frame), &conn, &mut out));
+        assert!(
+            matches!(result, Err(FrameError::Decode { .. })),
+            "{result:?}"
+        );
+    }
+
     #[test]
     fn the_unmutated_request_is_served() {
         let rt = tokio::runtime::Builder::new_current_thread()
