@@ -157,20 +157,9 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         broker.bootstrap(),
         broker.local_addr(),
     );
-    shutdown_signal().await?;
+    crate::signals::shutdown()?.await;
     tracing::info!("shutting down: closing listeners, finishing in-flight requests");
     broker.shutdown().await;
     tracing::info!("stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
     Ok(())
 }

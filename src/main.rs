@@ -1,10 +1,12 @@
-//! `agentbus`: the broker, and (later) the pipeline's producers, consumers and admin tools.
+//! `agentbus`: the broker, the pipeline's producers and consumers, and admin tools.
 
 mod bench;
 mod broker_cmd;
+mod consume_cmd;
 mod groups;
 mod log_cmd;
 mod schema_cmd;
+mod signals;
 mod topics_cmd;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +42,10 @@ enum Command {
     Broker(Box<broker_cmd::BrokerArgs>),
     /// Measure the broker: startup, idle memory, produce and consume throughput.
     Bench(bench::BenchArgs),
+    /// Run a consumer group: `consume db-writer` writes every event into PostgreSQL.
+    Consume(consume_cmd::ConsumeArgs),
+    /// Apply the PostgreSQL migrations (the db-writer also applies them at start-up).
+    Migrate(consume_cmd::MigrateArgs),
     /// Inspect consumer groups: list, describe (offsets and lag), delete, reset offsets.
     Groups(groups::GroupsArgs),
     /// Publish an agent-observability event (the seeds' skills), e.g. `log routing-decision …`.
@@ -79,6 +85,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Broker(args) => broker_cmd::run(*args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Consume(args) => consume_cmd::run(args).await,
+            Command::Migrate(args) => consume_cmd::migrate(args).await,
             Command::Groups(args) => groups::run(args).await,
             Command::Log(args) => log_cmd::run(*args).await,
             Command::Schema(args) => schema_cmd::run(args),

@@ -1,0 +1,210 @@
+//! `agentbus consume <group>` and `agentbus migrate`.
+
+use agentbus_client::Topic;
+use agentbus_consumers::config::ConfigError;
+use agentbus_consumers::db_writer::{self, DatabaseSettings, PgSink};
+use agentbus_consumers::metrics::Metrics;
+use agentbus_consumers::RuntimeConfig;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConsumeArgs {
+    #[command(subcommand)]
+    group: Group,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Group {
+    /// Write every event of the eight topics into its PostgreSQL table, exactly once.
+    DbWriter(Box<DbWriterArgs>),
+}
+
+/// Settings every consumer takes (flags, or the seeds' environment variables).
+#[derive(Debug, clap::Args)]
+pub(crate) struct RuntimeArgs {
+    /// Kafka bootstrap servers, comma-separated.
+    #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
+    brokers: String,
+    /// Consumer group id (default: the group's own, e.g. `db-writer-group`).
+    #[arg(long = "group", env = "CONSUMER_GROUP_ID")]
+    group_id: Option<String>,
+    /// Events per batch.
+    #[arg(long, env = "BATCH_SIZE", default_value_t = 100)]
+    batch_size: usize,
+    /// Longest a batch waits to fill, in ms (`MAX_LATENCY_MS` is accepted too).
+    #[arg(long, env = "BATCH_TIMEOUT_MS")]
+    batch_timeout_ms: Option<u64>,
+    /// Longest shutdown may take to flush and commit, in ms.
+    #[arg(long, env = "DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    drain_timeout_ms: u64,
+    /// Port of /health, /ready, /metrics and /metrics.json.
+    #[arg(long, env = "HTTP_PORT", default_value_t = 8080)]
+    http_port: u16,
+    /// Address the HTTP endpoints bind to.
+    #[arg(long, env = "HTTP_HOST", default_value = "0.0.0.0")]
+    http_host: std::net::IpAddr,
+    /// Group session timeout, in ms.
+    #[arg(long, env = "SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    session_timeout_ms: u32,
+    /// Extra librdkafka property, `key=value` (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+}
+
+impl RuntimeArgs {
+    fn config(
+        &self,
+        default_group: &str,
+        processor: &str,
+        topics: Vec<String>,
+    ) -> Result<RuntimeConfig, ConfigError> {
+        let group = self
+            .group_id
+            .clone()
+            .unwrap_or_else(|| default_group.to_string());
+        let mut c = RuntimeConfig::new(self.brokers.clone(), group, topics, processor);
+        c.batch_size = self.batch_size;
+        let timeout_ms = match self.batch_timeout_ms {
+            Some(ms) => ms,
+            None => match std::env::var("MAX_LATENCY_MS") {
+                Ok(v) => v.trim().parse().map_err(|_| {
+                    ConfigError::new(
+                        "MAX_LATENCY_MS",
+                        format!("{v:?} is not a number of milliseconds"),
+                    )
+                })?,
+                Err(_) => 500,
+            },
+        };
+        c.batch_timeout = Duration::from_millis(timeout_ms);
+        c.drain_timeout = Duration::from_millis(self.drain_timeout_ms);
+        c.http_addr = SocketAddr::new(self.http_host, self.http_port);
+        c.session_timeout_ms = self.session_timeout_ms;
+        for p in &self.properties {
+            let (k, v) = p
+                .split_once('=')
+                .ok_or_else(|| ConfigError::new("-X", format!("{p:?} is not key=value")))?;
+            c.kafka_properties
+                .push((k.trim().to_string(), v.trim().to_string()));
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// Where PostgreSQL is.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DatabaseArgs {
+    /// PostgreSQL URL; wins over the POSTGRES_* settings.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// PostgreSQL host.
+    #[arg(long, env = "POSTGRES_HOST")]
+    postgres_host: Option<String>,
+    /// PostgreSQL port (5432).
+    #[arg(long, env = "POSTGRES_PORT")]
+    postgres_port: Option<u16>,
+    /// Database name (omninode_bridge).
+    #[arg(long, env = "POSTGRES_DATABASE")]
+    postgres_database: Option<String>,
+    /// User (postgres).
+    #[arg(long, env = "POSTGRES_USER")]
+    postgres_user: Option<String>,
+    /// Password (only from the environment).
+    #[arg(skip = std::env::var("POSTGRES_PASSWORD").ok())]
+    postgres_password: Option<String>,
+}
+
+impl DatabaseArgs {
+    fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.database_url.clone(),
+            host: self.postgres_host.clone(),
+            port: self.postgres_port,
+            database: self.postgres_database.clone(),
+            user: self.postgres_user.clone(),
+            password: self.postgres_password.clone(),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DbWriterArgs {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct MigrateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    let shutdown = crate::signals::shutdown()?;
+    match args.group {
+        Group::DbWriter(args) => db_writer(*args, shutdown).await,
+    }
+}
+
+async fn db_writer(
+    args: DbWriterArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let topics = Topic::ALL.iter().map(|t| t.name().to_string()).collect();
+    let config = args.runtime.config(db_writer::GROUP, "db-writer", topics)?;
+    let options = args.database.settings().connect_options()?;
+    let pool = db_writer::pool(options);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    // The schema first; wait for the database rather than fail (systemd would only
+    // restart us into the same wait).
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match db_writer::migrate(&pool).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!("cannot apply the migrations yet: {e}; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stopped() => return Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    let metrics = Arc::new(Metrics::new(config.group_id.clone()));
+    agentbus_consumers::run(config, PgSink::new(pool), metrics.clone(), stopped()).await?;
+    tracing::info!(
+        "stopped: {} consumed, {} inserted, {} sent to the DLQ",
+        metrics.events_received(),
+        metrics.events_written(),
+        metrics.dead_letters()
+    );
+    Ok(())
+}
+
+pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let options = args.database.settings().connect_options()?;
+    let pool = db_writer::pool(options);
+    db_writer::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    let applied = db_writer::MIGRATOR.iter().count();
+    println!("migrations applied: {applied} (schema up to date)");
+    Ok(())
+}
