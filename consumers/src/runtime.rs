@@ -95,13 +95,13 @@ impl<S: Sink> ConsumerContext for Context<S> {
                 if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
-                    consumer.assign(&TopicPartitionList::new())
+                    consumer.unassign()
                 }
             }
             other => {
                 error!("rebalance failed: {other:?}");
                 self.pipeline().on_revoke(consumer, tpl);
-                consumer.assign(&TopicPartitionList::new())
+                consumer.unassign()
             }
         };
         if let Err(e) = result {

@@ -84,5 +84,6 @@ pub fn consume_all(
     }
     out
 }
+pub mod db_writer;
 pub mod members;
 pub mod raw;

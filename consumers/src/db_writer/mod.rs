@@ -45,6 +45,12 @@ impl DatabaseSettings {
     /// The connection options, or the setting that is missing or wrong.
     pub fn connect_options(&self) -> Result<PgConnectOptions, ConfigError> {
         if let Some(url) = self.url.as_deref().filter(|u| !u.trim().is_empty()) {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::new(
+                    "DATABASE_URL",
+                    "must start with postgres:// or postgresql://",
+                ));
+            }
             return url.parse::<PgConnectOptions>().map_err(|e| {
                 ConfigError::new("DATABASE_URL", format!("not a PostgreSQL URL: {e}"))
             });

@@ -1,0 +1,392 @@
+//! Driving `agentbus consume db-writer` as a child process: events to produce, the
+//! process and its HTTP endpoints, PostgreSQL and DLQ checks.
+#![allow(dead_code)]
+
+use agentbus_client::{examples, Topic};
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a produced record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Good,
+    /// Not JSON.
+    BadJson,
+    /// JSON of the right shape with an invalid value.
+    Invalid,
+}
+
+/// One event to produce.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub topic: Topic,
+    pub key: String,
+    pub value: Vec<u8>,
+    pub id: String,
+    pub kind: Kind,
+}
+
+fn uuid(a: u32, b: u64) -> String {
+    format!("{a:08x}-0000-4000-8000-{b:012x}")
+}
+
+/// Event number `i` (0-based) of a run tagged `run`, spread over the eight topics;
+/// `bad_every` > 0 makes every `bad_every`-th one malformed, alternately bad JSON and
+/// an invalid value.
+pub fn event(run: u32, i: usize, bad_every: usize) -> Event {
+    let topic = Topic::ALL[i % 8];
+    let mut v: Value = serde_json::from_str(examples::json(topic)).expect("example");
+    let id = uuid(run, i as u64);
+    v["event_id"] = Value::String(id.clone());
+    v["correlation_id"] = Value::String(uuid(run + 1, (i / 3) as u64));
+    let key = uuid(run + 2, (i % 101) as u64);
+    v[topic.key_field()] = Value::String(key.clone());
+    let kind = if bad_every > 0 && i % bad_every == bad_every - 1 {
+        if (i / bad_every) % 2 == 0 {
+            Kind::BadJson
+        } else {
+            Kind::Invalid
+        }
+    } else {
+        Kind::Good
+    };
+    let value = match kind {
+        Kind::Good => serde_json::to_vec(&v).expect("json"),
+        Kind::BadJson => format!("{{\"event_id\": \"{id}\", \"oops").into_bytes(),
+        Kind::Invalid => {
+            v["timestamp"] = Value::String("yesterday".into());
+            serde_json::to_vec(&v).expect("json")
+        }
+    };
+    Event {
+        topic,
+        key,
+        value,
+        id,
+        kind,
+    }
+}
+
+/// Creates the eight topics with the catalog's partition counts.
+pub async fn create_topics(bootstrap: &str) -> i32 {
+    let mut total = 0;
+    for t in Topic::ALL {
+        let partitions = agentbus_client::catalog::spec(t).partitions;
+        super::create_topic(bootstrap, t.name(), partitions, &[]).await;
+        total += partitions;
+    }
+    total
+}
+
+/// Produces `events` and waits for every acknowledgement.
+pub async fn produce(producer: &FutureProducer, events: &[Event]) {
+    let mut pending = Vec::with_capacity(events.len());
+    for e in events {
+        let record = FutureRecord::to(e.topic.name())
+            .key(&e.key)
+            .payload(&e.value);
+        pending.push(
+            producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("enqueue"),
+        );
+    }
+    for p in pending {
+        p.await.expect("delivery").expect("acked");
+    }
+}
+
+/// A running `agentbus consume db-writer`.
+pub struct DbWriter {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl DbWriter {
+    /// Starts one against `bootstrap` and `database_url` with extra `env`, and waits
+    /// for its HTTP endpoints.
+    pub fn spawn(bootstrap: &str, database_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentbus"));
+        cmd.args(["consume", "db-writer"])
+            .env("KAFKA_BROKERS", bootstrap)
+            .env("DATABASE_URL", database_url)
+            .env("HTTP_HOST", "127.0.0.1")
+            .env("HTTP_PORT", "0")
+            .env("SESSION_TIMEOUT_MS", "6000")
+            .env("AGENTBUS_LOG", "info,librdkafka=off,rdkafka=off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn agentbus consume db-writer");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut port_tx = Some(port_tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("on http://127.0.0.1:").nth(1) {
+                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                    if let (Some(tx), Ok(port)) = (port_tx.take(), digits.parse::<u16>()) {
+                        let _ = tx.send(port);
+                    }
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let port = match port_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(port) => port,
+            Err(_) => panic!("db-writer did not start:\n{}", log.lock().unwrap()),
+        };
+        Self { child, port, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// `GET path`: status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.port, path).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
+    }
+
+    pub fn metrics(&self) -> Value {
+        let (status, body) = self.get("/metrics.json");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("metrics.json is JSON")
+    }
+
+    /// Polls `/metrics.json` until `done` holds.
+    pub fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.metrics();
+            if done(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; metrics: {m}\nlog:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(mut self, timeout: Duration) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -TERM failed");
+        let deadline = started + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status, started.elapsed());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "did not exit within {timeout:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: no flush, no commit.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for DbWriter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Prometheus text exposition parsed into `name{labels}` → value; checks every
+/// sample line's syntax.
+pub fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(meta) = line.strip_prefix("# ") {
+            assert!(
+                meta.starts_with("HELP ") || meta.starts_with("TYPE "),
+                "bad comment: {line}"
+            );
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels: {line}");
+        }
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        out.insert(series.to_string(), value);
+    }
+    out
+}
+
+/// Rows per table and distinct ids over all eight tables.
+pub fn stored_ids(pg: &agentbus_testkit::Postgres) -> Vec<String> {
+    let union = Topic::ALL
+        .iter()
+        .map(|t| {
+            format!(
+                "SELECT id::text FROM {}",
+                agentbus_consumers::db_writer::table_name(*t)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let out = pg.psql(&format!("{union} ORDER BY 1")).expect("psql");
+    out.lines().map(str::to_string).collect()
+}
+
+/// `kafka_offsets` of a group as `(topic, partition) → next offset`.
+pub fn stored_offsets(
+    pg: &agentbus_testkit::Postgres,
+    group: &str,
+) -> BTreeMap<(String, i32), i64> {
+    let out = pg
+        .psql(&format!(
+            "SELECT topic, \"partition\", next_offset FROM kafka_offsets WHERE consumer_group = '{group}'"
+        ))
+        .expect("psql");
+    out.lines()
+        .filter_map(|l| {
+            let mut f = l.split('|');
+            Some((
+                (f.next()?.to_string(), f.next()?.parse().ok()?),
+                f.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// Every record of the eight DLQ topics, as (source topic, key, value, headers).
+pub fn read_dlq(
+    bootstrap: &str,
+    expected: usize,
+) -> Vec<(String, Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>)> {
+    let consumer = super::consumer(bootstrap, &[]);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for t in Topic::ALL {
+        let dlq = format!("{}-dlq", t.name());
+        let md = consumer
+            .fetch_metadata(Some(&dlq), Duration::from_secs(10))
+            .expect("metadata");
+        for p in md.topics()[0].partitions() {
+            tpl.add_partition_offset(&dlq, p.id(), rdkafka::Offset::Beginning)
+                .expect("tpl");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Read until `expected` arrive, then a little longer to catch extras.
+    let mut quiet_until = None;
+    loop {
+        if out.len() >= expected {
+            let until = *quiet_until.get_or_insert_with(|| Instant::now() + Duration::from_secs(1));
+            if Instant::now() >= until {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "DLQ: {} of {expected} records",
+            out.len()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    String::from_utf8_lossy(h.value.unwrap_or_default())
+                                        .into_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let source = m.topic().trim_end_matches("-dlq").to_string();
+                out.push((
+                    source,
+                    m.key().map(<[u8]>::to_vec),
+                    m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                ));
+            }
+            Some(Err(e)) => panic!("DLQ consume error: {e}"),
+            None => {}
+        }
+    }
+    out
+}

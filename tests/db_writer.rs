@@ -1,0 +1,618 @@
+//! The db-writer end to end: the real broker (testkit), the real `agentbus consume
+//! db-writer` process, a real PostgreSQL.
+
+mod common;
+
+use agentbus_testkit::{Broker, Inspect, Postgres};
+use common::db_writer::{self as dbw, DbWriter, Kind};
+use std::collections::BTreeMap;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const GROUP: &str = "db-writer-group";
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn setup() -> (Broker, Postgres, i32) {
+    let broker = Broker::start().await.expect("broker");
+    let pg = Postgres::start().await.expect("postgres");
+    let partitions = dbw::create_topics(&broker.bootstrap()).await;
+    (broker, pg, partitions)
+}
+
+fn good_ids(events: &[dbw::Event]) -> Vec<String> {
+    let mut ids: Vec<String> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Good)
+        .map(|e| e.id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The high watermark of every partition of the eight topics.
+fn ends(broker: &Broker) -> BTreeMap<(String, i32), i64> {
+    let mut out = BTreeMap::new();
+    for t in agentbus_client::Topic::ALL {
+        for p in 0..agentbus_client::catalog::spec(t).partitions {
+            let (_, high, _) = broker.offsets(t.name(), p).expect("partition");
+            if high > 0 {
+                out.insert((t.name().to_string(), p), high);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_one_percent_malformed() {
+    let (broker, pg, partitions) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let events: Vec<dbw::Event> = (0..10_000).map(|i| dbw::event(1, i, 100)).collect();
+    dbw::produce(&common::producer(&bootstrap, &[]), &events).await;
+    let writer = DbWriter::spawn(&bootstrap, pg.url(), &[]);
+
+    let m = tokio::task::block_in_place(|| {
+        writer.wait_for("10,000 events", MINUTE, |m| {
+            m["messages_consumed"] == 10_000
+                && m["messages_inserted"] == 9_900
+                && m["messages_failed"] == 100
+                && m["consumer_lag"] == 0
+        })
+    });
+    assert_eq!(m["messages_duplicate"], 0, "{m}");
+    assert_eq!(m["dlq_write_failures"], 0);
+    assert_eq!(m["assigned_partitions"], partitions);
+    assert!(
+        m["batches_processed"].as_u64().unwrap() >= 10_000 / 100,
+        "{m}"
+    );
+    assert!(m["avg_batch_processing_ms"].as_f64().unwrap() > 0.0);
+    assert!(m["last_commit_time"].is_string());
+    assert_eq!(m["ready"], true);
+
+    // Exactly the good ones, each once.
+    assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
+    // Per table too (1,250 per topic, less its bad ones).
+    for t in agentbus_client::Topic::ALL {
+        let table = agentbus_consumers::db_writer::table_name(t);
+        let expected = events
+            .iter()
+            .filter(|e| e.topic == t && e.kind == Kind::Good)
+            .count();
+        let n = pg.psql(&format!("SELECT count(*) FROM {table}")).unwrap();
+        assert_eq!(n.trim(), expected.to_string(), "{table}");
+    }
+    // Nested objects are JSONB, lists text[], timestamps timestamptz.
+    let row = pg
+        .psql("SELECT jsonb_typeof(alternatives), context->>'domain', pg_typeof(created_at) FROM agent_routing_decisions LIMIT 1")
+        .unwrap();
+    assert_eq!(
+        row.trim(),
+        "array|database_optimization|timestamp with time zone"
+    );
+    let tools = pg
+        .psql("SELECT tools_used[2] FROM execution_paths LIMIT 1")
+        .unwrap();
+    assert_eq!(tools.trim(), "Write");
+    // The stored offsets are the partitions' ends.
+    assert_eq!(dbw::stored_offsets(&pg, GROUP), ends(&broker));
+
+    // The bad ones are in the DLQs, with Kafka Connect's headers.
+    let dlq = tokio::task::block_in_place(|| dbw::read_dlq(&bootstrap, 100));
+    assert_eq!(dlq.len(), 100);
+    let by_value: BTreeMap<Vec<u8>, &dbw::Event> =
+        events.iter().map(|e| (e.value.clone(), e)).collect();
+    let mut stages = BTreeMap::new();
+    for (source, key, value, headers) in &dlq {
+        let original = by_value
+            .get(value)
+            .expect("the DLQ keeps the original value");
+        assert_ne!(original.kind, Kind::Good);
+        assert_eq!(source, original.topic.name());
+        assert_eq!(
+            key.as_deref(),
+            Some(original.key.as_bytes()),
+            "the DLQ keeps the key"
+        );
+        assert_eq!(headers["__connect.errors.topic"], original.topic.name());
+        assert_eq!(headers["__connect.errors.consumer.group"], GROUP);
+        let stage = headers["__connect.errors.stage"].as_str();
+        let want = if original.kind == Kind::BadJson {
+            "DESERIALIZE"
+        } else {
+            "VALIDATE"
+        };
+        assert_eq!(stage, want, "{headers:?}");
+        if original.kind == Kind::Invalid {
+            assert!(
+                headers["__connect.errors.exception.message"].contains("timestamp"),
+                "{headers:?}"
+            );
+            assert_eq!(
+                headers["__connect.errors.exception.class.name"],
+                "EventError::Invalid"
+            );
+        }
+        let partition: i32 = headers["__connect.errors.partition"].parse().unwrap();
+        let offset: i64 = headers["__connect.errors.offset"].parse().unwrap();
+        let stored = broker.records(source, partition);
+        let at = stored
+            .iter()
+            .find(|r| r.0 == offset)
+            .expect("offset header points at the record");
+        assert_eq!(at.2.as_deref(), Some(value.as_slice()));
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(&headers["__connect.errors.timestamp"]).is_ok()
+        );
+        *stages.entry(stage.to_string()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        stages,
+        BTreeMap::from([
+            ("DESERIALIZE".to_string(), 50),
+            ("VALIDATE".to_string(), 50)
+        ])
+    );
+
+    // The endpoints after the run.
+    let (status, body) = writer.get("/health");
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(writer.get("/ready").0, 200);
+    let (status, text) = writer.get("/metrics");
+    assert_eq!(status, 200);
+    let p = dbw::parse_prometheus(&text);
+    let g = format!("group=\"{GROUP}\"");
+    assert_eq!(
+        p[&format!("agentbus_events_received_total{{{g}}}")],
+        10_000.0
+    );
+    assert_eq!(p[&format!("agentbus_events_written_total{{{g}}}")], 9_900.0);
+    assert_eq!(p[&format!("agentbus_events_duplicate_total{{{g}}}")], 0.0);
+    assert_eq!(
+        p[&format!("agentbus_dlq_records_total{{{g},stage=\"DESERIALIZE\"}}")],
+        50.0
+    );
+    assert_eq!(
+        p[&format!("agentbus_dlq_records_total{{{g},stage=\"VALIDATE\"}}")],
+        50.0
+    );
+    assert_eq!(
+        p[&format!(
+            "agentbus_errors_total{{{g},stage=\"VALIDATE\",error_type=\"EventError::Invalid\"}}"
+        )],
+        50.0
+    );
+    assert_eq!(p[&format!("agentbus_dlq_write_failures_total{{{g}}}")], 0.0);
+    assert_eq!(
+        p[&format!("agentbus_batch_size_events_sum{{{g}}}")],
+        10_000.0
+    );
+    assert!(p[&format!("agentbus_batch_flush_duration_seconds_count{{{g}}}")] >= 100.0);
+    let cg = format!("consumergroup=\"{GROUP}\"");
+    let current: f64 = p
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("kafka_consumergroup_current_offset{{{cg}")))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(current, 10_000.0);
+    for t in agentbus_client::Topic::ALL {
+        assert_eq!(
+            p[&format!("kafka_consumergroup_lag_sum{{{cg},topic=\"{}\"}}", t.name())],
+            0.0
+        );
+    }
+
+    // SIGTERM: exits 0, and Kafka has the committed offsets too.
+    let (status, took) = tokio::task::block_in_place(|| writer.terminate(Duration::from_secs(30)));
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(30));
+    assert_eq!(broker.committed(GROUP), ends(&broker));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_three_times_loses_and_duplicates_nothing() {
+    let (broker, pg, _) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let events: Vec<dbw::Event> = (0..12_000).map(|i| dbw::event(2, i, 0)).collect();
+    let env = [("BATCH_SIZE", "50"), ("BATCH_TIMEOUT_MS", "100")];
+    let producer = common::producer(&bootstrap, &[]);
+    // Kill points spread over the run, different on every run.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut writer = DbWriter::spawn(&bootstrap, pg.url(), &env);
+    for round in 0..3u64 {
+        let chunk = &events[(round as usize) * 3_000..(round as usize + 1) * 3_000];
+        dbw::produce(&producer, chunk).await;
+        // Let it get somewhere, then kill it at a point it cannot prepare for.
+        let wait_ms = 50 + (seed >> (round * 8)) % 400;
+        let seen = tokio::task::block_in_place(|| {
+            let m = writer.wait_for("progress", MINUTE, |m| {
+                m["messages_inserted"].as_u64().unwrap_or(0) > 0
+            });
+            std::thread::sleep(Duration::from_millis(wait_ms));
+            m
+        });
+        let pid = writer.pid();
+        tokio::task::block_in_place(|| writer.kill());
+        eprintln!(
+            "round {round}: killed {pid} after {wait_ms} ms (had inserted {})",
+            seen["messages_inserted"]
+        );
+        writer = DbWriter::spawn(&bootstrap, pg.url(), &env);
+    }
+    dbw::produce(&producer, &events[9_000..]).await;
+    let expected = good_ids(&events);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let stored = dbw::stored_offsets(&pg, GROUP);
+        if stored == ends(&broker) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offsets {stored:?}\nlog:\n{}",
+            writer.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every event exactly once (the primary key makes a second copy impossible, so
+    // also check that nothing is missing and nothing extra is there).
+    assert_eq!(dbw::stored_ids(&pg), expected);
+    let (status, _) = tokio::task::block_in_place(|| writer.terminate(Duration::from_secs(30)));
+    assert!(status.success());
+}
+
+/// A TCP proxy in front of PostgreSQL that can be switched off: open connections are
+/// cut and new ones refused.
+struct Outage {
+    port: u16,
+    down: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Outage {
+    fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (d, o) = (down.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                if d.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let mut o = o.lock().unwrap();
+                o.push(client.try_clone().unwrap());
+                o.push(server.try_clone().unwrap());
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { port, down, open }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            for s in self.open.lock().unwrap().drain(..) {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// The port of a `postgres://user@host[:port]/db` URL, and the URL with `port` instead
+/// (loopback host).
+fn via_port(url: &str, port: u16) -> (u16, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (userinfo, rest) = rest
+        .rsplit_once('@')
+        .map(|(u, r)| (format!("{u}@"), r))
+        .unwrap_or((String::new(), rest));
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let old = hostport
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(5432);
+    (old, format!("{scheme}://{userinfo}127.0.0.1:{port}/{path}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_pauses_and_resumes_without_dlq() {
+    let (broker, pg, _) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let (upstream, proxied) = via_port(pg.url(), 0);
+    let outage = Outage::start(upstream);
+    let (_, proxied_url) = via_port(&proxied, outage.port);
+    let writer = DbWriter::spawn(&bootstrap, &proxied_url, &[]);
+    let producer = common::producer(&bootstrap, &[]);
+    let events: Vec<dbw::Event> = (0..6_000).map(|i| dbw::event(3, i, 0)).collect();
+
+    dbw::produce(&producer, &events[..2_000]).await;
+    tokio::task::block_in_place(|| {
+        writer.wait_for("the first events", MINUTE, |m| {
+            m["messages_inserted"] == 2_000 && m["ready"] == true
+        })
+    });
+
+    // Ten seconds without PostgreSQL, with events arriving.
+    outage.set_down(true);
+    let down_at = Instant::now();
+    let mut saw_503 = false;
+    let mut chunks = events[2_000..4_000].chunks(200);
+    while down_at.elapsed() < Duration::from_secs(10) {
+        if let Some(chunk) = chunks.next() {
+            dbw::produce(&producer, chunk).await;
+        }
+        let (status, _) = tokio::task::block_in_place(|| writer.get("/ready"));
+        saw_503 |= status == 503;
+        assert_eq!(
+            writer.get("/health").0,
+            200,
+            "an outage is not a broken process"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(
+        saw_503,
+        "/ready never turned 503 during the outage\n{}",
+        writer.log()
+    );
+    let during = writer.metrics();
+    assert_eq!(
+        during["messages_failed"], 0,
+        "nothing goes to the DLQ for an outage: {during}"
+    );
+    outage.set_down(false);
+
+    dbw::produce(&producer, &events[4_000..]).await;
+    let m = tokio::task::block_in_place(|| {
+        writer.wait_for("recovery", MINUTE, |m| {
+            m["messages_inserted"].as_u64().unwrap() + m["messages_duplicate"].as_u64().unwrap()
+                >= 6_000
+                && m["consumer_lag"] == 0
+        })
+    });
+    assert_eq!(m["messages_failed"], 0, "{m}");
+    assert_eq!(m["dlq_write_failures"], 0);
+    assert_eq!(writer.get("/ready").0, 200);
+    assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
+    assert_eq!(dbw::stored_offsets(&pg, GROUP), ends(&broker));
+    let text = writer.get("/metrics").1;
+    let p = dbw::parse_prometheus(&text);
+    assert!(
+        p.iter().any(|(k, v)| k.starts_with("agentbus_errors_total")
+            && k.contains("stage=\"SINK\"")
+            && k.contains("Unavailable")
+            && *v > 0.0),
+        "the outage is counted as a sink error:\n{text}"
+    );
+    assert!(
+        writer.log().contains("Batch processing failed"),
+        "the outage is logged"
+    );
+    // Nothing in any DLQ.
+    let consumer = common::consumer(&bootstrap, &[]);
+    for t in agentbus_client::Topic::ALL {
+        let dlq = format!("{}-dlq", t.name());
+        let md = rdkafka::consumer::Consumer::fetch_metadata(
+            &consumer,
+            Some(&dlq),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        for part in md.topics()[0].partitions() {
+            let (_, high, _) = broker.offsets(&dlq, part.id()).unwrap();
+            assert_eq!(high, 0, "{dlq} has records");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_split_the_partitions_and_one_takes_over() {
+    let (broker, pg, partitions) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let a = DbWriter::spawn(&bootstrap, pg.url(), &[]);
+    let b = DbWriter::spawn(&bootstrap, pg.url(), &[]);
+    tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + MINUTE;
+        loop {
+            let (ma, mb) = (a.metrics(), b.metrics());
+            let (na, nb) = (
+                ma["assigned_partitions"].as_i64().unwrap(),
+                mb["assigned_partitions"].as_i64().unwrap(),
+            );
+            if na > 0 && nb > 0 && na + nb == partitions as i64 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "assignment {na} + {nb}\n{}\n{}",
+                a.log(),
+                b.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let producer = common::producer(&bootstrap, &[]);
+    let events: Vec<dbw::Event> = (0..10_000).map(|i| dbw::event(4, i, 0)).collect();
+    dbw::produce(&producer, &events[..5_000]).await;
+    tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + MINUTE;
+        loop {
+            let (ma, mb) = (a.metrics(), b.metrics());
+            let (wa, wb) = (
+                ma["messages_inserted"].as_u64().unwrap(),
+                mb["messages_inserted"].as_u64().unwrap(),
+            );
+            if wa + wb == 5_000 {
+                assert!(wa > 0 && wb > 0, "both write: {wa} + {wb}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "inserted {wa} + {wb}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let (status, _) = tokio::task::block_in_place(|| b.terminate(Duration::from_secs(30)));
+    assert!(status.success());
+    tokio::task::block_in_place(|| {
+        a.wait_for("a takes every partition", MINUTE, |m| {
+            m["assigned_partitions"] == partitions
+        })
+    });
+    dbw::produce(&producer, &events[5_000..]).await;
+    tokio::task::block_in_place(|| {
+        a.wait_for("the rest", MINUTE, |m| {
+            m["consumer_lag"] == 0 && m["messages_consumed"].as_u64().unwrap() > 0
+        })
+    });
+    let deadline = Instant::now() + MINUTE;
+    while dbw::stored_offsets(&pg, GROUP) != ends(&broker) {
+        assert!(Instant::now() < deadline, "offsets never reached the end");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_the_open_batch_and_commits() {
+    let (broker, pg, _) = setup().await;
+    let bootstrap = broker.bootstrap();
+    // A batch that only shutdown can flush.
+    let writer = DbWriter::spawn(
+        &bootstrap,
+        pg.url(),
+        &[
+            ("BATCH_SIZE", "1000"),
+            ("BATCH_TIMEOUT_MS", "600000"),
+            ("DRAIN_TIMEOUT_MS", "10000"),
+        ],
+    );
+    let events: Vec<dbw::Event> = (0..300).map(|i| dbw::event(5, i, 0)).collect();
+    dbw::produce(&common::producer(&bootstrap, &[]), &events).await;
+    tokio::task::block_in_place(|| {
+        writer.wait_for("300 in the open batch", MINUTE, |m| {
+            m["messages_consumed"] == 300
+        })
+    });
+    assert_eq!(writer.metrics()["messages_inserted"], 0);
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM kafka_offsets")
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    let (status, took) = tokio::task::block_in_place(|| writer.terminate(Duration::from_secs(10)));
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
+    assert_eq!(dbw::stored_offsets(&pg, GROUP), ends(&broker));
+    assert_eq!(
+        broker.committed(GROUP),
+        ends(&broker),
+        "Kafka has the offsets too"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_postgres_cannot_store_goes_to_the_dlq_alone() {
+    let (broker, pg, _) = setup().await;
+    let bootstrap = broker.bootstrap();
+    // Valid by the contract (duration_ms is an unsigned 64-bit number), too big for
+    // the bigint column: the batch is refused, then written one event at a time.
+    let mut events: Vec<dbw::Event> = (0..40).map(|i| dbw::event(6, i * 8, 0)).collect(); // all agent-actions
+    let mut v: serde_json::Value = serde_json::from_slice(&events[7].value).unwrap();
+    v["duration_ms"] = serde_json::json!(u64::MAX);
+    events[7].value = serde_json::to_vec(&v).unwrap();
+    events[7].kind = Kind::Invalid;
+    dbw::produce(&common::producer(&bootstrap, &[]), &events).await;
+    let writer = DbWriter::spawn(&bootstrap, pg.url(), &[]);
+    let m = tokio::task::block_in_place(|| {
+        writer.wait_for("40 events", MINUTE, |m| {
+            m["messages_consumed"] == 40 && m["consumer_lag"] == 0 && m["messages_failed"] == 1
+        })
+    });
+    assert_eq!(m["messages_inserted"], 39, "{m}");
+    assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
+    let dlq = tokio::task::block_in_place(|| dbw::read_dlq(&bootstrap, 1));
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].2, events[7].value);
+    assert_eq!(dlq[0].3["__connect.errors.stage"], "SINK");
+    assert_eq!(
+        dlq[0].3["__connect.errors.exception.class.name"],
+        "SinkError::Rejected"
+    );
+    assert!(
+        dlq[0].3["__connect.errors.exception.message"].contains("out of range"),
+        "{:?}",
+        dlq[0].3
+    );
+    assert_eq!(dbw::stored_offsets(&pg, GROUP), ends(&broker));
+}
+
+#[test]
+fn bad_settings_stop_startup_naming_them() {
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"));
+        cmd.args(["consume", "db-writer"])
+            .env_remove("DATABASE_URL")
+            .env_remove("POSTGRES_HOST")
+            .env("HTTP_PORT", "0");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&[]).contains("DATABASE_URL"));
+    let db = [("DATABASE_URL", "postgres://postgres@127.0.0.1/x")];
+    assert!(run(&[db[0], ("BATCH_SIZE", "lots")]).contains("BATCH_SIZE"));
+    assert!(run(&[db[0], ("BATCH_SIZE", "0")]).contains("BATCH_SIZE"));
+    assert!(run(&[db[0], ("KAFKA_BROKERS", "nohost")]).contains("KAFKA_BROKERS"));
+    assert!(run(&[db[0], ("MAX_LATENCY_MS", "soon")]).contains("MAX_LATENCY_MS"));
+    assert!(run(&[("DATABASE_URL", "mysql://nope")]).contains("DATABASE_URL"));
+}
+
+#[tokio::test]
+async fn migrate_command_applies_the_schema() {
+    let pg = Postgres::start().await.expect("postgres");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["migrate", "--database-url", pg.url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tables = pg.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE '\\_sqlx%'").unwrap();
+    assert_eq!(
+        tables.trim(),
+        "agent_actions,agent_routing_decisions,agent_transformation_events,code_artifacts,execution_paths,failure_patterns,kafka_offsets,router_performance_metrics,success_patterns"
+    );
+    // Twice is fine.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["migrate", "--database-url", pg.url()])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+}
