@@ -2,6 +2,8 @@
 //! against a broker this command starts as a child process (so its CPU time can be read
 //! from /proc), librdkafka's mock cluster (also in a child process), or any running broker.
 
+mod db_writer;
+
 use anyhow::{bail, Context};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -43,6 +45,8 @@ enum What {
         #[arg(long, default_value_t = 100)]
         size: usize,
     },
+    /// Events/s of `agentbus consume db-writer` into PostgreSQL, batch p99 and RSS.
+    DbWriter(db_writer::DbWriterBench),
     /// Serve librdkafka's mock cluster until killed (used by `--target mock`).
     #[command(hide = true)]
     ServeMock {
@@ -295,6 +299,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             seconds,
             size,
         } => latency(&target, rate, seconds, size),
+        What::DbWriter(args) => db_writer::run(&args),
         What::ServeMock { partitions } => serve_mock(partitions),
     })
     .await

@@ -105,7 +105,13 @@ async fn ten_thousand_events_one_percent_malformed() {
     let by_value: BTreeMap<Vec<u8>, &dbw::Event> =
         events.iter().map(|e| (e.value.clone(), e)).collect();
     let mut stages = BTreeMap::new();
-    for (source, key, value, headers) in &dlq {
+    for dbw::DeadRecord {
+        source,
+        key,
+        value,
+        headers,
+    } in &dlq
+    {
         let original = by_value
             .get(value)
             .expect("the DLQ keeps the original value");
@@ -554,16 +560,16 @@ async fn a_value_postgres_cannot_store_goes_to_the_dlq_alone() {
     assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
     let dlq = tokio::task::block_in_place(|| dbw::read_dlq(&bootstrap, 1));
     assert_eq!(dlq.len(), 1);
-    assert_eq!(dlq[0].2, events[7].value);
-    assert_eq!(dlq[0].3["__connect.errors.stage"], "SINK");
+    assert_eq!(dlq[0].value, events[7].value);
+    assert_eq!(dlq[0].headers["__connect.errors.stage"], "SINK");
     assert_eq!(
-        dlq[0].3["__connect.errors.exception.class.name"],
+        dlq[0].headers["__connect.errors.exception.class.name"],
         "SinkError::Rejected"
     );
     assert!(
-        dlq[0].3["__connect.errors.exception.message"].contains("out of range"),
+        dlq[0].headers["__connect.errors.exception.message"].contains("out of range"),
         "{:?}",
-        dlq[0].3
+        dlq[0].headers
     );
     assert_eq!(dbw::stored_offsets(&pg, GROUP), ends(&broker));
 }

@@ -332,6 +332,14 @@ impl<S: Sink> Pipeline<S> {
             .block_on(stored_offsets(&mut self.sink, &self.group, &parts));
         match found {
             Ok(Some(map)) => {
+                // The sink is the authority: a partition it has nothing of starts at the
+                // beginning, whatever the group committed in Kafka (a new or reset
+                // database must not skip what it never stored).
+                for (topic, partition) in parts.iter().filter(|tp| !map.contains_key(*tp)) {
+                    if let Err(e) = tpl.set_partition_offset(topic, *partition, Offset::Beginning) {
+                        warn!(%topic, partition, "cannot start at the beginning: {e}");
+                    }
+                }
                 for ((topic, partition), next) in map {
                     if let Err(e) =
                         tpl.set_partition_offset(&topic, partition, Offset::Offset(next))

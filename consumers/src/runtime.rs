@@ -185,7 +185,10 @@ fn consumer_config(config: &RuntimeConfig) -> ClientConfig {
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "1000")
         .set("topic.metadata.refresh.interval.ms", "10000")
-        .set("fetch.queue.backoff.ms", "10");
+        .set("fetch.queue.backoff.ms", "10")
+        // librdkafka prefetches up to 64 MiB by default; a few batches are enough.
+        .set("queued.max.messages.kbytes", "4096")
+        .set("max.partition.fetch.bytes", "262144");
     for (k, v) in &config.kafka_properties {
         c.set(k, v);
     }

@@ -50,7 +50,7 @@ pub fn event(run: u32, i: usize, bad_every: usize) -> Event {
     let key = uuid(run + 2, (i % 101) as u64);
     v[topic.key_field()] = Value::String(key.clone());
     let kind = if bad_every > 0 && i % bad_every == bad_every - 1 {
-        if (i / bad_every) % 2 == 0 {
+        if (i / bad_every).is_multiple_of(2) {
             Kind::BadJson
         } else {
             Kind::Invalid
@@ -326,11 +326,18 @@ pub fn stored_offsets(
         .collect()
 }
 
-/// Every record of the eight DLQ topics, as (source topic, key, value, headers).
-pub fn read_dlq(
-    bootstrap: &str,
-    expected: usize,
-) -> Vec<(String, Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>)> {
+/// A record read back from a DLQ topic.
+#[derive(Debug)]
+pub struct DeadRecord {
+    /// The topic it came from (the DLQ's name less `-dlq`).
+    pub source: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Every record of the eight DLQ topics.
+pub fn read_dlq(bootstrap: &str, expected: usize) -> Vec<DeadRecord> {
     let consumer = super::consumer(bootstrap, &[]);
     let mut tpl = rdkafka::TopicPartitionList::new();
     for t in Topic::ALL {
@@ -377,12 +384,12 @@ pub fn read_dlq(
                     })
                     .unwrap_or_default();
                 let source = m.topic().trim_end_matches("-dlq").to_string();
-                out.push((
+                out.push(DeadRecord {
                     source,
-                    m.key().map(<[u8]>::to_vec),
-                    m.payload().unwrap_or_default().to_vec(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().unwrap_or_default().to_vec(),
                     headers,
-                ));
+                });
             }
             Some(Err(e)) => panic!("DLQ consume error: {e}"),
             None => {}

@@ -228,10 +228,18 @@ fn decode_error(path: String, err: &serde_json::Error) -> EventError {
 
 /// Decodes and validates one event from JSON bytes.
 pub fn decode<E: Event>(bytes: &[u8]) -> Result<E, EventError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let event: E = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| decode_error(e.path().to_string(), e.inner()))?;
-    de.end().map_err(|e| decode_error(String::new(), &e))?;
+    // Most events are fine: decode without path tracking, and pay for it only to
+    // name the field of a bad one.
+    let event: E = match serde_json::from_slice(bytes) {
+        Ok(event) => event,
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let event: E = serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| decode_error(e.path().to_string(), e.inner()))?;
+            de.end().map_err(|e| decode_error(String::new(), &e))?;
+            event
+        }
+    };
     event.validate()?;
     Ok(event)
 }

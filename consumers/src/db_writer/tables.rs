@@ -216,8 +216,10 @@ pub fn insert_sql(topic: Topic) -> String {
     let columns: Vec<&str> = t.columns.iter().map(|c| c.0).collect();
     let values: Vec<String> = t.columns.iter().map(|c| expr(c.1, c.2)).collect();
     format!(
-        "INSERT INTO {} ({}) SELECT {} FROM UNNEST($1::text[]) AS d(doc), \
-         LATERAL (SELECT d.doc::jsonb AS e) AS j ON CONFLICT (id) DO NOTHING",
+        // The cast to jsonb[] parses each document once; `LATERAL (SELECT doc::jsonb)`
+        // would be inlined into every column expression and parse it once per column.
+        "INSERT INTO {} ({}) SELECT {} FROM UNNEST($1::text[]::jsonb[]) AS u(e) \
+         ON CONFLICT (id) DO NOTHING",
         t.name,
         columns.join(", "),
         values.join(", ")
