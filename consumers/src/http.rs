@@ -4,7 +4,7 @@ use crate::metrics::Metrics;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing;
 use axum::{Json, Router};
 use std::future::Future;
 use std::sync::Arc;
@@ -13,10 +13,10 @@ use tokio::net::TcpListener;
 /// The router over `metrics`.
 pub fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(prometheus))
-        .route("/metrics.json", get(json))
+        .route("/health", routing::get(health))
+        .route("/ready", routing::get(ready))
+        .route("/metrics", routing::get(prometheus))
+        .route("/metrics.json", routing::get(json))
         .with_state(metrics)
 }
 
@@ -68,4 +68,28 @@ async fn prometheus(State(m): State<Arc<Metrics>>) -> Response {
 
 async fn json(State(m): State<Arc<Metrics>>) -> Response {
     Json(m.json()).into_response()
+}
+
+/// A blocking `GET path` on `127.0.0.1:port`, for probes, tests and benchmarks: the
+/// status code and the body.
+pub fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)?;
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
