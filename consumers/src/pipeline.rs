@@ -18,6 +18,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How often an idle consumer checks that its sink is reachable (for `/ready`).
 const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// Longest a batch write (DLQ acknowledgements included) may take before it counts as
+/// an outage.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a readiness check or an offsets lookup may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a rebalance waits for the sink's stored offsets before falling back to
 /// Kafka's committed offsets (always at or behind the sink's, so replays are only
 /// duplicates).
@@ -116,14 +121,16 @@ impl<S: Sink> Pipeline<S> {
     /// How long the consumer may block in `poll` before the batch or a retry is due.
     pub(crate) fn poll_timeout(&self) -> Duration {
         let now = Instant::now();
-        let mut t = Duration::from_millis(100);
-        if let Some(opened) = self.opened {
-            t = t.min((opened + self.batch_timeout).saturating_duration_since(now));
-        }
+        let t = Duration::from_millis(100);
+        // While a failed flush waits for its retry, the batch's own deadline has passed;
+        // waiting for it would spin.
         if let Some(at) = self.retry_at {
-            t = t.min(at.saturating_duration_since(now));
+            return t.min(at.saturating_duration_since(now));
         }
-        t
+        match self.opened {
+            Some(opened) => t.min((opened + self.batch_timeout).saturating_duration_since(now)),
+            None => t,
+        }
     }
 
     /// Takes one record from Kafka into the batch (or the batch's dead letters).
@@ -202,7 +209,10 @@ impl<S: Sink> Pipeline<S> {
             self.flush(consumer);
         } else if self.is_empty() && now >= self.last_contact + CHECK_EVERY {
             self.last_contact = now;
-            let ok = self.handle.block_on(self.sink.check()).is_ok();
+            let ok = self
+                .handle
+                .block_on(bounded(CHECK_TIMEOUT, self.sink.check()))
+                .is_ok();
             self.metrics.set_sink_ok(ok);
         }
     }
@@ -210,16 +220,24 @@ impl<S: Sink> Pipeline<S> {
     fn flush<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         let started = Instant::now();
         let events = self.pending();
-        let result = self.handle.block_on(write_batch(
-            &mut self.sink,
-            &self.dlq,
-            &self.metrics,
-            &self.group,
-            &mut self.records,
-            &mut self.dead,
-            &self.offsets,
-            &mut self.carried,
-        ));
+        let result = self.handle.block_on(async {
+            let write = write_batch(
+                &mut self.sink,
+                &self.dlq,
+                &self.metrics,
+                &self.group,
+                &mut self.records,
+                &mut self.dead,
+                &self.offsets,
+                &mut self.carried,
+            );
+            match tokio::time::timeout(FLUSH_TIMEOUT, write).await {
+                Ok(result) => result,
+                Err(_) => Err(FlushError::Sink(SinkError::Unavailable(format!(
+                    "no answer within {FLUSH_TIMEOUT:?}"
+                )))),
+            }
+        });
         self.last_contact = Instant::now();
         match result {
             Ok(outcome) => {
@@ -241,11 +259,11 @@ impl<S: Sink> Pipeline<S> {
                 self.metrics
                     .flushed(events, outcome.written, outcome.duplicates, took);
                 self.metrics.set_sink_ok(true);
-                self.commit(consumer, CommitMode::Async);
                 for (tp, next) in std::mem::take(&mut self.offsets) {
                     self.metrics.set_current(&tp.0, tp.1, next);
                     self.stored.insert(tp, next);
                 }
+                self.commit(consumer, CommitMode::Async);
                 self.records.clear();
                 self.dead.clear();
                 self.opened = None;
@@ -276,6 +294,12 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
+    /// Whether consumption is paused for a sink outage (newly assigned partitions are
+    /// paused too, so the batch cannot grow while it waits).
+    pub(crate) fn paused(&self) -> bool {
+        self.paused
+    }
+
     fn set_paused<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, paused: bool) {
         let tpl = list(self.assigned.iter().map(|tp| (tp, Offset::Invalid)));
         let result = if paused {
@@ -292,17 +316,12 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
-    /// Commits the sink's offsets of the assigned partitions to Kafka too, so that
-    /// lag tools (and a sink without offsets) see them.
+    /// Commits the offsets the sink has confirmed (never those of an unwritten batch)
+    /// to Kafka too, so that lag tools see them and Kafka stays at or behind the sink.
     pub(crate) fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, mode: CommitMode) {
         let tpl = list(
-            self.offsets
+            self.stored
                 .iter()
-                .chain(
-                    self.stored
-                        .iter()
-                        .filter(|(tp, _)| !self.offsets.contains_key(*tp)),
-                )
                 .filter(|(tp, _)| self.assigned.contains(*tp))
                 .map(|(tp, next)| (tp, Offset::Offset(*next))),
         );
@@ -325,7 +344,6 @@ impl<S: Sink> Pipeline<S> {
         if !incremental {
             self.assigned.clear();
             self.stored.clear();
-            self.paused = false;
         }
         let found = self
             .handle
@@ -396,9 +414,16 @@ impl<S: Sink> Pipeline<S> {
             }
         }
         self.commit(consumer, CommitMode::Sync);
+        if self.is_empty() {
+            self.retry_at = None;
+            self.backoff = FIRST_BACKOFF;
+            if self.paused {
+                // librdkafka keeps an application pause across unassign and reassign.
+                self.set_paused(consumer, false);
+            }
+        }
         self.assigned.retain(|tp| !revoked.contains(tp));
         self.stored.retain(|tp, _| !revoked.contains(tp));
-        self.retry_at = None;
         let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
         self.metrics.set_assignment(&assigned);
         info!(revoked = revoked.len(), "partitions revoked");
@@ -495,7 +520,7 @@ async fn stored_offsets<S: Sink>(
     let deadline = Instant::now() + STORED_OFFSETS_WAIT;
     let mut backoff = FIRST_BACKOFF;
     loop {
-        match sink.stored_offsets(group, parts).await {
+        match bounded(CHECK_TIMEOUT, sink.stored_offsets(group, parts)).await {
             Err(SinkError::Unavailable(e)) if Instant::now() + backoff < deadline => {
                 warn!("sink unavailable while reading stored offsets: {e}; retrying");
                 tokio::time::sleep(backoff).await;
@@ -504,6 +529,19 @@ async fn stored_offsets<S: Sink>(
             other => return other,
         }
     }
+}
+
+/// `fut`, or `Unavailable` when the sink does not answer within `limit` (a silently
+/// dropped connection would otherwise hold the consumer thread forever).
+async fn bounded<T>(
+    limit: Duration,
+    fut: impl std::future::Future<Output = Result<T, SinkError>>,
+) -> Result<T, SinkError> {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(SinkError::Unavailable(format!(
+            "no answer within {limit:?}"
+        )))
+    })
 }
 
 fn headers_of(msg: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)> {

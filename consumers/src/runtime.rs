@@ -83,12 +83,22 @@ impl<S: Sink> ConsumerContext for Context<S> {
         );
         let result = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                self.pipeline().on_assign(tpl, cooperative);
-                if cooperative {
+                let mut pipeline = self.pipeline();
+                pipeline.on_assign(tpl, cooperative);
+                let assigned = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
                     consumer.assign(tpl)
-                }
+                };
+                // An application pause survives unassign/reassign in librdkafka: set the
+                // new partitions' state explicitly.
+                assigned.and_then(|()| {
+                    if pipeline.paused() {
+                        consumer.pause(tpl)
+                    } else {
+                        consumer.resume(tpl)
+                    }
+                })
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.pipeline().on_revoke(consumer, tpl);

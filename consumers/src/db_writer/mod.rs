@@ -78,7 +78,11 @@ pub fn pool(options: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy_with(options.application_name("agentbus-db-writer"))
+        .connect_lazy_with(
+            options
+                .application_name("agentbus-db-writer")
+                .options([("statement_timeout", "30s")]),
+        )
 }
 
 /// Applies the migrations that are not applied yet (safe to run from several
@@ -114,13 +118,14 @@ SELECT o.topic, o."partition", o.next_offset FROM kafka_offsets o
   JOIN UNNEST($2::text[], $3::integer[]) AS u(t, p) ON o.topic = u.t AND o."partition" = u.p
  WHERE o.consumer_group = $1"#;
 
-/// Data errors (class 22: data exception, 23: integrity violation) are the data's
-/// fault; everything else (connections, shutdowns, timeouts) is the database's.
+/// Data errors (class 22: data exception, 23: integrity violation, 54: a limit such as
+/// an index row too large) are the data's fault; everything else (connections,
+/// shutdowns, timeouts) is the database's.
 fn classify(e: sqlx::Error) -> SinkError {
     if let sqlx::Error::Database(db) = &e {
         if db
             .code()
-            .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+            .is_some_and(|c| ["22", "23", "54"].iter().any(|class| c.starts_with(class)))
         {
             return SinkError::Rejected(db.message().to_string());
         }
