@@ -4,7 +4,7 @@ use agentbus_client::Topic;
 use agentbus_consumers::config::ConfigError;
 use agentbus_consumers::db_writer::{self, DatabaseSettings, PgSink};
 use agentbus_consumers::metrics::Metrics;
-use agentbus_consumers::RuntimeConfig;
+use agentbus_consumers::{RuntimeConfig, SinkError};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -177,6 +177,7 @@ async fn db_writer(
     loop {
         match db_writer::migrate(&pool).await {
             Ok(()) => break,
+            Err(SinkError::Fatal(e)) => anyhow::bail!("DATABASE_URL: {e}"),
             Err(e) => {
                 tracing::warn!("cannot apply the migrations yet: {e}; retrying in {backoff:?}");
                 tokio::select! {
@@ -203,7 +204,7 @@ pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let pool = db_writer::pool(options);
     db_writer::migrate(&pool)
         .await
-        .context("applying migrations")?;
+        .context("DATABASE_URL: cannot apply the migrations")?;
     let applied = db_writer::MIGRATOR.iter().count();
     println!("migrations applied: {applied} (schema up to date)");
     Ok(())

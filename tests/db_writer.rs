@@ -684,3 +684,48 @@ async fn rebalance_during_an_outage_resumes_afterwards() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_database_or_table_stops_the_process_naming_it() {
+    let (broker, pg, _) = setup().await;
+    let bootstrap = broker.bootstrap();
+    // A database that does not exist: start-up stops, naming DATABASE_URL.
+    let (base, _) = pg.url().rsplit_once('/').unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["consume", "db-writer"])
+        .env("KAFKA_BROKERS", &bootstrap)
+        .env("DATABASE_URL", format!("{base}/agentbus_no_such_database"))
+        .env("HTTP_PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DATABASE_URL") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+
+    // A table dropped under a running writer: retrying cannot help, so it stops with
+    // an error (a supervisor restarts it; the batch was not committed).
+    let mut writer = DbWriter::spawn(&bootstrap, pg.url(), &[]);
+    let producer = common::producer(&bootstrap, &[]);
+    let events: Vec<dbw::Event> = (0..80).map(|i| dbw::event(8, i, 0)).collect();
+    dbw::produce(&producer, &events[..40]).await;
+    tokio::task::block_in_place(|| {
+        writer.wait_for("the first events", MINUTE, |m| m["messages_inserted"] == 40)
+    });
+    pg.psql("DROP TABLE agent_actions").unwrap();
+    dbw::produce(&producer, &events[40..]).await;
+    let status = tokio::task::block_in_place(|| writer.wait_exit(MINUTE));
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        writer.log().contains("agent_actions\" does not exist"),
+        "{}",
+        writer.log()
+    );
+    assert_eq!(
+        dbw::stored_offsets(&pg, GROUP).values().sum::<i64>(),
+        40,
+        "the failed batch is not committed"
+    );
+}

@@ -85,6 +85,7 @@ pub struct Metrics {
     positions: Mutex<BTreeMap<(String, i32), Position>>,
     last_commit: Mutex<Option<DateTime<Utc>>>,
     shutting_down: AtomicBool,
+    broken: AtomicBool,
     sink_ok: AtomicBool,
     assigned: AtomicU64,
 }
@@ -110,6 +111,7 @@ impl Metrics {
             positions: Mutex::default(),
             last_commit: Mutex::new(None),
             shutting_down: AtomicBool::new(false),
+            broken: AtomicBool::new(false),
             sink_ok: AtomicBool::new(false),
             assigned: AtomicU64::new(0),
         }
@@ -181,9 +183,14 @@ impl Metrics {
         self.shutting_down.store(true, Relaxed);
     }
 
-    /// Liveness: false once shutdown has begun.
+    /// Marks the process broken (a fatal sink error): `/health` answers 503.
+    pub(crate) fn broken(&self) {
+        self.broken.store(true, Relaxed);
+    }
+
+    /// Liveness: false once shutdown has begun or the process is broken.
     pub fn healthy(&self) -> bool {
-        !self.shutting_down.load(Relaxed)
+        !self.shutting_down.load(Relaxed) && !self.broken.load(Relaxed)
     }
 
     /// Readiness: has an assignment and the sink is reachable.

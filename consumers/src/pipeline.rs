@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -61,6 +61,8 @@ pub(crate) struct Pipeline<S> {
     last_contact: Instant,
     /// Shutdown has drained (or given up): a final revoke must not try to flush again.
     pub(crate) closed: bool,
+    /// A fatal sink error: the runtime stops.
+    pub(crate) fatal: Option<SinkError>,
 }
 
 impl<S> std::fmt::Debug for Pipeline<S> {
@@ -103,6 +105,7 @@ impl<S: Sink> Pipeline<S> {
             backoff: FIRST_BACKOFF,
             last_contact: Instant::now(),
             closed: false,
+            fatal: None,
         }
     }
 
@@ -209,11 +212,13 @@ impl<S: Sink> Pipeline<S> {
             self.flush(consumer);
         } else if self.is_empty() && now >= self.last_contact + CHECK_EVERY {
             self.last_contact = now;
-            let ok = self
+            let result = self
                 .handle
-                .block_on(bounded(CHECK_TIMEOUT, self.sink.check()))
-                .is_ok();
-            self.metrics.set_sink_ok(ok);
+                .block_on(bounded(CHECK_TIMEOUT, self.sink.check()));
+            self.metrics.set_sink_ok(result.is_ok());
+            if let Err(e @ SinkError::Fatal(_)) = result {
+                self.fail(e);
+            }
         }
     }
 
@@ -274,6 +279,10 @@ impl<S: Sink> Pipeline<S> {
                     info!("sink is back: consumption resumed");
                 }
             }
+            Err(FlushError::Sink(e @ SinkError::Fatal(_))) => {
+                self.metrics.error("SINK", e.kind());
+                self.fail(e);
+            }
             Err(e) => {
                 let (stage, kind) = match &e {
                     FlushError::Sink(s) => ("SINK", s.kind()),
@@ -292,6 +301,12 @@ impl<S: Sink> Pipeline<S> {
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+
+    fn fail(&mut self, e: SinkError) {
+        error!("{e}: stopping (retrying cannot help)");
+        self.metrics.broken();
+        self.fatal.get_or_insert(e);
     }
 
     /// Whether consumption is paused for a sink outage (newly assigned partitions are
@@ -371,6 +386,10 @@ impl<S: Sink> Pipeline<S> {
                 self.metrics.set_sink_ok(true);
             }
             Ok(None) => {}
+            Err(e @ SinkError::Fatal(_)) => {
+                self.metrics.set_sink_ok(false);
+                self.fail(e);
+            }
             Err(e) => {
                 self.metrics.set_sink_ok(false);
                 warn!("cannot read the sink's stored offsets ({e}); starting from Kafka's committed offsets (replays are deduplicated)");

@@ -42,6 +42,9 @@ pub enum RuntimeError {
     /// read again.
     #[error("drain timeout: {0} record(s) not flushed within {1:?}; they will be read again")]
     DrainTimeout(usize, Duration),
+    /// The sink failed in a way retrying cannot mend.
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
     /// The consumer thread panicked.
     #[error("consumer thread failed: {0}")]
     Thread(String),
@@ -254,6 +257,9 @@ fn consume<S: Sink>(
                 ));
             }
             p.tick(&consumer, true);
+            if let Some(e) = p.fatal.take() {
+                break Err(RuntimeError::Sink(e));
+            }
             drop(p);
             // Keep serving the group (heartbeats, rebalances) while draining; the
             // partitions are paused, and anything still delivered is read again later.
@@ -266,7 +272,11 @@ fn consume<S: Sink>(
             Some(Err(e)) => warn!("consume error: {e}"),
             None => {}
         }
-        consumer.context().pipeline().tick(&consumer, false);
+        let mut p = consumer.context().pipeline();
+        p.tick(&consumer, false);
+        if let Some(e) = p.fatal.take() {
+            break Err(RuntimeError::Sink(e));
+        }
     };
     consumer.context().pipeline().closed = true;
     if let Err(e) = &result {

@@ -48,6 +48,10 @@ pub enum SinkError {
     /// writes the batch one event at a time and sends the refused events to the DLQ.
     #[error("sink rejected the data: {0}")]
     Rejected(String),
+    /// Retrying cannot help (wrong credentials, a missing table, no privilege): the
+    /// process stops with an error so that a supervisor or a person sees it.
+    #[error("sink failed: {0}")]
+    Fatal(String),
 }
 
 impl SinkError {
@@ -56,6 +60,7 @@ impl SinkError {
         match self {
             Self::Unavailable(_) => "SinkError::Unavailable",
             Self::Rejected(_) => "SinkError::Rejected",
+            Self::Fatal(_) => "SinkError::Fatal",
         }
     }
 }

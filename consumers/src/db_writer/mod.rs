@@ -86,9 +86,15 @@ pub fn pool(options: PgConnectOptions) -> PgPool {
 }
 
 /// Applies the migrations that are not applied yet (safe to run from several
-/// processes at once: sqlx takes an advisory lock).
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+/// processes at once: sqlx takes an advisory lock). An unreachable database is
+/// `Unavailable`; bad credentials or a schema that disagrees with the migrations are
+/// `Fatal`.
+pub async fn migrate(pool: &PgPool) -> Result<(), SinkError> {
+    use sqlx::migrate::MigrateError;
+    MIGRATOR.run(pool).await.map_err(|e| match e {
+        MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => classify(e),
+        other => SinkError::Fatal(other.to_string()),
+    })
 }
 
 /// The PostgreSQL sink.
@@ -119,10 +125,17 @@ SELECT o.topic, o."partition", o.next_offset FROM kafka_offsets o
  WHERE o.consumer_group = $1"#;
 
 /// Data errors (class 22: data exception, 23: integrity violation, 54: a limit such as
-/// an index row too large) are the data's fault; everything else (connections,
-/// shutdowns, timeouts) is the database's.
+/// an index row too large) are the data's fault; wrong credentials (28), a missing
+/// database (3D) or table or privilege (42) need a person; everything else
+/// (connections, shutdowns, timeouts) is an outage to wait out.
 fn classify(e: sqlx::Error) -> SinkError {
     if let sqlx::Error::Database(db) = &e {
+        if db
+            .code()
+            .is_some_and(|c| ["28", "3D", "42"].iter().any(|class| c.starts_with(class)))
+        {
+            return SinkError::Fatal(db.message().to_string());
+        }
         if db
             .code()
             .is_some_and(|c| ["22", "23", "54"].iter().any(|class| c.starts_with(class)))
