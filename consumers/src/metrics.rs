@@ -12,6 +12,23 @@ const FLUSH_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 const SIZE_BUCKETS: [f64; 9] = [1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
+/// The series every consumer must expose (CONVENTIONS.md); dashboards and alert rules
+/// are written against these names.
+pub const REQUIRED: [&str; 12] = [
+    "agentbus_events_received_total",
+    "agentbus_events_written_total",
+    "agentbus_events_duplicate_total",
+    "agentbus_errors_total",
+    "agentbus_dlq_records_total",
+    "agentbus_dlq_write_failures_total",
+    "agentbus_batch_flush_duration_seconds",
+    "agentbus_batch_size_events",
+    "agentbus_offset_commit_failures_total",
+    "kafka_consumergroup_lag",
+    "kafka_consumergroup_lag_sum",
+    "kafka_consumergroup_current_offset",
+];
+
 /// Flush durations kept for the exact p99 in `/metrics.json`.
 const RECENT_FLUSHES: usize = 10_000;
 
@@ -386,6 +403,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_required_metric_is_exposed_even_before_any_event() {
+        let text = Metrics::new("g").prometheus();
+        for name in REQUIRED {
+            let kind = if name.ends_with("_seconds") || name.ends_with("_events") {
+                "histogram"
+            } else if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "{name} missing:\n{text}"
+            );
+        }
+    }
 
     #[test]
     fn lag_and_counters_render() {

@@ -1,5 +1,20 @@
 //! The consumer loop: one thread polls librdkafka, fills the batch, flushes it to the
 //! sink and commits; the async runtime serves HTTP and drives the sink's I/O.
+//!
+//! ```text
+//!            assign: start at the sink's offsets          flush ok: commit, resume
+//!   ┌──────────┐ ───────────────────────────► ┌─────────┐ ◄──────────────────── ┌────────┐
+//!   │ joining  │                              │ running │                       │ paused │
+//!   └──────────┘ ◄─────────────────────────── └─────────┘ ────────────────────► └────────┘
+//!        revoke: flush once (else drop: not committed)  │  flush fails (outage): pause all,
+//!                                                       │  retry with backoff 100 ms…5 s
+//!            SIGTERM/SIGINT (from any state)            ▼
+//!   draining: pause fetching, flush until empty or DRAIN_TIMEOUT_MS, commit → leave → exit 0
+//!   fatal sink error (credentials, missing table): stop with an error → exit 1
+//! ```
+//!
+//! Everything the rebalance callback touches lives in the pipeline behind one
+//! mutex; it is never held across `poll`, where librdkafka runs the callbacks.
 
 use crate::config::{ConfigError, RuntimeConfig};
 use crate::dlq::{self, DlqProducer};
