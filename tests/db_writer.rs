@@ -618,6 +618,26 @@ async fn migrate_command_applies_the_schema() {
         tables.trim(),
         "agent_actions,agent_routing_decisions,agent_transformation_events,code_artifacts,execution_paths,failure_patterns,kafka_offsets,router_performance_metrics,success_patterns"
     );
+    // The seeds' POSTGRES_* variables instead of a URL (and twice is fine).
+    let rest = pg.url().split_once('@').unwrap().1;
+    let (hostport, database) = rest.split_once('/').unwrap();
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
+    let by_parts = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .arg("migrate")
+        .env_remove("DATABASE_URL")
+        .env("POSTGRES_HOST", host)
+        .env("POSTGRES_PORT", port)
+        .env("POSTGRES_DATABASE", database)
+        .env("POSTGRES_USER", "postgres")
+        .output()
+        .unwrap();
+    assert!(
+        by_parts.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_parts.stderr)
+    );
+    let versions = pg.psql("SELECT count(*) FROM _sqlx_migrations").unwrap();
+    assert_eq!(versions.trim(), "2");
     // Twice is fine.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
         .args(["migrate", "--database-url", pg.url()])
