@@ -315,6 +315,14 @@ impl Outage {
         Self { port, down, open }
     }
 
+    /// A proxy in front of `pg`'s server, and `pg`'s URL through it.
+    fn before(pg: &Postgres) -> (Self, String) {
+        let (upstream, _) = via_port(pg.url(), 0);
+        let outage = Self::start(upstream);
+        let (_, url) = via_port(pg.url(), outage.port);
+        (outage, url)
+    }
+
     fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
         if down {
@@ -345,9 +353,7 @@ fn via_port(url: &str, port: u16) -> (u16, String) {
 async fn postgres_outage_pauses_and_resumes_without_dlq() {
     let (broker, pg, _) = setup().await;
     let bootstrap = broker.bootstrap();
-    let (upstream, proxied) = via_port(pg.url(), 0);
-    let outage = Outage::start(upstream);
-    let (_, proxied_url) = via_port(&proxied, outage.port);
+    let (outage, proxied_url) = Outage::before(&pg);
     let writer = DbWriter::spawn(&bootstrap, &proxied_url, &[]);
     let producer = common::producer(&bootstrap, &[]);
     let events: Vec<dbw::Event> = (0..6_000).map(|i| dbw::event(3, i, 0)).collect();
@@ -653,9 +659,7 @@ async fn migrate_command_applies_the_schema() {
 async fn rebalance_during_an_outage_resumes_afterwards() {
     let (broker, pg, partitions) = setup().await;
     let bootstrap = broker.bootstrap();
-    let (upstream, proxied) = via_port(pg.url(), 0);
-    let outage = Outage::start(upstream);
-    let (_, proxied_url) = via_port(&proxied, outage.port);
+    let (outage, proxied_url) = Outage::before(&pg);
     let a = DbWriter::spawn(&bootstrap, &proxied_url, &[]);
     tokio::task::block_in_place(|| {
         a.wait_for("a's assignment", MINUTE, |m| {

@@ -200,18 +200,8 @@ impl DbWriter {
             .expect("kill")
             .success();
         assert!(ok, "kill -TERM failed");
-        let deadline = started + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return (status, started.elapsed());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "did not exit within {timeout:?}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = self.wait_exit(timeout);
+        (status, started.elapsed())
     }
 
     /// Waits for the process to exit on its own.
