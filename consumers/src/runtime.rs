@@ -200,6 +200,18 @@ pub async fn run<S: Sink>(
     result
 }
 
+/// The HTTP port announced in the runtime's start-up log line
+/// (`… serving /health /ready /metrics on http://HOST:PORT`), for tools that start a
+/// consumer with `HTTP_PORT=0` and read its log.
+pub fn http_port_in_log(line: &str) -> Option<u16> {
+    let rest = line.split("/metrics on http://").nth(1)?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || ".:[]-".contains(*c))
+        .collect();
+    addr.rsplit(':').next()?.parse().ok()
+}
+
 fn consumer_config(config: &RuntimeConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &config.brokers)
@@ -301,4 +313,16 @@ fn consume<S: Sink>(
     drop(consumer);
     info!("left the group");
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_announced_port_is_found() {
+        let line = "INFO agentbus_consumers::runtime: db-writer consuming; serving /health /ready /metrics on http://127.0.0.1:41234 group=g";
+        assert_eq!(super::http_port_in_log(line), Some(41234));
+        let json = r#"{"fields":{"message":"db-writer consuming; serving /health /ready /metrics on http://0.0.0.0:8080","group":"g"}}"#;
+        assert_eq!(super::http_port_in_log(json), Some(8080));
+        assert_eq!(super::http_port_in_log("Batch processed"), None);
+    }
 }

@@ -126,9 +126,8 @@ fn spawn_writer(bootstrap: &str, url: &str, batch: usize) -> anyhow::Result<Writ
     std::thread::spawn(move || {
         let mut tx = Some(tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("on http://127.0.0.1:").nth(1) {
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                if let (Some(tx), Ok(port)) = (tx.take(), digits.parse::<u16>()) {
+            if let Some(port) = agentbus_consumers::runtime::http_port_in_log(&line) {
+                if let Some(tx) = tx.take() {
                     let _ = tx.send(port);
                 }
             } else if line.contains("WARN") || line.contains("ERROR") {

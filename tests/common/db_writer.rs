@@ -136,9 +136,8 @@ impl DbWriter {
         std::thread::spawn(move || {
             let mut port_tx = Some(port_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("on http://127.0.0.1:").nth(1) {
-                    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                    if let (Some(tx), Ok(port)) = (port_tx.take(), digits.parse::<u16>()) {
+                if let Some(port) = agentbus_consumers::runtime::http_port_in_log(&line) {
+                    if let Some(tx) = port_tx.take() {
                         let _ = tx.send(port);
                     }
                 }
