@@ -264,11 +264,13 @@ impl<S: Sink> Pipeline<S> {
                 self.metrics
                     .flushed(events, outcome.written, outcome.duplicates, took);
                 self.metrics.set_sink_ok(true);
+                // Kafka hears only of the partitions this batch moved.
+                let moved = list(self.offsets.iter().map(|(tp, n)| (tp, Offset::Offset(*n))));
                 for (tp, next) in std::mem::take(&mut self.offsets) {
                     self.metrics.set_current(&tp.0, tp.1, next);
                     self.stored.insert(tp, next);
                 }
-                self.commit(consumer, CommitMode::Async);
+                self.commit_list(consumer, &moved, CommitMode::Async);
                 self.records.clear();
                 self.dead.clear();
                 self.opened = None;
@@ -340,10 +342,19 @@ impl<S: Sink> Pipeline<S> {
                 .filter(|(tp, _)| self.assigned.contains(*tp))
                 .map(|(tp, next)| (tp, Offset::Offset(*next))),
         );
+        self.commit_list(consumer, &tpl, mode);
+    }
+
+    fn commit_list<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        tpl: &TopicPartitionList,
+        mode: CommitMode,
+    ) {
         if tpl.count() == 0 {
             return;
         }
-        if let Err(e) = consumer.commit(&tpl, mode) {
+        if let Err(e) = consumer.commit(tpl, mode) {
             self.metrics.commit_failed();
             warn!("offset commit failed: {e}");
         }
