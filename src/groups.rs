@@ -20,18 +20,8 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct GroupsArgs {
-    /// Kafka bootstrap servers (HOST:PORT[,HOST:PORT…]).
-    #[arg(
-        long,
-        global = true,
-        env = "KAFKA_BROKERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    bootstrap_server: String,
-    /// Timeout of each request to the cluster, in milliseconds.
-    #[arg(long, global = true, default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    timeout_ms: u64,
+    #[command(flatten)]
+    cluster: crate::cluster_args::ClusterArgs,
     /// Output format: `text` (an aligned table) or `json`.
     #[arg(long, global = true, default_value = "text")]
     output: Output,
@@ -1209,8 +1199,8 @@ fn emit(s: &str) -> anyhow::Result<()> {
 
 pub(crate) async fn run(args: GroupsArgs) -> anyhow::Result<()> {
     let cluster = Cluster {
-        bootstrap: args.bootstrap_server,
-        timeout: Duration::from_millis(args.timeout_ms),
+        timeout: args.cluster.timeout(),
+        bootstrap: args.cluster.bootstrap_server,
     };
     let output = args.output;
     match args.action {

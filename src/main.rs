@@ -2,6 +2,7 @@
 
 mod bench;
 mod broker_cmd;
+mod cluster_args;
 mod consume_cmd;
 mod groups;
 mod log_cmd;

@@ -24,18 +24,8 @@ use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct TopicsArgs {
-    /// Kafka bootstrap servers (HOST:PORT[,HOST:PORT…]).
-    #[arg(
-        long,
-        global = true,
-        env = "KAFKA_BROKERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    bootstrap_server: String,
-    /// Timeout of each request to the cluster, in milliseconds.
-    #[arg(long, global = true, default_value_t = 10_000,
-          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    timeout_ms: u64,
+    #[command(flatten)]
+    cluster: crate::cluster_args::ClusterArgs,
     #[command(subcommand)]
     action: Action,
 }
@@ -353,10 +343,10 @@ fn diff(current: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> 
 }
 
 pub(crate) async fn run(args: TopicsArgs) -> anyhow::Result<()> {
-    let timeout = Duration::from_millis(args.timeout_ms);
+    let timeout = args.cluster.timeout();
     match args.action {
         Action::Apply { file, dry_run } => {
-            apply(&args.bootstrap_server, timeout, &file, dry_run).await
+            apply(&args.cluster.bootstrap_server, timeout, &file, dry_run).await
         }
     }
 }
