@@ -77,11 +77,7 @@ async fn compaction_keeps_the_latest_record_per_key_in_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_on_disk_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     common::create_topic(
         &broker.bootstrap(),
         "state",
@@ -91,11 +87,7 @@ async fn compaction_on_disk_survives_a_restart() {
     .await;
     let latest = compacts(&broker).await;
     broker.shutdown().await;
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let after: Vec<_> = broker
         .records("state", 0)
         .into_iter()

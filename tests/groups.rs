@@ -213,11 +213,7 @@ async fn static_member_restarts_without_rebalance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_with_metadata_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let b = broker.bootstrap();
     common::create_topic(&b, "durable", 2, &[]).await;
     produce(&b, "durable", 0, 40).await;
@@ -247,11 +243,7 @@ async fn committed_offsets_with_metadata_survive_restart() {
     drop(broker);
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let b = broker.bootstrap();
     let c = group_client(&b);
     let mut ask = TopicPartitionList::new();

@@ -42,11 +42,7 @@ async fn init(raw: &mut Raw, version: i16) -> (i64, i16) {
 #[tokio::test]
 async fn duplicates_gaps_and_epochs() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let (pid, epoch) = init(&mut raw, 0).await;
     let (other, _) = init(&mut raw, 4).await;
@@ -103,11 +99,7 @@ async fn duplicates_gaps_and_epochs() {
 
     // Producer state and ids survive a restart: the retry of the last batch is still known.
     broker.shutdown().await;
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let dup = produce(&mut raw, idempotent_batch(pid, epoch + 1, 0, 1)).await;
     assert_eq!((dup.error_code, dup.base_offset), (0, 5));
@@ -125,11 +117,7 @@ async fn duplicates_gaps_and_epochs() {
 #[tokio::test]
 async fn state_rebuilt_from_log_without_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let (pid, epoch) = init(&mut raw, 3).await;
     broker.state().get_or_auto_create("idem").unwrap();
@@ -139,11 +127,7 @@ async fn state_rebuilt_from_log_without_snapshot() {
     drop(broker);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!dir.path().join("idem-0/producer-state.json").exists());
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let dup = produce(&mut raw, idempotent_batch(pid, epoch, 0, 2)).await;
     assert_eq!((dup.error_code, dup.base_offset), (0, 0));

@@ -68,11 +68,7 @@ async fn retention_runs_in_the_background_on_disk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_segments_read_back_in_order_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let b = broker.bootstrap();
     common::create_topic(&b, "segs", 2, &[("segment.bytes", "16384")]).await;
     let producer = common::producer(&b, &[("compression.type", "zstd")]);
@@ -94,11 +90,7 @@ async fn many_segments_read_back_in_order_after_restart() {
     }
     drop(producer);
     broker.shutdown().await;
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let consumer = common::consumer(&broker.bootstrap(), &[]);
     let got = common::consume_all(&consumer, "segs", 2, 5000);
     use rdkafka::message::Message;

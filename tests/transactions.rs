@@ -291,11 +291,7 @@ async fn consume_transform_produce_survives_a_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_transaction_times_out_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let b = broker.bootstrap();
     common::create_topic(&b, "r", 1, &[]).await;
     let p = common::producer(
@@ -315,11 +311,7 @@ async fn open_transaction_times_out_after_restart() {
     drop(p);
     broker.shutdown().await;
 
-    let broker = Broker::builder()
-        .data_dir(dir.path())
-        .start()
-        .await
-        .unwrap();
+    let broker = common::disk_broker(dir.path()).await;
     let b = broker.bootstrap();
     let partition = broker.state().topic("r").unwrap().partition(0).unwrap();
     assert!(

@@ -33,6 +33,16 @@ pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     c.create().expect("consumer")
 }
 
+/// A testkit broker keeping its data in `dir` (start it again on the same `dir` to
+/// test a restart).
+pub async fn disk_broker(dir: &std::path::Path) -> agentbus_testkit::Broker {
+    agentbus_testkit::Broker::builder()
+        .data_dir(dir)
+        .start()
+        .await
+        .expect("disk broker")
+}
+
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
