@@ -9,8 +9,16 @@ if ! command -v kcat >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq kcat >/dev/null
 fi
-if ! python3 -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
-  python3 -m pip install -q --disable-pip-version-check confluent-kafka kafka-python
+# Pinned, so CI does not move under the tests; bump on purpose and run the interop tests.
+# kafka-python stays on 2.3: 3.0.x (3.0.12 seen) now and then hangs a consumer under load
+# (its poll waits on its IO thread, which sleeps in select), and the group then drops it.
+PY_CLIENTS="confluent-kafka==2.16.1 kafka-python==2.3.3"
+if ! python3 - $PY_CLIENTS <<'PY' >/dev/null 2>&1; then
+import sys
+from importlib.metadata import version
+sys.exit(any(version(n) != v for n, v in (a.split("==") for a in sys.argv[1:])))
+PY
+  python3 -m pip install -q --disable-pip-version-check $PY_CLIENTS
 fi
 
 # The PostgreSQL and Redis fixtures use DATABASE_URL / REDIS_URL, else the local servers

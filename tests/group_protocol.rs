@@ -2,7 +2,7 @@
 
 mod common;
 
-use agentbus_testkit::Broker;
+use agentbus_testkit::{Broker, Inspect};
 use bytes::Bytes;
 use common::raw::Raw;
 use kafka_protocol::error::ResponseError;
@@ -405,6 +405,110 @@ async fn member_that_never_rejoins_is_removed_at_the_rebalance_timeout() {
         a.send(4, &hb).await.error_code,
         code(ResponseError::UnknownMemberId)
     );
+}
+
+fn heartbeat_req(group: &str, generation: i32, member: &str) -> HeartbeatRequest {
+    let mut hb = HeartbeatRequest::default();
+    hb.group_id = GroupId(s(group));
+    hb.generation_id = generation;
+    hb.member_id = s(member);
+    hb
+}
+
+#[tokio::test]
+async fn a_members_session_restarts_when_the_leader_hands_out_assignments() {
+    let broker = Broker::start().await.unwrap();
+    broker.state().get_or_auto_create("orders").unwrap();
+    let bootstrap = broker.bootstrap();
+    let mut a = Raw::connect(&bootstrap).await;
+    let (leader, first_generation) = stable_member(&mut a, "slow").await;
+
+    let b_join = tokio::spawn(async move {
+        let mut b = Raw::connect(&bootstrap).await;
+        let id = b
+            .send(9, &join_req("slow", "", None, 10_000))
+            .await
+            .member_id;
+        let joined = b
+            .send(9, &join_req("slow", id.as_str(), None, 10_000))
+            .await;
+        (b, joined)
+    });
+    let hb = heartbeat_req("slow", first_generation, &leader);
+    while a.send(4, &hb).await.error_code != code(ResponseError::RebalanceInProgress) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let rejoined = a.send(9, &join_req("slow", &leader, None, 10_000)).await;
+    let (mut b, joined) = b_join.await.unwrap();
+    let generation = rejoined.generation_id;
+    assert_eq!((rejoined.error_code, joined.generation_id), (0, generation));
+    let follower = joined.member_id.to_string();
+
+    // B's SyncGroup waits for the leader, which takes 8 of B's 10 session seconds.
+    let b_sync = {
+        let follower = follower.clone();
+        tokio::spawn(async move {
+            let r = b
+                .send(5, &sync_req("slow", generation, &follower, None))
+                .await;
+            (b, r)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    broker.advance(std::time::Duration::from_secs(8));
+    let mut assign = sync_req("slow", generation, &leader, Some(&leader));
+    let mut theirs = SyncGroupRequestAssignment::default();
+    theirs.member_id = s(&follower);
+    theirs.assignment = Bytes::from_static(b"theirs");
+    assign.assignments.push(theirs);
+    assert_eq!(a.send(5, &assign).await.error_code, 0);
+    let (mut b, synced) = b_sync.await.unwrap();
+    assert_eq!(
+        (synced.error_code, &synced.assignment[..]),
+        (0, &b"theirs"[..])
+    );
+
+    // B's first heartbeat comes 3 s after its assignment, 11 s after the join completed:
+    // its session counts from the assignment, so it is still a member.
+    broker.advance(std::time::Duration::from_secs(3));
+    assert_eq!(
+        b.send(4, &heartbeat_req("slow", generation, &follower))
+            .await
+            .error_code,
+        0
+    );
+    assert_eq!(
+        broker.state().groups.describe("slow").members.len(),
+        2,
+        "nobody was expired"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_is_not_held_behind_a_pipelined_join_that_parks() {
+    let broker = Broker::start().await.unwrap();
+    broker.state().get_or_auto_create("orders").unwrap();
+    let mut a = Raw::connect(&broker.bootstrap()).await;
+    let (leader, generation) = stable_member(&mut a, "piped").await;
+    let mut c = Raw::connect(&broker.bootstrap()).await;
+    let b = c
+        .send(9, &join_req("piped", "", None, 10_000))
+        .await
+        .member_id;
+
+    // One write: a heartbeat, then a JoinGroup that parks until the leader rejoins.
+    let (hb_id, hb) = c.frame(4, &heartbeat_req("piped", generation, &leader));
+    let (join_id, join) = c.frame(9, &join_req("piped", b.as_str(), None, 10_000));
+    c.write(&[hb, join].concat()).await;
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), c.read_frame())
+        .await
+        .expect("the heartbeat's answer comes while the join is parked")
+        .unwrap();
+    assert_eq!(i32::from_be_bytes(first[..4].try_into().unwrap()), hb_id);
+
+    a.send(9, &join_req("piped", &leader, None, 10_000)).await;
+    let second = c.read_frame().await.unwrap();
+    assert_eq!(i32::from_be_bytes(second[..4].try_into().unwrap()), join_id);
 }
 
 #[tokio::test]

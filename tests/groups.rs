@@ -11,49 +11,107 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A Python member (tests/python/group_member.py) whose reports go into the tally.
-fn spawn_python(
-    client: &str,
-    bootstrap: &str,
-    topic: &str,
-    group: &str,
-    name: &str,
-    tally: Tally,
-    env: &[(&str, &str)],
-) -> (Child, std::thread::JoinHandle<()>) {
-    let mut cmd = Command::new("python3");
-    cmd.arg(format!(
-        "{}/tests/python/group_member.py",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .args([client, bootstrap, topic, group]);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let out = child.stdout.take().unwrap();
-    let name = name.to_string();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let mut parts = line.split_whitespace();
-            if let (Some(p), Some(o)) = (parts.next(), parts.next()) {
-                if let (Ok(p), Ok(o)) = (p.parse(), o.parse()) {
-                    tally.lock().unwrap().push((name.clone(), p, o));
+struct PyMember {
+    child: Child,
+    readers: Vec<std::thread::JoinHandle<()>>,
+    /// The partitions it holds, as its rebalance callbacks report them.
+    assignment: Arc<Mutex<BTreeSet<i32>>>,
+    /// Its client's log (stderr), shown when a test fails.
+    log: Arc<Mutex<String>>,
+}
+
+impl PyMember {
+    fn spawn(
+        client: &str,
+        bootstrap: &str,
+        topic: &str,
+        group: &str,
+        name: &str,
+        tally: Tally,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut cmd = Command::new("python3");
+        cmd.arg(format!(
+            "{}/tests/python/group_member.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args([client, bootstrap, topic, group]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let assignment: Arc<Mutex<BTreeSet<i32>>> = Arc::default();
+        let log: Arc<Mutex<String>> = Arc::default();
+        let (name, held) = (name.to_string(), assignment.clone());
+        let stdout = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
+                let partitions = || rest.split(',').filter_map(|p| p.parse::<i32>().ok());
+                match word {
+                    "assigned" => held.lock().unwrap().extend(partitions()),
+                    "revoked" => {
+                        let mut held = held.lock().unwrap();
+                        for p in partitions() {
+                            held.remove(&p);
+                        }
+                    }
+                    _ => {
+                        if let (Ok(p), Ok(o)) = (word.parse(), rest.trim().parse()) {
+                            tally.lock().unwrap().push((name.clone(), p, o));
+                        }
+                    }
                 }
             }
+        });
+        let sink = log.clone();
+        let stderr = std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self {
+            child,
+            readers: vec![stdout, stderr],
+            assignment,
+            log,
         }
-    });
-    (child, reader)
+    }
+
+    fn assignment(&self) -> BTreeSet<i32> {
+        self.assignment.lock().unwrap().clone()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGKILL: no LeaveGroup, so the group only notices when the session times out.
+    fn kill(mut self) -> String {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        for r in self.readers {
+            r.join().unwrap();
+        }
+        std::mem::take(&mut *self.log.lock().unwrap())
+    }
 }
 
 async fn wait_stable(broker: &Broker, group: &str, members: usize) {
@@ -93,7 +151,7 @@ async fn three_members_leave_and_die(strategy: &str) {
     };
     let a = Member::spawn("a", &b, topic, &group, &cfg, tally.clone());
     let leaver = Member::spawn("b", &b, topic, &group, &cfg, tally.clone());
-    let (mut victim, reader) = spawn_python(
+    let victim = PyMember::spawn(
         "confluent",
         &b,
         topic,
@@ -117,9 +175,7 @@ async fn three_members_leave_and_die(strategy: &str) {
     produce(&b, topic, 1200, 1200).await;
     wait_for("2400 records", 60, || tally.lock().unwrap().len() == 2400).await;
 
-    victim.kill().unwrap(); // SIGKILL: no LeaveGroup, the session times out
-    victim.wait().unwrap();
-    reader.join().unwrap();
+    victim.kill();
     produce(&b, topic, 2400, 1200).await;
     wait_for("3600 records after the session timeout", 60, || {
         tally.lock().unwrap().len() >= 3600
@@ -279,42 +335,56 @@ async fn python_group(client: &str) {
     let (topic, group) = (format!("py-{client}"), format!("py-group-{client}"));
     common::create_topic(&b, &topic, 4, &[]).await;
     let tally: Tally = Arc::default();
-    let (mut m1, r1) = spawn_python(
-        client,
-        &b,
-        &topic,
-        &group,
-        "one",
-        tally.clone(),
-        &[("SESSION_TIMEOUT_MS", "10000")],
-    );
-    let (mut m2, r2) = spawn_python(
-        client,
-        &b,
-        &topic,
-        &group,
-        "two",
-        tally.clone(),
-        &[("SESSION_TIMEOUT_MS", "10000")],
-    );
+    let spawn = |name| {
+        PyMember::spawn(
+            client,
+            &b,
+            &topic,
+            &group,
+            name,
+            tally.clone(),
+            &[("SESSION_TIMEOUT_MS", "10000")],
+        )
+    };
+    let (mut one, mut two) = (spawn("one"), spawn("two"));
     wait_stable(&broker, &group, 2).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Stable on the broker says nothing of what each client has applied yet; wait for both
+    // to report their partitions, so the split below tests the assignment, not timing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while one.assignment().len() != 2 || two.assignment().len() != 2 {
+        if Instant::now() > deadline {
+            let g = broker.state().groups.describe(&group);
+            panic!(
+                "{client}: members never held two partitions each: one {:?}, two {:?}; \
+                 group {} generation {} members {:?}\n--- one ---\n{}\n--- two ---\n{}",
+                one.assignment(),
+                two.assignment(),
+                g.state_name,
+                g.generation,
+                g.members.iter().map(|m| &m.member_id).collect::<Vec<_>>(),
+                one.log(),
+                two.log()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     produce(&b, &topic, 0, 400).await;
     wait_for("400 records", 120, || tally.lock().unwrap().len() >= 400).await;
     // Anything consumed twice would show up shortly after.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    for m in [&mut m1, &mut m2] {
-        assert!(
-            m.try_wait().unwrap().is_none(),
-            "{client} member died early"
-        );
-        m.kill().unwrap();
-        m.wait().unwrap();
-    }
-    r1.join().unwrap();
-    r2.join().unwrap();
+    let running = [one.is_running(), two.is_running()];
+    let holding = [one.assignment(), two.assignment()];
+    let logs = [one.kill(), two.kill()];
     let split = per_member(&tally);
-    assert_eq!(split.len(), 2, "both members consumed: {split:?}");
+    let context = || {
+        format!(
+            "{client}: split {split:?}, running {running:?}, holding {holding:?}\n\
+             --- one ---\n{}\n--- two ---\n{}",
+            logs[0], logs[1]
+        )
+    };
+    assert_eq!(running, [true, true], "{}", context());
+    assert_eq!(split.len(), 2, "both members consumed: {}", context());
     assert_exactly_once(broker.state(), &topic, &tally);
 }
 

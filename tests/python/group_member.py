@@ -1,13 +1,24 @@
 """A consumer-group member that commits after each record and then reports it.
 
 Usage: [IDLE_EXIT=SECONDS] [ASSIGNOR=...] [SESSION_TIMEOUT_MS=6000] group_member.py CLIENT BOOTSTRAP TOPIC GROUP
-CLIENT is `confluent` (confluent-kafka) or `kafka-python`. Prints "ready" once it has joined,
-then "PARTITION OFFSET" for every record whose offset commit succeeded. With IDLE_EXIT
+CLIENT is `confluent` (confluent-kafka) or `kafka-python`. Prints "assigned P,P,..." and
+"revoked P,P,..." as partitions come and go (incremental, so cooperative assignors read the
+same), and "PARTITION OFFSET" for every record whose offset commit succeeded. With IDLE_EXIT
 it exits after that long without records (once it has had one); otherwise it runs until killed.
+The client's own log goes to stderr at INFO, for the test to show when it fails.
 """
+import faulthandler
+import logging
 import os
+import signal
 import sys
 import time
+
+# SIGUSR1 prints every thread's stack: how a test finds out where a client hangs.
+faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), stream=sys.stderr,
+                    format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 client, bootstrap, topic, group = sys.argv[1:5]
 idle_exit = float(os.environ["IDLE_EXIT"]) if os.environ.get("IDLE_EXIT") else None
@@ -17,6 +28,10 @@ session_ms = int(os.environ.get("SESSION_TIMEOUT_MS", "6000"))
 
 def report(partition, offset):
     print(f"{partition} {offset}", flush=True)
+
+
+def membership(change, partitions):
+    print(f"{change} " + ",".join(str(p.partition) for p in partitions), flush=True)
 
 
 if client == "confluent":
@@ -36,8 +51,11 @@ if client == "confluent":
             "heartbeat.interval.ms": 500,
             "partition.assignment.strategy": os.environ.get("ASSIGNOR", "range,roundrobin"),
         })
-    c = Consumer(config)
-    c.subscribe([topic], on_assign=lambda consumer, parts: print("ready", flush=True))
+    c = Consumer(config, logger=logging.getLogger("confluent"))
+    c.subscribe([topic],
+                on_assign=lambda _, parts: membership("assigned", parts),
+                on_revoke=lambda _, parts: membership("revoked", parts),
+                on_lost=lambda _, parts: membership("revoked", parts))
     last = None
     while time.time() < deadline:
         m = c.poll(0.2)
@@ -66,12 +84,15 @@ elif client == "kafka-python":
     from kafka.consumer.subscription_state import ConsumerRebalanceListener
     from kafka.structs import OffsetAndMetadata
 
-    class Ready(ConsumerRebalanceListener):
+    class Membership(ConsumerRebalanceListener):
         def on_partitions_revoked(self, revoked):
-            pass
+            membership("revoked", revoked)
 
         def on_partitions_assigned(self, assigned):
-            print("ready", flush=True)
+            membership("assigned", assigned)
+
+        def on_partitions_lost(self, lost):
+            membership("revoked", lost)
 
     c = KafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -81,7 +102,7 @@ elif client == "kafka-python":
         session_timeout_ms=session_ms,
         heartbeat_interval_ms=500,
     )
-    c.subscribe([topic], listener=Ready())
+    c.subscribe([topic], listener=Membership())
     last = None
     while time.time() < deadline:
         batch = c.poll(timeout_ms=200)

@@ -746,6 +746,9 @@ impl Group {
                         .map(|m| self.sync_outcome(m.assignment.clone()))
                         .collect();
                     for (m, outcome) in self.members.values_mut().zip(outcomes) {
+                        // As Kafka does: a member's session restarts when its assignment is
+                        // handed out, however long the leader took to send it.
+                        m.last_heartbeat = now;
                         if let Some(w) = m.sync_waiter.take() {
                             let _ = w.send(outcome);
                         }

@@ -19,7 +19,20 @@ use tokio::task::JoinSet;
 /// A response buffer that grew beyond this is dropped after use rather than kept.
 const MAX_KEPT_RESPONSE_BUFFER: usize = 4 << 20;
 
-const FETCH_KEY: [u8; 2] = (kafka_protocol::messages::ApiKey::Fetch as i16).to_be_bytes();
+/// Requests that can park until something else happens: Fetch (max_wait), JoinGroup (the
+/// other members), SyncGroup (the leader's assignment).
+const PARKING_KEYS: [[u8; 2]; 3] = {
+    use kafka_protocol::messages::ApiKey;
+    [
+        (ApiKey::Fetch as i16).to_be_bytes(),
+        (ApiKey::JoinGroup as i16).to_be_bytes(),
+        (ApiKey::SyncGroup as i16).to_be_bytes(),
+    ]
+};
+
+fn may_park(frame: &[u8]) -> bool {
+    PARKING_KEYS.iter().any(|k| frame.starts_with(k))
+}
 
 /// Whether `buf` starts with a whole length-prefixed frame.
 fn has_complete_frame(buf: &[u8]) -> bool {
@@ -174,8 +187,9 @@ async fn serve_connection(
             return Err(ConnError::FrameSize(len, max));
         }
         let frame = read_frame(&mut reader, len as usize).await?;
-        // A fetch may park for max_wait: answers to earlier requests must not wait behind it.
-        if frame.starts_with(&FETCH_KEY) {
+        // Answers to earlier requests must not wait behind one that parks (a heartbeat's
+        // answer held until a pipelined JoinGroup completes would look like a dead broker).
+        if may_park(&frame) {
             write_out(&mut writer, &mut out).await?;
         }
         serve_frame(state, frame, &conn, &mut out).await?;
