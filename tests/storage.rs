@@ -47,14 +47,23 @@ async fn retention_runs_in_the_background_on_disk() {
             })
             .count()
     };
-    // Retention may already have run while the records were still arriving; wait for a pass
-    // after the last of them, which leaves about retention.bytes of segments.
+    // Retention may already have run while the records were still arriving; wait until a
+    // pass after the last of them has settled the log (no change over five check intervals),
+    // so that it does not move under the consumer below.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while partition.offsets().log_start <= 100 || segments() > 4 {
+    let (mut seen, mut since) = (partition.offsets().log_start, Instant::now());
+    loop {
+        let start = partition.offsets().log_start;
+        if start != seen {
+            (seen, since) = (start, Instant::now());
+        }
+        let settled = since.elapsed() > Duration::from_millis(500);
+        if settled && start > 100 && segments() <= 4 {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "retention never caught up: start {}, {} segments",
-            partition.offsets().log_start,
+            "retention never caught up: start {start}, {} segments",
             segments()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
