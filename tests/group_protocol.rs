@@ -73,6 +73,14 @@ fn sync_req(
     r
 }
 
+fn heartbeat_req(group: &str, generation: i32, member: &str) -> HeartbeatRequest {
+    let mut hb = HeartbeatRequest::default();
+    hb.group_id = GroupId(s(group));
+    hb.generation_id = generation;
+    hb.member_id = s(member);
+    hb
+}
+
 fn commit_req(
     group: &str,
     generation: i32,
@@ -126,10 +134,7 @@ async fn join_sync_heartbeat_commit_and_errors() {
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let (member, generation) = stable_member(&mut raw, "g").await;
 
-    let mut hb = HeartbeatRequest::default();
-    hb.group_id = GroupId(s("g"));
-    hb.generation_id = generation;
-    hb.member_id = s(&member);
+    let mut hb = heartbeat_req("g", generation, &member);
     assert_eq!(raw.send(4, &hb).await.error_code, 0);
     hb.generation_id = generation + 7;
     assert_eq!(
@@ -327,10 +332,7 @@ async fn static_member_fencing_and_find_coordinator() {
         again.generation_id, joined.generation_id,
         "no rebalance for a static rejoin"
     );
-    let mut hb = HeartbeatRequest::default();
-    hb.group_id = GroupId(s("st"));
-    hb.generation_id = joined.generation_id;
-    hb.member_id = s(&old);
+    let mut hb = heartbeat_req("st", joined.generation_id, &old);
     hb.group_instance_id = Some(s("instance-1"));
     assert_eq!(
         raw.send(3, &hb).await.error_code,
@@ -385,10 +387,7 @@ async fn member_that_never_rejoins_is_removed_at_the_rebalance_timeout() {
         req.member_id = s(&id);
         b.send(9, &req).await
     });
-    let mut hb = HeartbeatRequest::default();
-    hb.group_id = GroupId(s("rt"));
-    hb.generation_id = joined.generation_id;
-    hb.member_id = s(&id);
+    let hb = heartbeat_req("rt", joined.generation_id, &id);
     let started = std::time::Instant::now();
     let mut saw_rebalance = false;
     while !b_task.is_finished() && started.elapsed() < std::time::Duration::from_secs(10) {
@@ -405,14 +404,6 @@ async fn member_that_never_rejoins_is_removed_at_the_rebalance_timeout() {
         a.send(4, &hb).await.error_code,
         code(ResponseError::UnknownMemberId)
     );
-}
-
-fn heartbeat_req(group: &str, generation: i32, member: &str) -> HeartbeatRequest {
-    let mut hb = HeartbeatRequest::default();
-    hb.group_id = GroupId(s(group));
-    hb.generation_id = generation;
-    hb.member_id = s(member);
-    hb
 }
 
 #[tokio::test]

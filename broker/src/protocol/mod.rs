@@ -276,6 +276,21 @@ mod tests {
         Arc::new(State::open(BrokerConfig::default(), ("127.0.0.1".into(), 9092)).unwrap())
     }
 
+    /// Serves one frame as a connection from 127.0.0.1 would; gives the result and the output.
+    fn serve(state: &Arc<State>, frame: Vec<u8>) -> (Result<bool, FrameError>, BytesMut) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let conn = Connection {
+            client_host: "/127.0.0.1".into(),
+            node_id: 1,
+        };
+        let mut out = BytesMut::new();
+        let result = rt.block_on(serve_frame(state, Bytes::from(frame), &conn, &mut out));
+        (result, out)
+    }
+
     /// A valid Metadata v12 request for one topic, to mutate.
     fn metadata_frame() -> Vec<u8> {
         let mut b = vec![0, 3, 0, 12, 0, 0, 0, 7, 0, 1, b'c', 0];
@@ -293,11 +308,7 @@ mod tests {
         /// Any bytes at all: an answer or an error, never a panic.
         #[test]
         fn arbitrary_frames_never_panic(frame in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let state = state();
-            let conn = Connection { client_host: "/127.0.0.1".into(), node_id: 1 };
-            let mut out = BytesMut::new();
-            let _ = rt.block_on(serve_frame(&state, Bytes::from(frame), &conn, &mut out));
+            let _ = serve(&state(), frame);
         }
 
         /// A valid request with bytes flipped or cut short: the same.
@@ -309,11 +320,7 @@ mod tests {
                 frame[i % n] = v;
             }
             frame.truncate(frame.len().saturating_sub(cut % 8));
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let state = state();
-            let conn = Connection { client_host: "/127.0.0.1".into(), node_id: 1 };
-            let mut out = BytesMut::new();
-            let _ = rt.block_on(serve_frame(&state, Bytes::from(frame), &conn, &mut out));
+            let _ = serve(&state(), frame);
         }
     }
 
@@ -321,21 +328,11 @@ mod tests {
     /// reserving memory (kafka-protocol is patched in third_party/).
     #[test]
     fn a_huge_declared_array_is_an_error_not_an_abort() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let state = state();
-        let conn = Connection {
-            client_host: "/127.0.0.1".into(),
-            node_id: 1,
-        };
-        let mut out = BytesMut::new();
         // Metadata v1: header (key 3, v1, correlation 1, client id "c"), topics count i32::MAX.
         let frame = vec![
             0, 3, 0, 1, 0, 0, 0, 1, 0, 1, b'c', 0x7f, 0xff, 0xff, 0xff, 0, 1, b't',
         ];
-        let result = rt.block_on(serve_frame(&state, Bytes::from(frame), &conn, &mut out));
+        let (result, _) = serve(&state(), frame);
         assert!(
             matches!(result, Err(FrameError::Decode { .. })),
             "{result:?}"
@@ -344,24 +341,9 @@ mod tests {
 
     #[test]
     fn the_unmutated_request_is_served() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let state = state();
-        let conn = Connection {
-            client_host: "/127.0.0.1".into(),
-            node_id: 1,
-        };
-        let mut out = BytesMut::new();
-        let answered = rt
-            .block_on(serve_frame(
-                &state,
-                Bytes::from(metadata_frame()),
-                &conn,
-                &mut out,
-            ))
-            .unwrap();
+        let (result, out) = serve(&state, metadata_frame());
+        let answered = result.unwrap();
         assert!(answered && out.len() > 8);
         assert!(state.topic("t").is_some(), "auto-created");
     }
