@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::members::{assert_exactly_once, produce, wait_for, Member, Tally};
+use common::members::{assert_exactly_once, produce, wait_for, wait_for_showing, Member, Tally};
 
 use agentbus_broker::group::GroupState;
 use agentbus_testkit::Broker;
@@ -12,7 +12,6 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,36 +52,26 @@ impl PyMember {
             .expect("python3");
         let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
         let assignment: Arc<Mutex<BTreeSet<i32>>> = Arc::default();
-        let log: Arc<Mutex<String>> = Arc::default();
         let (name, held) = (name.to_string(), assignment.clone());
-        let stdout = std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let (word, rest) = line.split_once(' ').unwrap_or((&line, ""));
-                let partitions = || rest.split(',').filter_map(|p| p.parse::<i32>().ok());
-                match word {
-                    "assigned" => held.lock().unwrap().extend(partitions()),
-                    "revoked" => {
-                        let mut held = held.lock().unwrap();
-                        for p in partitions() {
-                            held.remove(&p);
-                        }
+        let (_, stdout) = common::collect_lines(out, move |line| {
+            let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+            let partitions = || rest.split(',').filter_map(|p| p.parse::<i32>().ok());
+            match word {
+                "assigned" => held.lock().unwrap().extend(partitions()),
+                "revoked" => {
+                    let mut held = held.lock().unwrap();
+                    for p in partitions() {
+                        held.remove(&p);
                     }
-                    _ => {
-                        if let (Ok(p), Ok(o)) = (word.parse(), rest.trim().parse()) {
-                            tally.lock().unwrap().push((name.clone(), p, o));
-                        }
+                }
+                _ => {
+                    if let (Ok(p), Ok(o)) = (word.parse(), rest.trim().parse()) {
+                        tally.lock().unwrap().push((name.clone(), p, o));
                     }
                 }
             }
         });
-        let sink = log.clone();
-        let stderr = std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        let (log, stderr) = common::collect_lines(err, |_| {});
         Self {
             child,
             readers: vec![stdout, stderr],
@@ -350,13 +339,15 @@ async fn python_group(client: &str) {
     wait_stable(&broker, &group, 2).await;
     // Stable on the broker says nothing of what each client has applied yet; wait for both
     // to report their partitions, so the split below tests the assignment, not timing.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while one.assignment().len() != 2 || two.assignment().len() != 2 {
-        if Instant::now() > deadline {
+    wait_for_showing(
+        "each member to hold two partitions",
+        60,
+        || one.assignment().len() == 2 && two.assignment().len() == 2,
+        || {
             let g = broker.state().groups.describe(&group);
-            panic!(
-                "{client}: members never held two partitions each: one {:?}, two {:?}; \
-                 group {} generation {} members {:?}\n--- one ---\n{}\n--- two ---\n{}",
+            format!(
+                "{client}: one holds {:?}, two {:?}; group {} generation {} members {:?}\n\
+                 --- one ---\n{}\n--- two ---\n{}",
                 one.assignment(),
                 two.assignment(),
                 g.state_name,
@@ -364,10 +355,10 @@ async fn python_group(client: &str) {
                 g.members.iter().map(|m| &m.member_id).collect::<Vec<_>>(),
                 one.log(),
                 two.log()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            )
+        },
+    )
+    .await;
     produce(&b, &topic, 0, 400).await;
     wait_for("400 records", 120, || tally.lock().unwrap().len() >= 400).await;
     // Anything consumed twice would show up shortly after.

@@ -8,7 +8,6 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,20 +129,13 @@ impl DbWriter {
         }
         let mut child = cmd.spawn().expect("spawn agentbus consume db-writer");
         let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(String::new()));
         let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            let mut port_tx = Some(port_tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(port) = agentbus_consumers::runtime::http_port_in_log(&line) {
-                    if let Some(tx) = port_tx.take() {
-                        let _ = tx.send(port);
-                    }
+        let mut port_tx = Some(port_tx);
+        let (log, _) = super::collect_lines(stderr, move |line| {
+            if let Some(port) = agentbus_consumers::runtime::http_port_in_log(line) {
+                if let Some(tx) = port_tx.take() {
+                    let _ = tx.send(port);
                 }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
             }
         });
         let port = match port_rx.recv_timeout(Duration::from_secs(60)) {

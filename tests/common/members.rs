@@ -130,10 +130,24 @@ impl Drop for Member {
     }
 }
 
-pub async fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+pub async fn wait_for(what: &str, secs: u64, ok: impl FnMut() -> bool) {
+    wait_for_showing(what, secs, ok, String::new).await;
+}
+
+/// `wait_for`, and on a timeout the failure shows `context()` (logs, state) as well.
+pub async fn wait_for_showing(
+    what: &str,
+    secs: u64,
+    mut ok: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

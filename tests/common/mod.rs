@@ -8,7 +8,28 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
+use std::io::{BufRead, BufReader, Read};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Reads a child's output on a thread: each line goes to `each`, then into the returned log
+/// (for a failing test to show).
+pub fn collect_lines(
+    from: impl Read + Send + 'static,
+    mut each: impl FnMut(&str) + Send + 'static,
+) -> (Arc<Mutex<String>>, std::thread::JoinHandle<()>) {
+    let log: Arc<Mutex<String>> = Arc::default();
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            each(&line);
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    (log, reader)
+}
 
 pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
     let mut c = ClientConfig::new();
