@@ -32,6 +32,17 @@ fn good_ids(events: &[dbw::Event]) -> Vec<String> {
 }
 
 /// The high watermark of every partition of the eight topics.
+/// Waits until PostgreSQL stores every partition's log end as the group's next offset.
+async fn wait_caught_up(broker: &Broker, pg: &Postgres, context: impl Fn() -> String) {
+    common::members::wait_for_showing(
+        "the stored offsets to reach the log ends",
+        MINUTE.as_secs(),
+        || dbw::stored_offsets(pg, GROUP) == ends(broker),
+        context,
+    )
+    .await;
+}
+
 fn ends(broker: &Broker) -> BTreeMap<(String, i32), i64> {
     let mut out = BTreeMap::new();
     for t in agentbus_client::Topic::ALL {
@@ -396,15 +407,7 @@ async fn postgres_outage_pauses_and_resumes_without_dlq() {
     outage.set_down(false);
 
     dbw::produce(&producer, &events[4_000..]).await;
-    let deadline = Instant::now() + MINUTE;
-    while dbw::stored_offsets(&pg, GROUP) != ends(&broker) {
-        assert!(
-            Instant::now() < deadline,
-            "never caught up\n{}",
-            writer.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_caught_up(&broker, &pg, || writer.log()).await;
     let m = writer.metrics();
     assert_eq!(m["messages_failed"], 0, "{m}");
     assert_eq!(m["dlq_write_failures"], 0);
@@ -499,11 +502,7 @@ async fn two_instances_split_the_partitions_and_one_takes_over() {
             m["consumer_lag"] == 0 && m["messages_consumed"].as_u64().unwrap() > 0
         })
     });
-    let deadline = Instant::now() + MINUTE;
-    while dbw::stored_offsets(&pg, GROUP) != ends(&broker) {
-        assert!(Instant::now() < deadline, "offsets never reached the end");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_caught_up(&broker, &pg, String::new).await;
     assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
 }
 
@@ -688,16 +687,7 @@ async fn rebalance_during_an_outage_resumes_afterwards() {
     std::thread::sleep(Duration::from_secs(2));
     outage.set_down(false);
     dbw::produce(&producer, &events[2_000..]).await;
-    let deadline = Instant::now() + MINUTE;
-    while dbw::stored_offsets(&pg, GROUP) != ends(&broker) {
-        assert!(
-            Instant::now() < deadline,
-            "stalled after the rebalance\nA:\n{}\nB:\n{}",
-            a.log(),
-            b.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_caught_up(&broker, &pg, || format!("A:\n{}\nB:\n{}", a.log(), b.log())).await;
     assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
     for w in [&a, &b] {
         let m = w.metrics();
