@@ -3,11 +3,9 @@
 use agentbus_client::Topic;
 use agentbus_consumers::config::ConfigError;
 use agentbus_consumers::db_writer::{self, DatabaseSettings, PgSink};
-use agentbus_consumers::metrics::Metrics;
 use agentbus_consumers::{RuntimeConfig, SinkError};
 use anyhow::Context;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +50,14 @@ pub(crate) struct RuntimeArgs {
     /// Extra librdkafka property, `key=value` (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     properties: Vec<String>,
+    /// Where a partition the sink holds nothing of starts: `earliest`, `latest`, or a
+    /// duration (`30m`, `24h`, `7d`: the first record not older than that).
+    #[arg(long, env = "START_FROM", default_value = "earliest")]
+    start_from: String,
+    /// Forget the offsets the sink stored for these topics before starting (after a
+    /// topic was recreated); they start at --start-from. Comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "TOPIC")]
+    reset_sink_offsets: Vec<String>,
 }
 
 impl RuntimeArgs {
@@ -90,6 +96,8 @@ impl RuntimeArgs {
             c.kafka_properties
                 .push((k.trim().to_string(), v.trim().to_string()));
         }
+        c.start_from = self.start_from.parse()?;
+        c.reset_sink_offsets = self.reset_sink_offsets.clone();
         c.validate()?;
         Ok(c)
     }
@@ -159,7 +167,7 @@ async fn db_writer(
     let topics = Topic::ALL.iter().map(|t| t.name().to_string()).collect();
     let config = args.runtime.config(db_writer::GROUP, "db-writer", topics)?;
     let options = args.database.settings().connect_options()?;
-    let pool = db_writer::pool(options);
+    let pool = db_writer::pool(options.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -175,7 +183,7 @@ async fn db_writer(
     // restart us into the same wait).
     let mut backoff = Duration::from_millis(200);
     loop {
-        match db_writer::migrate(&pool).await {
+        match db_writer::migrate(&options).await {
             Ok(()) => break,
             Err(SinkError::Fatal(e)) => anyhow::bail!("DATABASE_URL: {e}"),
             Err(e) => {
@@ -188,8 +196,7 @@ async fn db_writer(
             }
         }
     }
-    let metrics = Arc::new(Metrics::new(config.group_id.clone()));
-    agentbus_consumers::run(config, PgSink::new(pool), metrics.clone(), stopped()).await?;
+    let metrics = agentbus_consumers::run(config, PgSink::new(pool), stopped()).await?;
     tracing::info!(
         "stopped: {} consumed, {} inserted, {} sent to the DLQ",
         metrics.events_received(),
@@ -201,8 +208,7 @@ async fn db_writer(
 
 pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     let options = args.database.settings().connect_options()?;
-    let pool = db_writer::pool(options);
-    db_writer::migrate(&pool)
+    db_writer::migrate(&options)
         .await
         .context("DATABASE_URL: cannot apply the migrations")?;
     let applied = db_writer::MIGRATOR.iter().count();

@@ -642,7 +642,7 @@ async fn migrate_command_applies_the_schema() {
         String::from_utf8_lossy(&by_parts.stderr)
     );
     let versions = pg.psql("SELECT count(*) FROM _sqlx_migrations").unwrap();
-    assert_eq!(versions.trim(), "2");
+    assert_eq!(versions.trim(), "3");
     // Twice is fine.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
         .args(["migrate", "--database-url", pg.url()])

@@ -1,5 +1,6 @@
 //! Settings of the runtime, shared by every consumer group.
 
+use crate::start::StartFrom;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -46,6 +47,10 @@ pub struct RuntimeConfig {
     pub session_timeout_ms: u32,
     /// Extra librdkafka properties (`key=value`), applied last.
     pub kafka_properties: Vec<(String, String)>,
+    /// `START_FROM`: where a partition the sink holds nothing of starts.
+    pub start_from: StartFrom,
+    /// `--reset-sink-offsets`: topics whose stored offsets are forgotten at start-up.
+    pub reset_sink_offsets: Vec<String>,
 }
 
 impl RuntimeConfig {
@@ -68,6 +73,8 @@ impl RuntimeConfig {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             session_timeout_ms: 10_000,
             kafka_properties: Vec::new(),
+            start_from: StartFrom::Earliest,
+            reset_sink_offsets: Vec::new(),
         }
     }
 
@@ -104,6 +111,16 @@ impl RuntimeConfig {
             return Err(ConfigError::new(
                 "session.timeout.ms",
                 format!("{} is outside 1000..=3600000", self.session_timeout_ms),
+            ));
+        }
+        if let Some(t) = self
+            .reset_sink_offsets
+            .iter()
+            .find(|t| !self.topics.contains(t))
+        {
+            return Err(ConfigError::new(
+                "--reset-sink-offsets",
+                format!("{t:?} is not a topic this group reads"),
             ));
         }
         Ok(())

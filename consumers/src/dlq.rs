@@ -1,6 +1,7 @@
 //! Dead letters: the original record plus Kafka Connect's error headers, written to
 //! `<topic>-dlq`.
 
+use crate::metrics::ErrorType;
 use chrono::{SecondsFormat, Utc};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -60,8 +61,8 @@ pub struct DeadLetter {
     pub timestamp: Option<i64>,
     /// Where it failed.
     pub stage: Stage,
-    /// The error variant, e.g. `EventError::Decode`.
-    pub error_class: &'static str,
+    /// The error variant (`EventError::Decode`, …).
+    pub error_class: ErrorType,
     /// The error message.
     pub message: String,
     /// Whether the DLQ has acknowledged it.
@@ -92,7 +93,10 @@ impl DeadLetter {
             ("offset", self.offset.to_string()),
             ("stage", self.stage.as_str().to_string()),
             ("class.name", format!("agentbus.consumers.{processor}")),
-            ("exception.class.name", self.error_class.to_string()),
+            (
+                "exception.class.name",
+                self.error_class.as_str().to_string(),
+            ),
             ("exception.message", self.message.clone()),
             ("consumer.group", group.to_string()),
             (
@@ -251,7 +255,7 @@ mod tests {
             headers: vec![("trace".into(), Some(b"t".to_vec()))],
             timestamp: Some(1),
             stage: Stage::Validate,
-            error_class: "EventError::Invalid",
+            error_class: ErrorType::Invalid,
             message: "confidence_score: 2 is outside 0..=1".into(),
             sent: false,
         };

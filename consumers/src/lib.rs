@@ -1,27 +1,40 @@
-//! The consumer runtime every agentbus consumer group runs on, and the db-writer.
+//! The consumer runtime every agentbus consumer group runs on, and the sinks.
 //!
 //! ```text
-//! rdkafka consumer ─► decode+validate ─► batch (100 events / 500 ms) ─► Sink::write(batch, offsets)
+//! rdkafka consumer ─► decode+validate ─► batch (100 events / 500 ms) ─► Sink::write(batch)
 //!         │                 │ failure                                      │
 //!         │                 └──────────► DLQ topic (original bytes + error headers)
-//!         └── on partition assignment: seek to the sink's own stored offsets
+//!         └── on assignment: paused until positioned at the sink's own stored offsets
 //! ```
 //!
-//! - [`runtime`]: the loop, rebalances, pausing on infrastructure errors, shutdown;
-//! - [`sink`]: what a consumer group plugs in;
+//! - [`runtime`]: the loop, rebalances, pausing on infrastructure errors, shutdown,
+//!   several groups behind one HTTP listener ([`Service`]);
+//! - [`sink`]: what a consumer group plugs in, and where its offsets live;
 //! - [`dlq`]: dead letters with Kafka Connect's error headers;
 //! - [`metrics`] and [`http`]: `/health`, `/ready`, `/metrics`, `/metrics.json`;
-//! - [`db_writer`]: the PostgreSQL sink (`agentbus consume db-writer`).
+//! - [`db_writer`]: the PostgreSQL sink (`agentbus consume db-writer`);
+//! - [`metrics_aggregator`]: windows and rollups in Redis
+//!   (`agentbus consume metrics-aggregator`).
 
+mod batch;
 pub mod config;
 pub mod db_writer;
 pub mod dlq;
 pub mod http;
 pub mod metrics;
 mod pipeline;
+mod positions;
+mod rebalance;
 pub mod runtime;
 pub mod sink;
+pub mod start;
+pub mod topic_ids;
 
 pub use config::{ConfigError, RuntimeConfig};
-pub use runtime::{run, RuntimeError};
-pub use sink::{Record, Sink, SinkError, WriteOutcome};
+pub use positions::OtherLog;
+pub use runtime::{run, RuntimeError, Service};
+pub use sink::{
+    Batch, OffsetStore, Range, Record, Revocation, Sink, SinkError, StoredOffset, TopicPartition,
+    WriteOutcome,
+};
+pub use start::StartFrom;

@@ -1,9 +1,22 @@
-//! The state the consumer thread works on: the open batch, the sink, the DLQ, and what
-//! each assigned partition's sink already holds.
+//! The state the consumer thread works on: the open batch, the sink, the DLQ, and
+//! where each assigned partition stands.
+//!
+//! ```text
+//!  assigned ──(paused)──► awaiting ──sink's offset read, checked, seek──► running
+//!                            ▲                                             │
+//!                            └── a write found the sink elsewhere (gap) ───┘
+//! ```
+//!
+//! A partition is assigned paused and positioned outside the rebalance callback
+//! (`positions.rs`); records of a partition that is not running are dropped (they are
+//! read again after the seek).
 
+use crate::batch::{FlushError, OpenBatch};
+use crate::config::RuntimeConfig;
 use crate::dlq::{DeadLetter, DlqProducer, Stage};
-use crate::metrics::Metrics;
-use crate::sink::{Record, Sink, SinkError, TopicPartition, WriteOutcome};
+use crate::metrics::{Direction, ErrorStage, ErrorType, Metrics, ResetReason};
+use crate::positions::{OtherLog, Part};
+use crate::sink::{OffsetStore, Record, Revocation, Sink, SinkError, TopicPartition};
 use agentbus_client::{AnyEvent, EventError, Topic};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -14,63 +27,55 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tracing::{debug, error, info, warn};
 
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How often an idle consumer checks that its sink is reachable (for `/ready`).
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Longest a batch write (DLQ acknowledgements included) may take before it counts as
 /// an outage.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a readiness check or an offsets lookup may take.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a rebalance waits for the sink's stored offsets before falling back to
-/// Kafka's committed offsets (always at or behind the sink's, so replays are only
-/// duplicates).
-const STORED_OFFSETS_WAIT: Duration = Duration::from_secs(15);
+pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a flush did not finish.
+/// Why the consumer thread must stop.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FlushError {
+pub(crate) enum Stop {
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]
-    Dlq(#[from] crate::dlq::DlqError),
+    OtherLog(#[from] OtherLog),
 }
 
 pub(crate) struct Pipeline<S> {
     pub(crate) sink: S,
+    pub(crate) store: OffsetStore,
     dlq: DlqProducer,
-    metrics: Arc<Metrics>,
-    handle: Handle,
-    group: String,
-    batch_size: usize,
-    batch_timeout: Duration,
-    records: Vec<Record>,
-    dead: Vec<DeadLetter>,
-    /// Next offsets covered by the open batch.
-    offsets: BTreeMap<TopicPartition, i64>,
-    opened: Option<Instant>,
-    /// Events already written by an interrupted one-at-a-time write.
-    carried: WriteOutcome,
-    /// Next offset the sink holds per assigned partition; records below it are replays.
-    stored: BTreeMap<TopicPartition, i64>,
-    assigned: BTreeSet<TopicPartition>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) handle: Handle,
+    pub(crate) config: RuntimeConfig,
+    batch: OpenBatch,
+    pub(crate) parts: BTreeMap<TopicPartition, Part>,
+    /// Topic ids (Kafka's base64 form) of the topics read, as last seen.
+    pub(crate) topic_ids: BTreeMap<String, String>,
+    /// Paused for a sink outage (newly positioned partitions stay paused too).
     paused: bool,
     retry_at: Option<Instant>,
     backoff: Duration,
+    pub(crate) position_retry_at: Option<Instant>,
+    pub(crate) position_backoff: Duration,
     last_contact: Instant,
     /// Shutdown has drained (or given up): a final revoke must not try to flush again.
     pub(crate) closed: bool,
-    /// A fatal sink error: the runtime stops.
-    pub(crate) fatal: Option<SinkError>,
+    /// Why the runtime must stop.
+    pub(crate) fatal: Option<Stop>,
 }
 
 impl<S> std::fmt::Debug for Pipeline<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
-            .field("group", &self.group)
-            .field("records", &self.records.len())
-            .field("dead", &self.dead.len())
+            .field("group", &self.config.group_id)
+            .field("pending", &self.batch.pending())
+            .field("parts", &self.parts.len())
             .finish()
     }
 }
@@ -81,98 +86,109 @@ impl<S: Sink> Pipeline<S> {
         dlq: DlqProducer,
         metrics: Arc<Metrics>,
         handle: Handle,
-        group: String,
-        batch_size: usize,
-        batch_timeout: Duration,
+        config: RuntimeConfig,
     ) -> Self {
+        let store = sink.offset_store();
         Self {
             sink,
+            store,
             dlq,
             metrics,
             handle,
-            group,
-            batch_size,
-            batch_timeout,
-            records: Vec::with_capacity(batch_size),
-            dead: Vec::new(),
-            offsets: BTreeMap::new(),
-            opened: None,
-            carried: WriteOutcome::default(),
-            stored: BTreeMap::new(),
-            assigned: BTreeSet::new(),
+            config,
+            batch: OpenBatch::default(),
+            parts: BTreeMap::new(),
+            topic_ids: BTreeMap::new(),
             paused: false,
             retry_at: None,
             backoff: FIRST_BACKOFF,
+            position_retry_at: None,
+            position_backoff: FIRST_BACKOFF,
             last_contact: Instant::now(),
             closed: false,
             fatal: None,
         }
     }
 
-    fn pending(&self) -> usize {
-        self.records.len() + self.dead.len()
-    }
-
     pub(crate) fn pending_records(&self) -> usize {
-        self.pending()
+        self.batch.pending()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
+        self.batch.is_empty()
     }
 
-    /// How long the consumer may block in `poll` before the batch or a retry is due.
+    /// Whether consumption is paused for a sink outage.
+    pub(crate) fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// How long the consumer may block in `poll` before the batch, a retry, a
+    /// positioning or the sink's own deadline is due.
     pub(crate) fn poll_timeout(&self) -> Duration {
         let now = Instant::now();
-        let t = Duration::from_millis(100);
+        let mut until = now + Duration::from_millis(100);
         // While a failed flush waits for its retry, the batch's own deadline has passed;
         // waiting for it would spin.
         if let Some(at) = self.retry_at {
-            return t.min(at.saturating_duration_since(now));
+            until = until.min(at);
+        } else if let Some(opened) = self.batch.opened {
+            until = until.min(opened + self.config.batch_timeout);
         }
-        match self.opened {
-            Some(opened) => t.min((opened + self.batch_timeout).saturating_duration_since(now)),
-            None => t,
+        if let Some(at) = self.sink.deadline() {
+            until = until.min(at);
         }
+        if self.parts.values().any(|p| !p.running) {
+            until = until.min(self.position_retry_at.unwrap_or(now));
+        }
+        until.saturating_duration_since(now)
     }
 
     /// Takes one record from Kafka into the batch (or the batch's dead letters).
-    pub(crate) fn accept(&mut self, msg: &BorrowedMessage<'_>) {
+    pub(crate) fn accept<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        msg: &BorrowedMessage<'_>,
+    ) {
         let tp = (msg.topic().to_string(), msg.partition());
-        if !self.assigned.contains(&tp) {
+        let offset = msg.offset();
+        let Some(part) = self.parts.get_mut(&tp) else {
             return;
-        }
-        if self
-            .stored
-            .get(&tp)
-            .is_some_and(|next| msg.offset() < *next)
-        {
-            debug!(topic = %tp.0, partition = tp.1, offset = msg.offset(), "skipping a record the sink already has");
-            return;
-        }
-        self.metrics.received();
-        self.opened.get_or_insert_with(Instant::now);
-        self.offsets.insert(tp, msg.offset() + 1);
-        let decoded = match (msg.topic().parse::<Topic>(), msg.payload()) {
-            (Err(e), _) => Err((Stage::Deserialize, "UnknownTopic", e.to_string())),
-            (Ok(_), None) => Err((
-                Stage::Deserialize,
-                "EventError::Decode",
-                "$: the record has no value".to_string(),
-            )),
-            (Ok(topic), Some(bytes)) => match AnyEvent::decode(topic, bytes) {
-                Ok(event) => Ok((topic, event, bytes)),
-                Err(e @ EventError::Invalid(_)) => {
-                    Err((Stage::Validate, "EventError::Invalid", e.to_string()))
-                }
-                Err(e) => Err((Stage::Deserialize, "EventError::Decode", e.to_string())),
-            },
         };
-        match decoded {
-            Ok((topic, event, bytes)) => self.records.push(Record {
+        if !part.running {
+            debug!(topic = %tp.0, partition = tp.1, offset, "dropping a record of a partition that is being positioned");
+            return;
+        }
+        if let Some(expect) = part.expect {
+            if offset < expect {
+                let e = OtherLog::restarted(&self.config.group_id, &tp, expect, offset);
+                error!("{e}");
+                self.fatal.get_or_insert(e.into());
+                return;
+            }
+            if part.check_gap && offset > expect {
+                // The first record after the stored offset is further on: markers and
+                // compaction do that, and so does retention that deleted what the
+                // group never read. Only the last is worth a word.
+                if let Ok((low, _)) = consumer.fetch_watermarks(&tp.0, tp.1, CHECK_TIMEOUT) {
+                    if low > expect {
+                        warn!(topic = %tp.0, partition = tp.1, "records {expect}..{low} were deleted by retention before {} stored them; reading on from {offset}", self.config.group_id);
+                        self.metrics.offset_reset(&tp.0, ResetReason::Retention);
+                    }
+                }
+            }
+        }
+        part.check_gap = false;
+        part.expect = Some(offset + 1);
+        self.metrics.received();
+        let from = part.from;
+        self.batch
+            .cover(tp, from, offset, self.topic_ids.get(msg.topic()));
+        match decode(msg) {
+            Ok((topic, event, bytes)) => self.batch.records.push(Record {
                 topic,
                 partition: msg.partition(),
-                offset: msg.offset(),
+                offset,
                 event,
                 // Valid JSON is valid UTF-8.
                 json: String::from_utf8_lossy(bytes).into_owned(),
@@ -181,11 +197,11 @@ impl<S: Sink> Pipeline<S> {
                 headers: headers_of(msg),
             }),
             Err((stage, class, message)) => {
-                self.metrics.error(stage.as_str(), class);
-                self.dead.push(DeadLetter {
+                self.metrics.error(stage.into(), class);
+                self.batch.dead.push(DeadLetter {
                     topic: msg.topic().to_string(),
                     partition: msg.partition(),
-                    offset: msg.offset(),
+                    offset,
                     key: msg.key().map(<[u8]>::to_vec),
                     value: msg.payload().map(<[u8]>::to_vec),
                     headers: headers_of(msg),
@@ -200,14 +216,28 @@ impl<S: Sink> Pipeline<S> {
     }
 
     /// Flushes a full or timed-out batch (or any batch when `force`), retries after a
-    /// failure when its backoff is over, and checks an idle sink now and then.
+    /// failure when its backoff is over, ticks the sink at its deadline, and checks an
+    /// idle sink now and then.
     pub(crate) fn tick<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, force: bool) {
         let now = Instant::now();
+        if self.sink.deadline().is_some_and(|at| now >= at) {
+            let result = self
+                .handle
+                .block_on(bounded(FLUSH_TIMEOUT, self.sink.tick()));
+            match result {
+                Ok(()) => self.commit_durable(consumer),
+                Err(e @ SinkError::Fatal(_)) => return self.fail(e),
+                Err(e) => warn!("sink tick failed: {e}"),
+            }
+        }
         if self.retry_at.is_some_and(|at| now < at) {
             return;
         }
-        let due = self.pending() >= self.batch_size
-            || self.opened.is_some_and(|o| now >= o + self.batch_timeout);
+        let due = self.batch.pending() >= self.config.batch_size
+            || self
+                .batch
+                .opened
+                .is_some_and(|o| now >= o + self.config.batch_timeout);
         if !self.is_empty() && (due || force || self.retry_at.is_some()) {
             self.flush(consumer);
         } else if self.is_empty() && now >= self.last_contact + CHECK_EVERY {
@@ -224,17 +254,18 @@ impl<S: Sink> Pipeline<S> {
 
     fn flush<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         let started = Instant::now();
-        let events = self.pending();
+        let events = self.batch.pending();
+        let metadata = match self.store {
+            OffsetStore::KafkaTransaction => consumer.group_metadata(),
+            _ => None,
+        };
         let result = self.handle.block_on(async {
-            let write = write_batch(
+            let write = self.batch.write(
                 &mut self.sink,
                 &self.dlq,
                 &self.metrics,
-                &self.group,
-                &mut self.records,
-                &mut self.dead,
-                &self.offsets,
-                &mut self.carried,
+                &self.config.group_id,
+                metadata.as_ref(),
             );
             match tokio::time::timeout(FLUSH_TIMEOUT, write).await {
                 Ok(result) => result,
@@ -244,81 +275,126 @@ impl<S: Sink> Pipeline<S> {
             }
         });
         self.last_contact = Instant::now();
-        match result {
-            Ok(outcome) => {
-                let took = started.elapsed();
-                let failed = self.dead.len();
-                info!(
-                    "Batch processed: {events} messages, {} inserted, {failed} failed, {:.2} ms",
-                    outcome.written,
-                    took.as_secs_f64() * 1000.0
-                );
-                if outcome.duplicates > 0 {
-                    info!(
-                        "Batch insert: {} inserted, {} duplicates (total: {})",
-                        outcome.written,
-                        outcome.duplicates,
-                        outcome.written + outcome.duplicates
-                    );
-                }
-                self.metrics
-                    .flushed(events, outcome.written, outcome.duplicates, took);
-                self.metrics.set_sink_ok(true);
-                // Kafka hears only of the partitions this batch moved.
-                let moved = list(self.offsets.iter().map(|(tp, n)| (tp, Offset::Offset(*n))));
-                for (tp, next) in std::mem::take(&mut self.offsets) {
-                    self.metrics.set_current(&tp.0, tp.1, next);
-                    self.stored.insert(tp, next);
-                }
-                self.commit_list(consumer, &moved, CommitMode::Async);
-                self.records.clear();
-                self.dead.clear();
-                self.opened = None;
-                self.retry_at = None;
-                self.backoff = FIRST_BACKOFF;
-                if self.paused {
-                    self.set_paused(consumer, false);
-                    info!("sink is back: consumption resumed");
-                }
-            }
+        let outcome = match result {
+            Ok(outcome) => outcome,
             Err(FlushError::Sink(e @ SinkError::Fatal(_))) => {
-                self.metrics.error("SINK", e.kind());
-                self.fail(e);
+                self.metrics.error(ErrorStage::Sink, (&e).into());
+                return self.fail(e);
             }
-            Err(e) => {
-                let (stage, kind) = match &e {
-                    FlushError::Sink(s) => ("SINK", s.kind()),
-                    FlushError::Dlq(_) => ("DLQ", "DlqError"),
-                };
-                self.metrics.error(stage, kind);
-                self.metrics.set_sink_ok(false);
-                warn!(
-                    retry_in_ms = self.backoff.as_millis() as u64,
-                    "Batch processing failed: {e}; consumption paused, retrying"
-                );
-                if !self.paused {
-                    self.set_paused(consumer, true);
-                }
-                self.retry_at = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            Err(e) => return self.flush_failed(consumer, e),
+        };
+        let took = started.elapsed();
+        let failed = self.batch.dead.len();
+        info!(
+            "Batch processed: {events} messages, {} inserted, {failed} failed, {:.2} ms",
+            outcome.written,
+            took.as_secs_f64() * 1000.0
+        );
+        if outcome.duplicates > 0 {
+            info!(
+                "Batch insert: {} inserted, {} duplicates (total: {})",
+                outcome.written,
+                outcome.duplicates,
+                outcome.written + outcome.duplicates
+            );
+        }
+        self.metrics
+            .flushed(events, outcome.written, outcome.duplicates, took);
+        self.metrics.set_sink_ok(true);
+        for (tp, stored) in &outcome.mismatched {
+            let from = self.batch.ranges.get(tp).and_then(|r| r.from);
+            self.mismatch(consumer, tp, from, *stored);
+        }
+        let mut durable = BTreeMap::new();
+        for (tp, range) in std::mem::take(&mut self.batch.ranges) {
+            if outcome.mismatched.contains_key(&tp) {
+                continue;
             }
+            if let Some(part) = self.parts.get_mut(&tp) {
+                part.from = Some(range.next);
+            }
+            if !self.sink.buffers() {
+                durable.insert(tp, range.next);
+            }
+        }
+        self.batch.clear();
+        self.retry_at = None;
+        self.backoff = FIRST_BACKOFF;
+        self.commit_offsets(consumer, durable);
+        self.commit_durable(consumer);
+        if self.paused {
+            self.set_paused(consumer, false);
+            info!("sink is back: consumption resumed");
         }
     }
 
-    fn fail(&mut self, e: SinkError) {
+    fn flush_failed<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, e: FlushError) {
+        let (stage, kind) = match &e {
+            FlushError::Sink(s) => (ErrorStage::Sink, s.into()),
+            FlushError::Dlq(_) => (ErrorStage::Dlq, ErrorType::Dlq),
+        };
+        self.metrics.error(stage, kind);
+        self.metrics.set_sink_ok(false);
+        warn!(
+            retry_in_ms = self.backoff.as_millis() as u64,
+            "Batch processing failed: {e}; consumption paused, retrying"
+        );
+        if !self.paused {
+            self.set_paused(consumer, true);
+        }
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// The sink holds `stored` for `tp`, not the `from` the batch began at: read the
+    /// partition again from what the sink holds (asked anew), never store a jump.
+    fn mismatch<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        tp: &TopicPartition,
+        from: Option<i64>,
+        stored: Option<i64>,
+    ) {
+        let direction = if stored.unwrap_or(-1) < from.unwrap_or(-1) {
+            Direction::Rewind
+        } else {
+            Direction::Forward
+        };
+        let show = |o: Option<i64>| o.map_or_else(|| "nothing".to_string(), |o| o.to_string());
+        warn!(
+            topic = %tp.0,
+            partition = tp.1,
+            direction = direction.as_str(),
+            "the sink holds offset {} for this partition, the batch began at {}: reading again from the sink's offset",
+            show(stored),
+            show(from)
+        );
+        self.metrics.offset_mismatch(&tp.0, direction);
+        if let Some(part) = self.parts.get_mut(tp) {
+            part.running = false;
+        }
+        let _ = consumer.pause(&list([(tp, Offset::Invalid)].into_iter()));
+        self.position_retry_at = None;
+    }
+
+    pub(crate) fn fail(&mut self, e: SinkError) {
         error!("{e}: stopping (retrying cannot help)");
         self.metrics.broken();
-        self.fatal.get_or_insert(e);
+        self.fatal.get_or_insert(e.into());
     }
 
-    /// Whether consumption is paused for a sink outage (newly assigned partitions are
-    /// paused too, so the batch cannot grow while it waits).
-    pub(crate) fn paused(&self) -> bool {
-        self.paused
-    }
-
-    fn set_paused<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, paused: bool) {
-        let tpl = list(self.assigned.iter().map(|tp| (tp, Offset::Invalid)));
+    pub(crate) fn set_paused<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        paused: bool,
+    ) {
+        // Partitions still being positioned stay paused whatever happens here.
+        let tpl = list(
+            self.parts
+                .iter()
+                .filter(|(_, p)| p.running)
+                .map(|(tp, _)| (tp, Offset::Invalid)),
+        );
         let result = if paused {
             consumer.pause(&tpl)
         } else {
@@ -333,14 +409,46 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
-    /// Commits the offsets the sink has confirmed (never those of an unwritten batch)
-    /// to Kafka too, so that lag tools see them and Kafka stays at or behind the sink.
+    /// What a buffering sink made durable since it was last asked, to Kafka.
+    fn commit_durable<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        if self.sink.buffers() {
+            let durable = self.sink.take_durable();
+            self.commit_offsets(consumer, durable);
+        }
+    }
+
+    /// Offsets the sink has made durable: recorded for lag, and committed to Kafka
+    /// unless a Kafka transaction carries them.
+    fn commit_offsets<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        durable: BTreeMap<TopicPartition, i64>,
+    ) {
+        if durable.is_empty() {
+            return;
+        }
+        for (tp, next) in &durable {
+            self.metrics.set_current(&tp.0, tp.1, *next);
+            if let Some(part) = self.parts.get_mut(tp) {
+                part.durable = Some(*next);
+            }
+        }
+        if self.store != OffsetStore::KafkaTransaction {
+            let tpl = list(durable.iter().map(|(tp, n)| (tp, Offset::Offset(*n))));
+            self.commit_list(consumer, &tpl, CommitMode::Async);
+        }
+    }
+
+    /// Commits every assigned partition's durable offset (revoke, shutdown), so that
+    /// Kafka stays at or behind the sink.
     pub(crate) fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, mode: CommitMode) {
+        if self.store == OffsetStore::KafkaTransaction {
+            return;
+        }
         let tpl = list(
-            self.stored
+            self.parts
                 .iter()
-                .filter(|(tp, _)| self.assigned.contains(*tp))
-                .map(|(tp, next)| (tp, Offset::Offset(*next))),
+                .filter_map(|(tp, p)| Some((tp, Offset::Offset(p.durable?)))),
         );
         self.commit_list(consumer, &tpl, mode);
     }
@@ -360,90 +468,66 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
-    /// Partitions assigned: asks the sink where each one stands and starts there.
-    pub(crate) fn on_assign(&mut self, tpl: &mut TopicPartitionList, incremental: bool) {
-        let parts: Vec<TopicPartition> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
+    /// Partitions assigned (paused by the callback): they wait to be positioned.
+    pub(crate) fn on_assign(&mut self, tpl: &TopicPartitionList, incremental: bool) {
         if !incremental {
-            self.assigned.clear();
-            self.stored.clear();
+            self.parts.clear();
         }
-        let found = self
-            .handle
-            .block_on(stored_offsets(&mut self.sink, &self.group, &parts));
-        match found {
-            Ok(Some(map)) => {
-                // The sink is the authority: a partition it has nothing of starts at the
-                // beginning, whatever the group committed in Kafka (a new or reset
-                // database must not skip what it never stored).
-                for (topic, partition) in parts.iter().filter(|tp| !map.contains_key(*tp)) {
-                    if let Err(e) = tpl.set_partition_offset(topic, *partition, Offset::Beginning) {
-                        warn!(%topic, partition, "cannot start at the beginning: {e}");
-                    }
-                }
-                for ((topic, partition), next) in map {
-                    if let Err(e) =
-                        tpl.set_partition_offset(&topic, partition, Offset::Offset(next))
-                    {
-                        warn!(%topic, partition, "cannot start at the sink's offset {next}: {e}");
-                        continue;
-                    }
-                    self.metrics.set_current(&topic, partition, next);
-                    self.stored.insert((topic, partition), next);
-                }
-                self.metrics.set_sink_ok(true);
-            }
-            Ok(None) => {}
-            Err(e @ SinkError::Fatal(_)) => {
-                self.metrics.set_sink_ok(false);
-                self.fail(e);
-            }
-            Err(e) => {
-                self.metrics.set_sink_ok(false);
-                warn!("cannot read the sink's stored offsets ({e}); starting from Kafka's committed offsets (replays are deduplicated)");
-            }
+        for e in tpl.elements() {
+            self.parts
+                .insert((e.topic().to_string(), e.partition()), Part::default());
         }
-        self.assigned.extend(parts);
-        let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
-        self.metrics.set_assignment(&assigned);
-        info!(partitions = assigned.len(), "partitions assigned");
+        self.position_retry_at = None;
+        self.position_backoff = FIRST_BACKOFF;
+        self.publish_assignment();
+        info!(partitions = self.parts.len(), "partitions assigned");
     }
 
-    /// Partitions revoked: flushes what the batch holds for them; if the sink is down,
-    /// drops it (its offsets were not stored, so the next owner reads it again).
+    fn publish_assignment(&self) {
+        let assigned: Vec<TopicPartition> = self.parts.keys().cloned().collect();
+        self.metrics.set_assignment(&assigned);
+        self.metrics
+            .set_positioning(self.parts.values().filter(|p| !p.running).count());
+    }
+
+    /// Partitions revoked or lost. Revoked: flush what the batch holds (if the sink is
+    /// down, drop it: its offsets were not stored, so the next owner reads it again).
+    /// Lost: drop it unflushed. Then the sink is told, and Kafka gets the offsets.
     pub(crate) fn on_revoke<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         tpl: &TopicPartitionList,
+        how: Revocation,
     ) {
         let revoked: BTreeSet<TopicPartition> = tpl
             .elements()
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        if !self.is_empty() && !self.closed {
+        if how == Revocation::Revoked && !self.is_empty() && !self.closed {
             self.retry_at = None;
             self.flush(consumer);
         }
         if !self.is_empty() {
-            warn!(
-                records = self.pending(),
-                "dropping the unflushed batch of revoked partitions; the next owner reads it again"
-            );
-            self.records
-                .retain(|r| !revoked.contains(&(r.topic.name().to_string(), r.partition)));
-            self.dead
-                .retain(|d| !revoked.contains(&(d.topic.clone(), d.partition)));
-            self.offsets.retain(|tp, _| !revoked.contains(tp));
-            self.carried = WriteOutcome::default();
-            if self.offsets.is_empty() {
-                self.opened = None;
+            if how == Revocation::Revoked {
+                warn!(
+                    records = self.batch.pending(),
+                    "dropping the unflushed batch of revoked partitions; the next owner reads it again"
+                );
             }
+            self.batch.drop_partitions(|tp| revoked.contains(tp));
         }
-        self.commit(consumer, CommitMode::Sync);
+        let parts: Vec<TopicPartition> = revoked.iter().cloned().collect();
+        if let Err(e) = self
+            .handle
+            .block_on(bounded(FLUSH_TIMEOUT, self.sink.revoked(&parts, how)))
+        {
+            warn!("the sink could not settle the revoked partitions: {e}");
+        }
+        self.commit_durable(consumer);
+        if how == Revocation::Revoked {
+            self.commit(consumer, CommitMode::Sync);
+        }
         if self.is_empty() {
             self.retry_at = None;
             self.backoff = FIRST_BACKOFF;
@@ -452,118 +536,39 @@ impl<S: Sink> Pipeline<S> {
                 self.set_paused(consumer, false);
             }
         }
-        self.assigned.retain(|tp| !revoked.contains(tp));
-        self.stored.retain(|tp, _| !revoked.contains(tp));
-        let assigned: Vec<TopicPartition> = self.assigned.iter().cloned().collect();
-        self.metrics.set_assignment(&assigned);
-        info!(revoked = revoked.len(), "partitions revoked");
+        self.parts.retain(|tp, _| !revoked.contains(tp));
+        self.publish_assignment();
+        info!(
+            revoked = revoked.len(),
+            lost = how == Revocation::Lost,
+            "partitions revoked"
+        );
     }
 }
 
-/// DLQ first (a failed DLQ write keeps the batch), then the sink; a batch the sink
-/// refuses is written one event at a time and the refused ones go to the DLQ.
-#[allow(clippy::too_many_arguments)]
-async fn write_batch<S: Sink>(
-    sink: &mut S,
-    dlq: &DlqProducer,
-    metrics: &Metrics,
-    group: &str,
-    records: &mut Vec<Record>,
-    dead: &mut Vec<DeadLetter>,
-    offsets: &BTreeMap<TopicPartition, i64>,
-    carried: &mut WriteOutcome,
-) -> Result<WriteOutcome, FlushError> {
-    send_dead_letters(dlq, metrics, dead).await?;
-    let outcome = match sink.write(group, records, offsets).await {
-        Ok(o) => o,
-        Err(SinkError::Rejected(reason)) => {
-            warn!("sink rejected a batch ({reason}); writing it one event at a time");
-            let none = BTreeMap::new();
-            while let Some(record) = records.first() {
-                match sink.write(group, std::slice::from_ref(record), &none).await {
-                    Ok(o) => {
-                        carried.written += o.written;
-                        carried.duplicates += o.duplicates;
-                    }
-                    Err(SinkError::Rejected(message)) => {
-                        metrics.error(Stage::Sink.as_str(), "SinkError::Rejected");
-                        dead.push(DeadLetter {
-                            topic: record.topic.name().to_string(),
-                            partition: record.partition,
-                            offset: record.offset,
-                            key: record.key.clone(),
-                            value: Some(record.json.clone().into_bytes()),
-                            headers: record.headers.clone(),
-                            timestamp: record.timestamp,
-                            stage: Stage::Sink,
-                            error_class: "SinkError::Rejected",
-                            message,
-                            sent: false,
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-                records.remove(0);
+type Decoded<'a> = Result<(Topic, AnyEvent, &'a [u8]), (Stage, ErrorType, String)>;
+
+fn decode<'a>(msg: &'a BorrowedMessage<'_>) -> Decoded<'a> {
+    match (msg.topic().parse::<Topic>(), msg.payload()) {
+        (Err(e), _) => Err((Stage::Deserialize, ErrorType::UnknownTopic, e.to_string())),
+        (Ok(_), None) => Err((
+            Stage::Deserialize,
+            ErrorType::Decode,
+            "$: the record has no value".to_string(),
+        )),
+        (Ok(topic), Some(bytes)) => match AnyEvent::decode(topic, bytes) {
+            Ok(event) => Ok((topic, event, bytes)),
+            Err(e @ EventError::Invalid(_)) => {
+                Err((Stage::Validate, ErrorType::Invalid, e.to_string()))
             }
-            send_dead_letters(dlq, metrics, dead).await?;
-            sink.write(group, &[], offsets).await?
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let total = WriteOutcome {
-        written: outcome.written + carried.written,
-        duplicates: outcome.duplicates + carried.duplicates,
-    };
-    *carried = WriteOutcome::default();
-    Ok(total)
-}
-
-async fn send_dead_letters(
-    dlq: &DlqProducer,
-    metrics: &Metrics,
-    dead: &mut [DeadLetter],
-) -> Result<(), crate::dlq::DlqError> {
-    let unsent: Vec<usize> = (0..dead.len()).filter(|i| !dead[*i].sent).collect();
-    if unsent.is_empty() {
-        return Ok(());
-    }
-    let result = dlq.send(dead).await;
-    for i in unsent {
-        let letter = &dead[i];
-        if letter.sent {
-            metrics.dead_lettered(letter.stage.as_str());
-            warn!(stage = letter.stage.as_str(), reason = %letter.message, "Event sent to DLQ: {}", letter.label());
-        }
-    }
-    if result.is_err() {
-        metrics.dlq_write_failed();
-    }
-    result.map(|_| ())
-}
-
-/// The sink's offsets, retried while the sink is unavailable, for a bounded time.
-async fn stored_offsets<S: Sink>(
-    sink: &mut S,
-    group: &str,
-    parts: &[TopicPartition],
-) -> Result<Option<BTreeMap<TopicPartition, i64>>, SinkError> {
-    let deadline = Instant::now() + STORED_OFFSETS_WAIT;
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        match bounded(CHECK_TIMEOUT, sink.stored_offsets(group, parts)).await {
-            Err(SinkError::Unavailable(e)) if Instant::now() + backoff < deadline => {
-                warn!("sink unavailable while reading stored offsets: {e}; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            other => return other,
-        }
+            Err(e) => Err((Stage::Deserialize, ErrorType::Decode, e.to_string())),
+        },
     }
 }
 
 /// `fut`, or `Unavailable` when the sink does not answer within `limit` (a silently
 /// dropped connection would otherwise hold the consumer thread forever).
-async fn bounded<T>(
+pub(crate) async fn bounded<T>(
     limit: Duration,
     fut: impl std::future::Future<Output = Result<T, SinkError>>,
 ) -> Result<T, SinkError> {
@@ -584,7 +589,9 @@ fn headers_of(msg: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)> {
         .unwrap_or_default()
 }
 
-fn list<'a>(items: impl Iterator<Item = (&'a TopicPartition, Offset)>) -> TopicPartitionList {
+pub(crate) fn list<'a>(
+    items: impl Iterator<Item = (&'a TopicPartition, Offset)>,
+) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
     for ((topic, partition), offset) in items {
         // Only fails for an invalid offset, which these never are.

@@ -1,16 +1,17 @@
-//! The consumer loop: one thread polls librdkafka, fills the batch, flushes it to the
-//! sink and commits; the async runtime serves HTTP and drives the sink's I/O.
+//! The consumer loop: one thread per group polls librdkafka, positions assigned
+//! partitions, fills the batch, flushes it to the sink and commits; the async runtime
+//! serves HTTP for every group of the process and drives the sinks' I/O.
 //!
 //! ```text
-//!            assign: start at the sink's offsets          flush ok: commit, resume
+//!            assign (paused) → sink's offsets → seek → resume      flush ok: commit, resume
 //!   ┌──────────┐ ───────────────────────────► ┌─────────┐ ◄──────────────────── ┌────────┐
 //!   │ joining  │                              │ running │                       │ paused │
 //!   └──────────┘ ◄─────────────────────────── └─────────┘ ────────────────────► └────────┘
 //!        revoke: flush once (else drop: not committed)  │  flush fails (outage): pause all,
-//!                                                       │  retry with backoff 100 ms…5 s
+//!        lost: drop, the sink discards partial work     │  retry with backoff 100 ms…5 s
 //!            SIGTERM/SIGINT (from any state)            ▼
 //!   draining: pause fetching, flush until empty or DRAIN_TIMEOUT_MS, commit → leave → exit 0
-//!   fatal sink error (credentials, missing table): stop with an error → exit 1
+//!   fatal (sink credentials, missing table, offsets of another log) → stop with an error
 //! ```
 //!
 //! Everything the rebalance callback touches lives in the pipeline behind one
@@ -19,19 +20,17 @@
 use crate::config::{ConfigError, RuntimeConfig};
 use crate::dlq::{self, DlqProducer};
 use crate::metrics::Metrics;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Stop};
+use crate::positions::OtherLog;
+use crate::rebalance::Context;
 use crate::sink::Sink;
-use rdkafka::client::ClientContext;
+use axum::Router;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaResult;
-use rdkafka::statistics::Statistics;
-use rdkafka::types::RDKafkaRespErr;
-use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Handle;
 use tracing::{error, info, warn};
@@ -60,144 +59,170 @@ pub enum RuntimeError {
     /// The sink failed in a way retrying cannot mend.
     #[error(transparent)]
     Sink(#[from] crate::sink::SinkError),
+    /// The sink's stored offsets belong to another log than the topic has now.
+    #[error(transparent)]
+    OtherLog(#[from] OtherLog),
     /// The consumer thread panicked.
     #[error("consumer thread failed: {0}")]
     Thread(String),
 }
 
-struct Context<S> {
-    pipeline: Mutex<Pipeline<S>>,
+impl From<Stop> for RuntimeError {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Sink(e) => RuntimeError::Sink(e),
+            Stop::OtherLog(e) => RuntimeError::OtherLog(e),
+        }
+    }
+}
+
+type Consume = Box<dyn FnOnce(Handle, Arc<AtomicBool>) -> Result<(), RuntimeError> + Send>;
+
+struct GroupRun {
+    config: RuntimeConfig,
     metrics: Arc<Metrics>,
+    consume: Consume,
 }
 
-impl<S> Context<S> {
-    fn pipeline(&self) -> MutexGuard<'_, Pipeline<S>> {
-        self.pipeline.lock().unwrap_or_else(PoisonError::into_inner)
+/// The consumer groups of one process behind one HTTP listener.
+pub struct Service {
+    http_addr: SocketAddr,
+    groups: Vec<GroupRun>,
+    routes: Router,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("http_addr", &self.http_addr)
+            .field(
+                "groups",
+                &self
+                    .groups
+                    .iter()
+                    .map(|g| &g.config.group_id)
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
-impl<S: Sink> ClientContext for Context<S> {
-    fn stats(&self, statistics: Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                if *partition >= 0 && p.hi_offset >= 0 {
-                    self.metrics.set_high(topic, *partition, p.hi_offset);
+impl Service {
+    /// A service whose `/health`, `/ready`, `/metrics` and `/metrics.json` are served on
+    /// `http_addr`.
+    pub fn new(http_addr: SocketAddr) -> Self {
+        Self {
+            http_addr,
+            groups: Vec::new(),
+            routes: Router::new(),
+        }
+    }
+
+    /// Adds a consumer group writing to `sink`; its metrics.
+    pub fn add<S: Sink>(&mut self, config: RuntimeConfig, sink: S) -> Arc<Metrics> {
+        let metrics = Arc::new(Metrics::new(config.group_id.clone()));
+        let (c, m) = (config.clone(), metrics.clone());
+        self.groups.push(GroupRun {
+            config,
+            metrics: metrics.clone(),
+            consume: Box::new(move |handle, stop| consume(c, sink, m, handle, &stop)),
+        });
+        metrics
+    }
+
+    /// Serves `routes` too (a group's own API).
+    pub fn route(mut self, routes: Router) -> Self {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+
+    /// Runs every group until `shutdown` completes, then each stops fetching, flushes
+    /// and commits its batch (within its drain timeout) and leaves its group. A group
+    /// that stops with an error stops the others too.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RuntimeError> {
+        for g in &self.groups {
+            g.config.validate()?;
+        }
+        let listener = tokio::net::TcpListener::bind(self.http_addr)
+            .await
+            .map_err(|source| RuntimeError::Http {
+                addr: self.http_addr,
+                source,
+            })?;
+        let http_addr = listener.local_addr().unwrap_or(self.http_addr);
+        let all: Vec<Arc<Metrics>> = self.groups.iter().map(|g| g.metrics.clone()).collect();
+        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = tokio::spawn(crate::http::serve(
+            listener,
+            all.clone(),
+            self.routes,
+            async {
+                let _ = http_stopped.await;
+            },
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stopper, everyone) = (stop.clone(), all.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            for m in &everyone {
+                m.shutting_down();
+            }
+            stopper.store(true, Ordering::SeqCst);
+        });
+        let mut threads = Vec::new();
+        for g in self.groups {
+            let c = &g.config;
+            info!(
+                group = %c.group_id,
+                topics = %c.topics.join(","),
+                batch_size = c.batch_size,
+                batch_timeout_ms = c.batch_timeout.as_millis() as u64,
+                start_from = %c.start_from,
+                "{} consuming; serving /health /ready /metrics on http://{http_addr}",
+                c.processor
+            );
+            if let Err(e) = dlq::ensure_topics(&c.brokers, &c.topics).await {
+                warn!("cannot create the DLQ topics ({e}); they are created on first use if the cluster allows it");
+            }
+            let (handle, stop) = (Handle::current(), stop.clone());
+            let consume = g.consume;
+            threads.push(tokio::task::spawn_blocking(move || {
+                let result = consume(handle, stop.clone());
+                if result.is_err() {
+                    stop.store(true, Ordering::SeqCst);
                 }
+                result
+            }));
+        }
+        let mut result = Ok(());
+        for t in threads {
+            let r = t
+                .await
+                .map_err(|e| RuntimeError::Thread(e.to_string()))
+                .and_then(|r| r);
+            if result.is_ok() {
+                result = r;
             }
         }
+        let _ = http_stop.send(());
+        let _ = http.await;
+        result
     }
 }
 
-impl<S: Sink> ConsumerContext for Context<S> {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let mut pipeline = self.pipeline();
-                pipeline.on_assign(tpl, cooperative);
-                let assigned = if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                };
-                // An application pause survives unassign/reassign in librdkafka: set the
-                // new partitions' state explicitly.
-                assigned.and_then(|()| {
-                    if pipeline.paused() {
-                        consumer.pause(tpl)
-                    } else {
-                        consumer.resume(tpl)
-                    }
-                })
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.pipeline().on_revoke(consumer, tpl);
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
-            other => {
-                error!("rebalance failed: {other:?}");
-                self.pipeline().on_revoke(consumer, tpl);
-                consumer.unassign()
-            }
-        };
-        if let Err(e) = result {
-            error!("cannot apply the new assignment: {e}");
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(e) = result {
-            self.metrics.commit_failed();
-            warn!("offset commit failed: {e}");
-        }
-    }
-}
-
-/// Runs a consumer group member until `shutdown` completes, then stops fetching,
-/// flushes and commits the batch (within `drain_timeout`) and leaves the group.
-///
-/// `/health`, `/ready`, `/metrics` and `/metrics.json` are served on
-/// `config.http_addr` for as long as it runs.
+/// Runs one consumer group member until `shutdown` completes (see [`Service::run`]).
 pub async fn run<S: Sink>(
     config: RuntimeConfig,
     sink: S,
-    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RuntimeError> {
-    config.validate()?;
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
-        .map_err(|source| RuntimeError::Http {
-            addr: config.http_addr,
-            source,
-        })?;
-    let http_addr = listener.local_addr().unwrap_or(config.http_addr);
-    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(crate::http::serve(listener, metrics.clone(), async {
-        let _ = http_stopped.await;
-    }));
-    info!(
-        group = %config.group_id,
-        topics = %config.topics.join(","),
-        batch_size = config.batch_size,
-        batch_timeout_ms = config.batch_timeout.as_millis() as u64,
-        "{} consuming; serving /health /ready /metrics on http://{http_addr}",
-        config.processor
-    );
-
-    if let Err(e) = dlq::ensure_topics(&config.brokers, &config.topics).await {
-        warn!("cannot create the DLQ topics ({e}); they are created on first use if the cluster allows it");
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopper = stop.clone();
-    let stop_metrics = metrics.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stop_metrics.shutting_down();
-        stopper.store(true, Ordering::SeqCst);
-    });
-
-    let handle = Handle::current();
-    let result = tokio::task::spawn_blocking(move || consume(config, sink, metrics, handle, &stop))
-        .await
-        .map_err(|e| RuntimeError::Thread(e.to_string()))
-        .and_then(|r| r);
-    let _ = http_stop.send(());
-    let _ = http.await;
-    result
+) -> Result<Arc<Metrics>, RuntimeError> {
+    let mut service = Service::new(config.http_addr);
+    let metrics = service.add(config, sink);
+    service.run(shutdown).await?;
+    Ok(metrics)
 }
 
 /// The HTTP port announced in the runtime's start-up log line
@@ -219,9 +244,10 @@ fn consumer_config(config: &RuntimeConfig) -> ClientConfig {
         .set("client.id", format!("agentbus-{}", config.processor))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
+        // Only for a stored offset that retention overtook (logged and counted); the
+        // start of a partition without one is START_FROM's.
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
-        .set("session.timeout.ms", config.session_timeout_ms.to_string())
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "1000")
         .set("topic.metadata.refresh.interval.ms", "10000")
@@ -229,6 +255,16 @@ fn consumer_config(config: &RuntimeConfig) -> ClientConfig {
         // librdkafka prefetches up to 64 MiB by default; a few batches are enough.
         .set("queued.max.messages.kbytes", "4096")
         .set("max.partition.fetch.bytes", "262144");
+    // With KIP-848 the broker owns the assignor and the session; librdkafka refuses
+    // the classic settings there.
+    let consumer_protocol = config
+        .kafka_properties
+        .iter()
+        .any(|(k, v)| k == "group.protocol" && v == "consumer");
+    if !consumer_protocol {
+        c.set("session.timeout.ms", config.session_timeout_ms.to_string())
+            .set("partition.assignment.strategy", "cooperative-sticky");
+    }
     for (k, v) in &config.kafka_properties {
         c.set(k, v);
     }
@@ -237,28 +273,31 @@ fn consumer_config(config: &RuntimeConfig) -> ClientConfig {
 
 fn consume<S: Sink>(
     config: RuntimeConfig,
-    sink: S,
+    mut sink: S,
     metrics: Arc<Metrics>,
     handle: Handle,
     stop: &AtomicBool,
 ) -> Result<(), RuntimeError> {
+    if !config.reset_sink_offsets.is_empty() {
+        let removed =
+            handle.block_on(sink.reset_offsets(&config.group_id, &config.reset_sink_offsets))?;
+        info!(
+            topics = %config.reset_sink_offsets.join(","),
+            "--reset-sink-offsets: forgot the offsets of {removed} partition(s); they start at START_FROM ({})",
+            config.start_from
+        );
+    }
     let dlq = DlqProducer::new(&config.brokers, &config.group_id, &config.processor)?;
-    let pipeline = Pipeline::new(
-        sink,
-        dlq,
-        metrics.clone(),
-        handle,
-        config.group_id.clone(),
-        config.batch_size,
-        config.batch_timeout,
-    );
+    let drain_timeout = config.drain_timeout;
+    let client = consumer_config(&config);
+    let topics = config.topics.clone();
+    let pipeline = Pipeline::new(sink, dlq, metrics.clone(), handle, config);
     let context = Context {
         pipeline: Mutex::new(pipeline),
         metrics,
     };
-    let consumer: BaseConsumer<Context<S>> =
-        consumer_config(&config).create_with_context(context)?;
-    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    let consumer: BaseConsumer<Context<S>> = client.create_with_context(context)?;
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
 
     let mut drain_until: Option<Instant> = None;
@@ -270,7 +309,7 @@ fn consume<S: Sink>(
                 if let Err(e) = consumer.pause(&assignment) {
                     warn!("cannot pause fetching: {e}");
                 }
-                Instant::now() + config.drain_timeout
+                Instant::now() + drain_timeout
             });
             let mut p = consumer.context().pipeline();
             if p.is_empty() {
@@ -280,12 +319,12 @@ fn consume<S: Sink>(
             if Instant::now() >= until {
                 break Err(RuntimeError::DrainTimeout(
                     p.pending_records(),
-                    config.drain_timeout,
+                    drain_timeout,
                 ));
             }
             p.tick(&consumer, true);
             if let Some(e) = p.fatal.take() {
-                break Err(RuntimeError::Sink(e));
+                break Err(e.into());
             }
             drop(p);
             // Keep serving the group (heartbeats, rebalances) while draining; the
@@ -295,14 +334,15 @@ fn consume<S: Sink>(
         }
         let timeout = consumer.context().pipeline().poll_timeout();
         match consumer.poll(timeout) {
-            Some(Ok(msg)) => consumer.context().pipeline().accept(&msg),
+            Some(Ok(msg)) => consumer.context().pipeline().accept(&consumer, &msg),
             Some(Err(e)) => warn!("consume error: {e}"),
             None => {}
         }
         let mut p = consumer.context().pipeline();
+        p.position(&consumer);
         p.tick(&consumer, false);
         if let Some(e) = p.fatal.take() {
-            break Err(RuntimeError::Sink(e));
+            break Err(e.into());
         }
     };
     consumer.context().pipeline().closed = true;

@@ -1,8 +1,15 @@
 //! The interface between the runtime and a consumer group's destination.
+//!
+//! A sink says where its consumed offsets live ([`OffsetStore`]), takes batches
+//! ([`Sink::write`]) that cover a contiguous range of each partition, may buffer them
+//! and report later what is durable ([`Sink::take_durable`]), is told when partitions
+//! go away ([`Sink::revoked`]), and can ask to be ticked at a deadline ([`Sink::tick`]).
 
 use agentbus_client::{AnyEvent, Topic};
+use rdkafka::consumer::ConsumerGroupMetadata;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::time::Instant;
 
 /// A `(topic, partition)` pair.
 pub type TopicPartition = (String, i32);
@@ -28,13 +35,79 @@ pub struct Record {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
-/// What a successful write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Where a sink's consumed offsets live: the runtime's one question about a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetStore {
+    /// In the sink, written atomically with the data (PostgreSQL, Redis, the archive's
+    /// object names). The runtime starts every assigned partition at the sink's offset
+    /// and never at Kafka's committed one; it commits to Kafka afterwards only so that
+    /// lag tools see the group's progress.
+    Sink,
+    /// In Kafka: the runtime commits a partition's offset once the sink reports the
+    /// records before it durable (webhooks).
+    Kafka,
+    /// In the sink's own Kafka transaction (`send_offsets_to_transaction` with the
+    /// consumer's group metadata): the runtime never commits.
+    KafkaTransaction,
+}
+
+/// An offset a sink holds for a partition, and the log it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOffset {
+    /// The next offset to read.
+    pub next: i64,
+    /// The topic id (Kafka's base64 form) the offset was stored under, when known.
+    pub topic_id: Option<String>,
+}
+
+/// The part of one partition a batch covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Range {
+    /// The offset the sink must hold for this partition before the batch (`None`: it
+    /// holds nothing yet). A sink applies the batch's records of this partition only
+    /// when its stored offset equals `from`, and then stores `next`: offsets move only
+    /// from one batch's end to the next one's, never by a jump.
+    pub from: Option<i64>,
+    /// The next offset after the batch.
+    pub next: i64,
+    /// The topic's id (Kafka's base64 form), to keep beside the offset.
+    pub topic_id: Option<String>,
+}
+
+/// One batch handed to a sink.
+pub struct Batch<'a> {
+    /// The consumer group.
+    pub group: &'a str,
+    /// The valid records, in partition order.
+    pub records: &'a [Record],
+    /// Every partition the batch moves (dead letters included), with its range.
+    pub ranges: &'a BTreeMap<TopicPartition, Range>,
+    /// The consumer's group metadata, for `send_offsets_to_transaction` (KIP-447).
+    pub group_metadata: Option<&'a ConsumerGroupMetadata>,
+}
+
+impl std::fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("group", &self.group)
+            .field("records", &self.records.len())
+            .field("ranges", &self.ranges)
+            .field("group_metadata", &self.group_metadata.is_some())
+            .finish()
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
     /// Events stored by this write.
     pub written: u64,
-    /// Events the sink already had (replays after a crash or a rebalance).
+    /// Events the sink already had (a batch whose commit acknowledgement was lost).
     pub duplicates: u64,
+    /// Partitions whose stored offset was not the batch's `from`, with what the sink
+    /// holds: nothing of theirs was applied, and the runtime reads them again from the
+    /// stored offset. Every other partition of the batch was applied.
+    pub mismatched: BTreeMap<TopicPartition, Option<i64>>,
 }
 
 /// Why a sink could not write.
@@ -54,38 +127,86 @@ pub enum SinkError {
     Fatal(String),
 }
 
-impl SinkError {
-    /// The variant's name, for `__connect.errors.exception.class.name` and metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Unavailable(_) => "SinkError::Unavailable",
-            Self::Rejected(_) => "SinkError::Rejected",
-            Self::Fatal(_) => "SinkError::Fatal",
-        }
-    }
+/// How partitions left this member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// Handed over in a rebalance: the runtime has flushed what it held for them.
+    Revoked,
+    /// Lost (the session expired, or the member was fenced): another member may own
+    /// them already, so partial work must be discarded, not flushed.
+    Lost,
 }
 
 /// A consumer group's destination.
 ///
 /// The runtime calls these from its consumer thread, one at a time.
 pub trait Sink: Send + 'static {
-    /// The offsets this sink stored with its data (next offset to read), for the
-    /// partitions just assigned. `Ok(None)`: the sink keeps no offsets, use Kafka's.
+    /// Where this sink's offsets live.
+    fn offset_store(&self) -> OffsetStore {
+        OffsetStore::Sink
+    }
+
+    /// The offsets this sink stored with its data, for the partitions just assigned
+    /// (only asked when [`Sink::offset_store`] is [`OffsetStore::Sink`]). A partition
+    /// missing from the answer holds nothing yet and starts at the group's start
+    /// position.
     fn stored_offsets(
         &mut self,
         group: &str,
         partitions: &[TopicPartition],
-    ) -> impl Future<Output = Result<Option<BTreeMap<TopicPartition, i64>>, SinkError>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<TopicPartition, StoredOffset>, SinkError>> + Send;
 
-    /// Stores `records` and, atomically with them when the sink keeps offsets, the
-    /// next offsets `offsets` of `group`. Must be idempotent: a replayed record is a
-    /// duplicate, not an error.
+    /// Applies `batch`: for every partition whose stored offset is its range's `from`,
+    /// stores its records and, atomically with them, its `next` offset. Must be
+    /// idempotent: a partition already at `next` is a duplicate, not an error.
     fn write(
         &mut self,
-        group: &str,
-        records: &[Record],
-        offsets: &BTreeMap<TopicPartition, i64>,
+        batch: &Batch<'_>,
     ) -> impl Future<Output = Result<WriteOutcome, SinkError>> + Send;
+
+    /// Whether the sink keeps written records in a buffer that is not durable yet
+    /// (files before their upload). The runtime then asks [`Sink::take_durable`] what
+    /// to commit, instead of taking every write as durable.
+    fn buffers(&self) -> bool {
+        false
+    }
+
+    /// The next offsets that became durable since the last call (buffering sinks).
+    fn take_durable(&mut self) -> BTreeMap<TopicPartition, i64> {
+        BTreeMap::new()
+    }
+
+    /// Partitions left this member: flush (the runtime flushed its own batch), discard
+    /// partial work, or abort an open transaction.
+    fn revoked(
+        &mut self,
+        partitions: &[TopicPartition],
+        how: Revocation,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = (partitions, how);
+        async { Ok(()) }
+    }
+
+    /// When the sink wants [`Sink::tick`] next (a window closes, a file rotates).
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Called once [`Sink::deadline`] has passed.
+    fn tick(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Forgets the offsets stored for `topics` (the way on after a topic was
+    /// recreated); returns how many partitions' offsets were removed.
+    fn reset_offsets(
+        &mut self,
+        group: &str,
+        topics: &[String],
+    ) -> impl Future<Output = Result<u64, SinkError>> + Send {
+        let _ = (group, topics);
+        async { Ok(0) }
+    }
 
     /// Whether the destination is reachable (for `/ready` while no batch flows).
     fn check(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;

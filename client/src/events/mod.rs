@@ -324,6 +324,11 @@ impl AnyEvent {
         each!(self, e => e.event_id())
     }
 
+    /// When the event happened (ms since the epoch), when its timestamp parses.
+    pub fn timestamp_millis(&self) -> Option<i64> {
+        each!(self, e => e.timestamp.millis())
+    }
+
     /// The record key.
     pub fn partition_key(&self) -> &str {
         each!(self, e => e.partition_key())

@@ -1,17 +1,21 @@
 //! The db-writer (`agentbus consume db-writer`, group `db-writer-group`): every event
 //! of the eight topics into its PostgreSQL table, exactly once.
 //!
-//! Each batch is one transaction: one multi-row insert per table
-//! (`ON CONFLICT (id) DO NOTHING`, so replays are counted as duplicates) and the
-//! group's next offsets in `kafka_offsets`, guarded so an older member cannot move
-//! them backwards. On assignment the consumer starts at those offsets.
+//! Each batch is one transaction: the group's offsets in `kafka_offsets` move from each
+//! partition's `from` to its `next` (only where they are at `from`: a zombie member or
+//! a restored database makes the runtime read again from what is stored), then one
+//! multi-row insert per table of the partitions that moved (`ON CONFLICT (id) DO
+//! NOTHING`, so a replay is counted as a duplicate). On assignment the consumer starts
+//! at those offsets.
 
+mod offsets;
+mod schema;
 mod tables;
 
-pub use tables::{insert_sql, table_name};
+pub use tables::{expected_columns, insert_sql, table_name};
 
 use crate::config::ConfigError;
-use crate::sink::{Record, Sink, SinkError, TopicPartition, WriteOutcome};
+use crate::sink::{Batch, Sink, SinkError, StoredOffset, TopicPartition, WriteOutcome};
 use agentbus_client::Topic;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -85,16 +89,32 @@ pub fn pool(options: PgConnectOptions) -> PgPool {
         )
 }
 
-/// Applies the migrations that are not applied yet (safe to run from several
-/// processes at once: sqlx takes an advisory lock). An unreachable database is
-/// `Unavailable`; bad credentials or a schema that disagrees with the migrations are
-/// `Fatal`.
-pub async fn migrate(pool: &PgPool) -> Result<(), SinkError> {
+/// Applies the migrations that are not applied yet, on a connection of their own
+/// without the pool's statement timeout (an index build on a big table must finish,
+/// not time out and start over), then checks the tables against what the db-writer
+/// writes. Safe to run from several processes at once: sqlx takes an advisory lock.
+/// An unreachable database is `Unavailable`; bad credentials, a schema that disagrees
+/// with the migrations, or a table that differs are `Fatal`.
+pub async fn migrate(options: &PgConnectOptions) -> Result<(), SinkError> {
     use sqlx::migrate::MigrateError;
-    MIGRATOR.run(pool).await.map_err(|e| match e {
+    use sqlx::Connection;
+    let mut conn =
+        sqlx::PgConnection::connect_with(&options.clone().application_name("agentbus-migrate"))
+            .await
+            .map_err(classify)?;
+    MIGRATOR.run(&mut conn).await.map_err(|e| match e {
         MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => classify(e),
         other => SinkError::Fatal(other.to_string()),
-    })
+    })?;
+    let differences = schema::differences(&mut conn).await.map_err(classify)?;
+    let _ = conn.close().await;
+    if !differences.is_empty() {
+        return Err(SinkError::Fatal(format!(
+            "the tables differ from what the db-writer writes: {}",
+            differences.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 /// The PostgreSQL sink.
@@ -111,18 +131,6 @@ impl PgSink {
         Self { pool, inserts }
     }
 }
-
-const UPSERT_OFFSETS: &str = r#"
-INSERT INTO kafka_offsets (consumer_group, topic, "partition", next_offset, updated_at)
-SELECT $1, t, p, o, now() FROM UNNEST($2::text[], $3::integer[], $4::bigint[]) AS u(t, p, o)
-ON CONFLICT (consumer_group, topic, "partition") DO UPDATE
-   SET next_offset = EXCLUDED.next_offset, updated_at = EXCLUDED.updated_at
- WHERE kafka_offsets.next_offset < EXCLUDED.next_offset"#;
-
-const STORED_OFFSETS: &str = r#"
-SELECT o.topic, o."partition", o.next_offset FROM kafka_offsets o
-  JOIN UNNEST($2::text[], $3::integer[]) AS u(t, p) ON o.topic = u.t AND o."partition" = u.p
- WHERE o.consumer_group = $1"#;
 
 /// Data errors (class 22: data exception, 23: integrity violation, 54: a limit such as
 /// an index row too large) are the data's fault; wrong credentials (28), a missing
@@ -151,65 +159,65 @@ impl Sink for PgSink {
         &mut self,
         group: &str,
         partitions: &[TopicPartition],
-    ) -> Result<Option<BTreeMap<TopicPartition, i64>>, SinkError> {
-        let (topics, parts): (Vec<String>, Vec<i32>) = partitions.iter().cloned().unzip();
-        let rows: Vec<(String, i32, i64)> = sqlx::query_as(STORED_OFFSETS)
-            .bind(group)
-            .bind(topics)
-            .bind(parts)
-            .fetch_all(&self.pool)
+    ) -> Result<BTreeMap<TopicPartition, StoredOffset>, SinkError> {
+        offsets::stored(&self.pool, group, partitions)
             .await
-            .map_err(classify)?;
-        Ok(Some(
-            rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect(),
-        ))
+            .map_err(classify)
     }
 
-    async fn write(
-        &mut self,
-        group: &str,
-        records: &[Record],
-        offsets: &BTreeMap<TopicPartition, i64>,
-    ) -> Result<WriteOutcome, SinkError> {
-        let mut by_topic: BTreeMap<Topic, Vec<&str>> = BTreeMap::new();
-        for r in records {
-            by_topic.entry(r.topic).or_default().push(&r.json);
-        }
+    async fn write(&mut self, batch: &Batch<'_>) -> Result<WriteOutcome, SinkError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
+        let moved = offsets::advance(&mut tx, batch.group, batch.ranges)
+            .await
+            .map_err(classify)?;
+        let mut by_topic: BTreeMap<Topic, Vec<&str>> = BTreeMap::new();
+        let mut duplicates = 0;
+        for r in batch.records {
+            let tp = (r.topic.name().to_string(), r.partition);
+            match moved.get(&tp) {
+                Some(offsets::Moved::Advanced) => {
+                    by_topic.entry(r.topic).or_default().push(&r.json);
+                }
+                Some(offsets::Moved::AlreadyThere) => duplicates += 1,
+                _ => {}
+            }
+        }
         let mut written = 0;
+        let mut offered = 0;
         for (topic, docs) in by_topic {
-            let sql = self.inserts.get(&topic).cloned().unwrap_or_default();
+            let Some(sql) = self.inserts.get(&topic) else {
+                return Err(SinkError::Fatal(format!(
+                    "no table is mapped for topic {topic}"
+                )));
+            };
+            offered += docs.len() as u64;
             // Built from the table definitions only, never from event data.
-            written += sqlx::query(sqlx::AssertSqlSafe(sql))
+            written += sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(docs)
                 .execute(&mut *tx)
                 .await
                 .map_err(classify)?
                 .rows_affected();
         }
-        if !offsets.is_empty() {
-            let mut topics = Vec::with_capacity(offsets.len());
-            let mut parts = Vec::with_capacity(offsets.len());
-            let mut nexts = Vec::with_capacity(offsets.len());
-            for ((t, p), o) in offsets {
-                topics.push(t.as_str());
-                parts.push(*p);
-                nexts.push(*o);
-            }
-            sqlx::query(UPSERT_OFFSETS)
-                .bind(group)
-                .bind(topics)
-                .bind(parts)
-                .bind(nexts)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-        }
         tx.commit().await.map_err(classify)?;
+        let mismatched = moved
+            .into_iter()
+            .filter_map(|(tp, m)| match m {
+                offsets::Moved::Elsewhere(stored) => Some((tp, stored)),
+                _ => None,
+            })
+            .collect();
         Ok(WriteOutcome {
             written,
-            duplicates: records.len() as u64 - written,
+            duplicates: duplicates + offered - written,
+            mismatched,
         })
+    }
+
+    async fn reset_offsets(&mut self, group: &str, topics: &[String]) -> Result<u64, SinkError> {
+        offsets::reset(&self.pool, group, topics)
+            .await
+            .map_err(classify)
     }
 
     async fn check(&mut self) -> Result<(), SinkError> {

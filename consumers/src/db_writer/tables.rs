@@ -205,6 +205,32 @@ fn expr(field: &str, kind: Kind) -> String {
     }
 }
 
+impl Kind {
+    /// PostgreSQL's `udt_name` of the column type.
+    fn udt(self) -> &'static str {
+        match self {
+            Uuid => "uuid",
+            Text => "text",
+            Float => "float8",
+            BigInt => "int8",
+            Int => "int4",
+            Bool => "bool",
+            Json => "jsonb",
+            TextArray => "_text",
+            Timestamp => "timestamptz",
+        }
+    }
+}
+
+/// The columns the insert of `topic` writes, with their types (`udt_name`).
+pub fn expected_columns(topic: Topic) -> Vec<(&'static str, &'static str)> {
+    table(topic)
+        .columns
+        .iter()
+        .map(|(column, _, kind)| (*column, kind.udt()))
+        .collect()
+}
+
 /// The table events of `topic` are written to.
 pub fn table_name(topic: Topic) -> &'static str {
     table(topic).name

@@ -1,74 +1,26 @@
-//! Counters, histograms and lag of one consumer process, rendered as Prometheus text
-//! (CONVENTIONS' names, kafka_exporter's lag names) and as the seeds' JSON.
+//! Counters, histograms and lag of the consumer groups of one process, rendered as
+//! Prometheus text (CONVENTIONS' names, kafka_exporter's lag names; every series has
+//! the group as a label) and as the seeds' JSON.
+
+mod histogram;
+pub mod names;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use histogram::Histogram;
+pub use names::{Direction, ErrorStage, ErrorType, Kind, Metric};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const FLUSH_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 const SIZE_BUCKETS: [f64; 9] = [1.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0];
-/// The series every consumer must expose (CONVENTIONS.md); dashboards and alert rules
-/// are written against these names.
-pub const REQUIRED: [&str; 12] = [
-    "agentbus_events_received_total",
-    "agentbus_events_written_total",
-    "agentbus_events_duplicate_total",
-    "agentbus_errors_total",
-    "agentbus_dlq_records_total",
-    "agentbus_dlq_write_failures_total",
-    "agentbus_batch_flush_duration_seconds",
-    "agentbus_batch_size_events",
-    "agentbus_offset_commit_failures_total",
-    "kafka_consumergroup_lag",
-    "kafka_consumergroup_lag_sum",
-    "kafka_consumergroup_current_offset",
-];
 
 /// Flush durations kept for the exact p99 in `/metrics.json`.
 const RECENT_FLUSHES: usize = 10_000;
-
-#[derive(Debug)]
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: vec![0; bounds.len()],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-
-    fn observe(&mut self, v: f64) {
-        for (bound, count) in self.bounds.iter().zip(&mut self.counts) {
-            if v <= *bound {
-                *count += 1;
-            }
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {count}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
-    }
-}
 
 #[derive(Debug)]
 struct Flushes {
@@ -86,7 +38,22 @@ struct Position {
     high: Option<i64>,
 }
 
-/// Everything `/metrics`, `/metrics.json`, `/health` and `/ready` report.
+/// Why a stored offset was given up for the log start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ResetReason {
+    /// Retention deleted the records at the stored offset.
+    Retention,
+}
+
+impl ResetReason {
+    const fn as_str(self) -> &'static str {
+        match self {
+            ResetReason::Retention => "retention",
+        }
+    }
+}
+
+/// Everything `/metrics`, `/metrics.json`, `/health` and `/ready` report of one group.
 #[derive(Debug)]
 pub struct Metrics {
     group: String,
@@ -96,8 +63,10 @@ pub struct Metrics {
     duplicates: AtomicU64,
     dlq_write_failures: AtomicU64,
     commit_failures: AtomicU64,
-    errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    dlq: Mutex<BTreeMap<&'static str, u64>>,
+    errors: Mutex<BTreeMap<(ErrorStage, ErrorType), u64>>,
+    dlq: Mutex<BTreeMap<ErrorStage, u64>>,
+    mismatches: Mutex<BTreeMap<(String, Direction), u64>>,
+    resets: Mutex<BTreeMap<(String, ResetReason), u64>>,
     flushes: Mutex<Flushes>,
     positions: Mutex<BTreeMap<(String, i32), Position>>,
     last_commit: Mutex<Option<DateTime<Utc>>>,
@@ -105,6 +74,8 @@ pub struct Metrics {
     broken: AtomicBool,
     sink_ok: AtomicBool,
     assigned: AtomicU64,
+    /// Partitions assigned but not yet positioned at the sink's offsets.
+    positioning: AtomicU64,
 }
 
 impl Metrics {
@@ -120,6 +91,8 @@ impl Metrics {
             commit_failures: AtomicU64::new(0),
             errors: Mutex::default(),
             dlq: Mutex::default(),
+            mismatches: Mutex::default(),
+            resets: Mutex::default(),
             flushes: Mutex::new(Flushes {
                 seconds: Histogram::new(&FLUSH_BUCKETS),
                 sizes: Histogram::new(&SIZE_BUCKETS),
@@ -131,18 +104,24 @@ impl Metrics {
             broken: AtomicBool::new(false),
             sink_ok: AtomicBool::new(false),
             assigned: AtomicU64::new(0),
+            positioning: AtomicU64::new(0),
         }
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.group
     }
 
     pub(crate) fn received(&self) {
         self.received.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn error(&self, stage: &'static str, error_type: &'static str) {
+    pub(crate) fn error(&self, stage: ErrorStage, error_type: ErrorType) {
         *lock(&self.errors).entry((stage, error_type)).or_default() += 1;
     }
 
-    pub(crate) fn dead_lettered(&self, stage: &'static str) {
+    pub(crate) fn dead_lettered(&self, stage: ErrorStage) {
         *lock(&self.dlq).entry(stage).or_default() += 1;
     }
 
@@ -152,6 +131,18 @@ impl Metrics {
 
     pub(crate) fn commit_failed(&self) {
         self.commit_failures.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn offset_mismatch(&self, topic: &str, direction: Direction) {
+        *lock(&self.mismatches)
+            .entry((topic.to_string(), direction))
+            .or_default() += 1;
+    }
+
+    pub(crate) fn offset_reset(&self, topic: &str, reason: ResetReason) {
+        *lock(&self.resets)
+            .entry((topic.to_string(), reason))
+            .or_default() += 1;
     }
 
     /// A batch of `events` records reached the sink and its offsets were stored.
@@ -176,10 +167,9 @@ impl Metrics {
     }
 
     pub(crate) fn set_high(&self, topic: &str, partition: i32, high: i64) {
-        lock(&self.positions)
-            .entry((topic.to_string(), partition))
-            .or_default()
-            .high = Some(high);
+        if let Some(p) = lock(&self.positions).get_mut(&(topic.to_string(), partition)) {
+            p.high = Some(high);
+        }
     }
 
     pub(crate) fn set_assignment(&self, partitions: &[(String, i32)]) {
@@ -189,6 +179,10 @@ impl Metrics {
             positions.entry(p.clone()).or_default();
         }
         self.assigned.store(partitions.len() as u64, Relaxed);
+    }
+
+    pub(crate) fn set_positioning(&self, n: usize) {
+        self.positioning.store(n as u64, Relaxed);
     }
 
     pub(crate) fn set_sink_ok(&self, ok: bool) {
@@ -210,9 +204,13 @@ impl Metrics {
         !self.shutting_down.load(Relaxed) && !self.broken.load(Relaxed)
     }
 
-    /// Readiness: has an assignment and the sink is reachable.
+    /// Readiness: has an assignment, every partition positioned, and the sink is
+    /// reachable.
     pub fn ready(&self) -> bool {
-        self.healthy() && self.assigned.load(Relaxed) > 0 && self.sink_ok.load(Relaxed)
+        self.healthy()
+            && self.assigned.load(Relaxed) > 0
+            && self.positioning.load(Relaxed) == 0
+            && self.sink_ok.load(Relaxed)
     }
 
     /// Events received from Kafka.
@@ -238,108 +236,94 @@ impl Metrics {
             .sum()
     }
 
-    /// Prometheus text exposition format 0.0.4.
-    pub fn prometheus(&self) -> String {
-        let mut out = String::with_capacity(4096);
+    /// Writes this group's samples of `metric`.
+    fn samples(&self, metric: Metric, out: &mut String) {
         let g = escape(&self.group);
         let group = format!("group=\"{g}\"");
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{{group}}} {v}"
-            );
+        let name = metric.name();
+        let mut plain = |v: &dyn std::fmt::Display| {
+            let _ = writeln!(out, "{name}{{{group}}} {v}");
         };
-        counter(
-            &mut out,
-            "agentbus_events_received_total",
-            "Records received from Kafka.",
-            self.events_received(),
-        );
-        counter(
-            &mut out,
-            "agentbus_events_written_total",
-            "Events stored by the sink.",
-            self.events_written(),
-        );
-        counter(
-            &mut out,
-            "agentbus_events_duplicate_total",
-            "Events the sink already had.",
-            self.duplicates.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "agentbus_dlq_write_failures_total",
-            "Dead letters that could not be written.",
-            self.dlq_write_failures.load(Relaxed),
-        );
-        counter(
-            &mut out,
-            "agentbus_offset_commit_failures_total",
-            "Failed Kafka offset commits.",
-            self.commit_failures.load(Relaxed),
-        );
-
-        out.push_str("# HELP agentbus_errors_total Errors by stage and type.\n# TYPE agentbus_errors_total counter\n");
-        for ((stage, kind), v) in lock(&self.errors).iter() {
-            let _ = writeln!(
-                out,
-                "agentbus_errors_total{{{group},stage=\"{stage}\",error_type=\"{kind}\"}} {v}"
-            );
-        }
-        out.push_str("# HELP agentbus_dlq_records_total Records sent to the dead-letter queue, by stage.\n# TYPE agentbus_dlq_records_total counter\n");
-        for (stage, v) in lock(&self.dlq).iter() {
-            let _ = writeln!(
-                out,
-                "agentbus_dlq_records_total{{{group},stage=\"{stage}\"}} {v}"
-            );
-        }
-        {
-            let f = lock(&self.flushes);
-            out.push_str("# HELP agentbus_batch_flush_duration_seconds Time to write one batch and its offsets.\n# TYPE agentbus_batch_flush_duration_seconds histogram\n");
-            f.seconds
-                .render(&mut out, "agentbus_batch_flush_duration_seconds", &group);
-            out.push_str("# HELP agentbus_batch_size_events Events per flushed batch.\n# TYPE agentbus_batch_size_events histogram\n");
-            f.sizes
-                .render(&mut out, "agentbus_batch_size_events", &group);
-        }
-        let _ = writeln!(out, "# HELP agentbus_up Whether the consumer is ready (assigned, sink reachable).\n# TYPE agentbus_up gauge\nagentbus_up{{{group}}} {}", u8::from(self.ready()));
-        let _ = writeln!(out, "# HELP agentbus_uptime_seconds Seconds since start.\n# TYPE agentbus_uptime_seconds gauge\nagentbus_uptime_seconds{{{group}}} {:.3}", self.started.elapsed().as_secs_f64());
-
-        let positions = lock(&self.positions);
-        let cg = format!("consumergroup=\"{g}\"");
-        out.push_str("# HELP kafka_consumergroup_current_offset Current offset of a consumer group at a partition.\n# TYPE kafka_consumergroup_current_offset gauge\n");
-        for ((topic, p), pos) in positions.iter() {
-            if let Some(c) = pos.current {
-                let _ = writeln!(
-                    out,
-                    "kafka_consumergroup_current_offset{{{cg},topic=\"{}\",partition=\"{p}\"}} {c}",
-                    escape(topic)
-                );
+        match metric {
+            Metric::EventsReceived => plain(&self.events_received()),
+            Metric::EventsWritten => plain(&self.events_written()),
+            Metric::EventsDuplicate => plain(&self.duplicates.load(Relaxed)),
+            Metric::DlqWriteFailures => plain(&self.dlq_write_failures.load(Relaxed)),
+            Metric::OffsetCommitFailures => plain(&self.commit_failures.load(Relaxed)),
+            Metric::Up => plain(&u8::from(self.ready())),
+            Metric::Uptime => plain(&format!("{:.3}", self.started.elapsed().as_secs_f64())),
+            Metric::Errors => {
+                for ((stage, kind), v) in lock(&self.errors).iter() {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{{group},stage=\"{}\",error_type=\"{}\"}} {v}",
+                        stage.as_str(),
+                        kind.as_str()
+                    );
+                }
+            }
+            Metric::DlqRecords => {
+                for (stage, v) in lock(&self.dlq).iter() {
+                    let _ = writeln!(out, "{name}{{{group},stage=\"{}\"}} {v}", stage.as_str());
+                }
+            }
+            Metric::OffsetMismatches => {
+                for ((topic, direction), v) in lock(&self.mismatches).iter() {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{{group},topic=\"{}\",direction=\"{}\"}} {v}",
+                        escape(topic),
+                        direction.as_str()
+                    );
+                }
+            }
+            Metric::OffsetResets => {
+                for ((topic, reason), v) in lock(&self.resets).iter() {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{{group},topic=\"{}\",reason=\"{}\"}} {v}",
+                        escape(topic),
+                        reason.as_str()
+                    );
+                }
+            }
+            Metric::BatchFlushDuration => lock(&self.flushes).seconds.render(out, name, &group),
+            Metric::BatchSize => lock(&self.flushes).sizes.render(out, name, &group),
+            Metric::CurrentOffset | Metric::Lag | Metric::LagSum => {
+                self.lag_samples(metric, out, &g);
             }
         }
-        out.push_str("# HELP kafka_consumergroup_lag Approximate lag of a consumer group at a partition.\n# TYPE kafka_consumergroup_lag gauge\n");
+    }
+
+    fn lag_samples(&self, metric: Metric, out: &mut String, g: &str) {
+        let name = metric.name();
+        let cg = format!("consumergroup=\"{g}\"");
+        let positions = lock(&self.positions);
         let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
         for ((topic, p), pos) in positions.iter() {
-            if let (Some(c), Some(h)) = (pos.current, pos.high) {
-                let lag = (h - c).max(0);
-                *sums.entry(topic).or_default() += lag;
-                let _ = writeln!(
-                    out,
-                    "kafka_consumergroup_lag{{{cg},topic=\"{}\",partition=\"{p}\"}} {lag}",
-                    escape(topic)
-                );
+            let t = escape(topic);
+            match (metric, pos.current, pos.high) {
+                (Metric::CurrentOffset, Some(c), _) => {
+                    let _ = writeln!(out, "{name}{{{cg},topic=\"{t}\",partition=\"{p}\"}} {c}");
+                }
+                (Metric::Lag, Some(c), Some(h)) => {
+                    let lag = (h - c).max(0);
+                    let _ = writeln!(out, "{name}{{{cg},topic=\"{t}\",partition=\"{p}\"}} {lag}");
+                }
+                (Metric::LagSum, Some(c), Some(h)) => {
+                    *sums.entry(topic).or_default() += (h - c).max(0);
+                }
+                _ => {}
             }
         }
-        out.push_str("# HELP kafka_consumergroup_lag_sum Approximate lag of a consumer group summed over a topic's partitions.\n# TYPE kafka_consumergroup_lag_sum gauge\n");
         for (topic, lag) in sums {
-            let _ = writeln!(
-                out,
-                "kafka_consumergroup_lag_sum{{{cg},topic=\"{}\"}} {lag}",
-                escape(topic)
-            );
+            let _ = writeln!(out, "{name}{{{cg},topic=\"{}\"}} {lag}", escape(topic));
         }
-        out
+    }
+
+    /// Prometheus text exposition format 0.0.4 of this group alone.
+    pub fn prometheus(self: &Arc<Self>) -> String {
+        render(std::slice::from_ref(self))
     }
 
     /// The seeds' JSON fields, and a few more.
@@ -347,10 +331,10 @@ impl Metrics {
         let uptime = self.started.elapsed().as_secs_f64();
         let (batches, avg_ms, p99_ms) = {
             let f = lock(&self.flushes);
-            let avg = if f.seconds.count == 0 {
+            let avg = if f.seconds.count() == 0 {
                 0.0
             } else {
-                f.seconds.sum * 1000.0 / f.seconds.count as f64
+                f.seconds.sum() * 1000.0 / f.seconds.count() as f64
             };
             let mut recent: Vec<f64> = f.recent.iter().copied().collect();
             recent.sort_by(f64::total_cmp);
@@ -358,11 +342,13 @@ impl Metrics {
                 0 => 0.0,
                 n => recent[((n as f64 * 0.99).ceil() as usize).clamp(1, n) - 1] * 1000.0,
             };
-            (f.seconds.count, avg, p99)
+            (f.seconds.count(), avg, p99)
         };
         let consumed = self.events_received();
         let last_commit =
             lock(&self.last_commit).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
+        let mismatches: u64 = lock(&self.mismatches).values().sum();
+        let resets: u64 = lock(&self.resets).values().sum();
         serde_json::json!({
             "status": if self.healthy() { "healthy" } else { "shutting_down" },
             "consumer_group": self.group,
@@ -373,6 +359,8 @@ impl Metrics {
             "messages_failed": self.dead_letters(),
             "dlq_write_failures": self.dlq_write_failures.load(Relaxed),
             "offset_commit_failures": self.commit_failures.load(Relaxed),
+            "offset_mismatches": mismatches,
+            "offset_resets": resets,
             "batches_processed": batches,
             "avg_batch_processing_ms": round3(avg_ms),
             "p99_batch_processing_ms": round3(p99_ms),
@@ -383,6 +371,24 @@ impl Metrics {
             "ready": self.ready(),
         })
     }
+}
+
+/// Prometheus text of several groups: each family once, with every group's samples.
+pub fn render(groups: &[Arc<Metrics>]) -> String {
+    let mut out = String::with_capacity(4096 * groups.len().max(1));
+    for metric in Metric::ALL {
+        let name = metric.name();
+        let _ = writeln!(
+            out,
+            "# HELP {name} {}\n# TYPE {name} {}",
+            metric.help(),
+            metric.kind().as_str()
+        );
+        for m in groups {
+            m.samples(metric, &mut out);
+        }
+    }
+    out
 }
 
 fn round3(v: f64) -> f64 {
@@ -406,15 +412,10 @@ mod tests {
 
     #[test]
     fn every_required_metric_is_exposed_even_before_any_event() {
-        let text = Metrics::new("g").prometheus();
-        for name in REQUIRED {
-            let kind = if name.ends_with("_seconds") || name.ends_with("_events") {
-                "histogram"
-            } else if name.ends_with("_total") {
-                "counter"
-            } else {
-                "gauge"
-            };
+        let text = Arc::new(Metrics::new("g")).prometheus();
+        for metric in Metric::REQUIRED {
+            let name = metric.name();
+            let kind = metric.kind().as_str();
             assert!(
                 text.contains(&format!("# TYPE {name} {kind}\n")),
                 "{name} missing:\n{text}"
@@ -424,7 +425,7 @@ mod tests {
 
     #[test]
     fn lag_and_counters_render() {
-        let m = Metrics::new("db-writer-group");
+        let m = Arc::new(Metrics::new("db-writer-group"));
         m.set_assignment(&[("a".into(), 0), ("a".into(), 1)]);
         m.set_current("a", 0, 10);
         m.set_high("a", 0, 15);
@@ -432,7 +433,8 @@ mod tests {
         m.set_high("a", 1, 3);
         m.received();
         m.flushed(1, 1, 0, Duration::from_millis(3));
-        m.dead_lettered("VALIDATE");
+        m.dead_lettered(ErrorStage::Validate);
+        m.offset_mismatch("a", Direction::Rewind);
         let text = m.prometheus();
         assert!(text.contains("kafka_consumergroup_lag{consumergroup=\"db-writer-group\",topic=\"a\",partition=\"0\"} 5"), "{text}");
         assert!(text.contains(
@@ -441,12 +443,27 @@ mod tests {
         assert!(text.contains(
             "agentbus_dlq_records_total{group=\"db-writer-group\",stage=\"VALIDATE\"} 1"
         ));
+        assert!(text.contains("agentbus_offset_mismatches_total{group=\"db-writer-group\",topic=\"a\",direction=\"rewind\"} 1"));
         assert!(text.contains("agentbus_batch_flush_duration_seconds_bucket{group=\"db-writer-group\",le=\"0.005\"} 1"));
         assert_eq!(m.total_lag(), 5);
         let json = m.json();
         assert_eq!(json["messages_consumed"], 1);
         assert_eq!(json["messages_failed"], 1);
         assert_eq!(json["batches_processed"], 1);
+        assert_eq!(json["offset_mismatches"], 1);
         assert_eq!(json["p99_batch_processing_ms"], 3.0);
+    }
+
+    #[test]
+    fn several_groups_share_one_family_header() {
+        let a = Arc::new(Metrics::new("a"));
+        let b = Arc::new(Metrics::new("b"));
+        let text = render(&[a, b]);
+        for metric in Metric::ALL {
+            let header = format!("# TYPE {} ", metric.name());
+            assert_eq!(text.matches(&header).count(), 1, "{header}");
+        }
+        assert!(text.contains("agentbus_events_received_total{group=\"a\"} 0"));
+        assert!(text.contains("agentbus_events_received_total{group=\"b\"} 0"));
     }
 }

@@ -1,0 +1,282 @@
+//! Positioning assigned partitions, outside the rebalance callback: the sink's stored
+//! offsets (or Kafka's committed ones, for sinks that keep none), checked against the
+//! topic's id, else the group's start position; then seek and resume.
+
+use crate::pipeline::{bounded, list, Pipeline, CHECK_TIMEOUT, FIRST_BACKOFF, MAX_BACKOFF};
+use crate::sink::{OffsetStore, Sink, SinkError, StoredOffset, TopicPartition};
+use crate::start::StartFrom;
+use crate::topic_ids;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::Offset;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::{info, warn};
+
+/// How long a Kafka lookup (committed offsets, offsets by time, seek) may take.
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where one assigned partition stands.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Part {
+    /// Positioned at the sink's offset and fetching.
+    pub(crate) running: bool,
+    /// What the sink holds (where the next batch of this partition begins); `None`:
+    /// nothing yet.
+    pub(crate) from: Option<i64>,
+    /// The lowest offset the next record may have.
+    pub(crate) expect: Option<i64>,
+    /// The next record is the first after the stored offset: a jump may be retention.
+    pub(crate) check_gap: bool,
+    /// The last offset known durable (what Kafka may be told).
+    pub(crate) durable: Option<i64>,
+}
+
+/// Stored offsets that belong to another log than the topic now has.
+#[derive(Debug, thiserror::Error)]
+#[error("{topic}: the offsets consumer group {group} stored belong to another log ({detail}). Nothing was skipped. To read {topic} again from the start position (START_FROM), run the consumer once with --reset-sink-offsets {topic}")]
+pub struct OtherLog {
+    /// The topic.
+    pub topic: String,
+    /// The group.
+    pub group: String,
+    /// What differs.
+    pub detail: String,
+}
+
+impl OtherLog {
+    /// The partition's log begins below what the group stored.
+    pub(crate) fn restarted(group: &str, tp: &TopicPartition, stored: i64, first: i64) -> Self {
+        Self {
+            topic: tp.0.clone(),
+            group: group.to_string(),
+            detail: format!(
+                "partition {} now holds offset {first}, below the stored offset {stored}: the topic was recreated, or the broker lost its data",
+                tp.1
+            ),
+        }
+    }
+}
+
+impl<S: Sink> Pipeline<S> {
+    /// Positions the partitions that wait for it; retried with backoff while the sink
+    /// or the cluster does not answer.
+    pub(crate) fn position<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let waiting: Vec<TopicPartition> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| !p.running)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        self.metrics.set_positioning(waiting.len());
+        if waiting.is_empty() || self.position_retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        self.refresh_topic_ids(&waiting);
+        let stored = match self.stored(consumer, &waiting) {
+            Ok(stored) => stored,
+            Err(e @ SinkError::Fatal(_)) => return self.fail(e),
+            Err(e) => {
+                self.metrics.set_sink_ok(false);
+                warn!(
+                    retry_in_ms = self.position_backoff.as_millis() as u64,
+                    "cannot read the stored offsets: {e}; the partitions wait, paused"
+                );
+                self.position_retry_at = Some(Instant::now() + self.position_backoff);
+                self.position_backoff = (self.position_backoff * 2).min(MAX_BACKOFF);
+                return;
+            }
+        };
+        if self.store == OffsetStore::Sink {
+            self.metrics.set_sink_ok(true);
+        }
+        let mut targets = BTreeMap::new();
+        let mut fresh = Vec::new();
+        for tp in &waiting {
+            match stored.get(tp) {
+                Some(s) => {
+                    if let Err(e) = self.same_log(tp, s) {
+                        tracing::error!("{e}");
+                        self.metrics.broken();
+                        self.fatal.get_or_insert(e.into());
+                        return;
+                    }
+                    targets.insert(tp.clone(), (Offset::Offset(s.next), Some(s.next)));
+                }
+                None => fresh.push(tp.clone()),
+            }
+        }
+        match self.start_offsets(consumer, &fresh) {
+            Ok(start) => targets.extend(start.into_iter().map(|(tp, o)| (tp, (o, None)))),
+            Err(e) => {
+                warn!(
+                    "cannot find the start position ({}): {e}; retrying",
+                    self.config.start_from
+                );
+                self.position_retry_at = Some(Instant::now() + self.position_backoff);
+                return;
+            }
+        }
+        let tpl = list(targets.iter().map(|(tp, (o, _))| (tp, *o)));
+        let sought = match consumer.seek_partitions(tpl, KAFKA_TIMEOUT) {
+            Ok(sought) => sought,
+            Err(e) => {
+                warn!("cannot seek the assigned partitions: {e}; retrying");
+                self.position_retry_at = Some(Instant::now() + self.position_backoff);
+                return;
+            }
+        };
+        let mut started = Vec::new();
+        for e in sought.elements() {
+            let tp = (e.topic().to_string(), e.partition());
+            if let Err(err) = e.error() {
+                warn!(topic = %tp.0, partition = tp.1, "cannot seek: {err}; retrying");
+                self.position_retry_at = Some(Instant::now() + self.position_backoff);
+                continue;
+            }
+            let (Some(part), Some((_, stored))) = (self.parts.get_mut(&tp), targets.get(&tp))
+            else {
+                continue;
+            };
+            *part = crate::positions::Part {
+                running: true,
+                from: *stored,
+                expect: *stored,
+                check_gap: stored.is_some(),
+                durable: *stored,
+            };
+            if let Some(next) = stored {
+                self.metrics.set_current(&tp.0, tp.1, *next);
+            }
+            started.push(tp);
+        }
+        if !self.paused() && !started.is_empty() {
+            let tpl = list(started.iter().map(|tp| (tp, Offset::Invalid)));
+            if let Err(e) = consumer.resume(&tpl) {
+                warn!("cannot resume the positioned partitions: {e}");
+            }
+        }
+        if self.parts.values().all(|p| p.running) {
+            self.position_retry_at = None;
+            self.position_backoff = FIRST_BACKOFF;
+        }
+        self.metrics
+            .set_positioning(self.parts.values().filter(|p| !p.running).count());
+        info!(
+            positioned = started.len(),
+            from_sink = targets.values().filter(|(_, s)| s.is_some()).count(),
+            "partitions positioned"
+        );
+    }
+
+    /// Reads the topic ids of `waiting`'s topics (kept for the next write, and checked
+    /// against the stored ones). A cluster that cannot say keeps the check off.
+    fn refresh_topic_ids(&mut self, waiting: &[TopicPartition]) {
+        if self.store != OffsetStore::Sink {
+            return;
+        }
+        let topics: Vec<String> = waiting
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let brokers = self.config.brokers.clone();
+        match self
+            .handle
+            .block_on(topic_ids::fetch(&brokers, &topics, CHECK_TIMEOUT))
+        {
+            Ok(ids) => {
+                for t in &topics {
+                    match ids.get(t) {
+                        Some(id) => self.topic_ids.insert(t.clone(), id.clone()),
+                        None => self.topic_ids.remove(t),
+                    };
+                }
+            }
+            Err(e) => warn!("cannot read the topic ids ({e}); stored offsets are not checked against them this time"),
+        }
+    }
+
+    fn stored<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        waiting: &[TopicPartition],
+    ) -> Result<BTreeMap<TopicPartition, StoredOffset>, SinkError> {
+        if self.store == OffsetStore::Sink {
+            let group = self.config.group_id.clone();
+            return self.handle.block_on(bounded(
+                CHECK_TIMEOUT,
+                self.sink.stored_offsets(&group, waiting),
+            ));
+        }
+        let tpl = list(waiting.iter().map(|tp| (tp, Offset::Invalid)));
+        let committed = consumer
+            .committed_offsets(tpl, KAFKA_TIMEOUT)
+            .map_err(|e| SinkError::Unavailable(format!("committed offsets: {e}")))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(next) => Some((
+                    (e.topic().to_string(), e.partition()),
+                    StoredOffset {
+                        next,
+                        topic_id: None,
+                    },
+                )),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn same_log(
+        &self,
+        tp: &TopicPartition,
+        stored: &StoredOffset,
+    ) -> Result<(), crate::positions::OtherLog> {
+        match (&stored.topic_id, self.topic_ids.get(&tp.0)) {
+            (Some(was), Some(now)) if was != now => Err(OtherLog {
+                topic: tp.0.clone(),
+                group: self.config.group_id.clone(),
+                detail: format!(
+                    "they were stored under topic id {was}, and the topic's id is now {now}: it was recreated, a --memory broker restarted, or KAFKA_BROKERS points at another cluster"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Where partitions without stored offsets start.
+    fn start_offsets<C: ConsumerContext>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        fresh: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Offset)>, rdkafka::error::KafkaError> {
+        let at = |o: Offset| fresh.iter().map(|tp| (tp.clone(), o)).collect();
+        match self.config.start_from {
+            _ if fresh.is_empty() => Ok(Vec::new()),
+            StartFrom::Earliest => Ok(at(Offset::Beginning)),
+            StartFrom::Latest => Ok(at(Offset::End)),
+            StartFrom::NotOlderThan(age) => {
+                let since = SystemTime::now()
+                    .checked_sub(age)
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64);
+                let tpl = list(fresh.iter().map(|tp| (tp, Offset::Offset(since))));
+                let found = consumer.offsets_for_times(tpl, KAFKA_TIMEOUT)?;
+                Ok(found
+                    .elements()
+                    .iter()
+                    .map(|e| {
+                        let o = match e.offset() {
+                            o @ Offset::Offset(_) => o,
+                            // No record that new: only what comes next.
+                            _ => Offset::End,
+                        };
+                        ((e.topic().to_string(), e.partition()), o)
+                    })
+                    .collect())
+            }
+        }
+    }
+}
