@@ -3,6 +3,9 @@
 use agentbus_client::Topic;
 use agentbus_consumers::config::ConfigError;
 use agentbus_consumers::db_writer::{self, DatabaseSettings, PgSink};
+use agentbus_consumers::metrics_aggregator::query::Api;
+use agentbus_consumers::metrics_aggregator::{self, RedisSettings, RedisSink};
+use agentbus_consumers::Service;
 use agentbus_consumers::{RuntimeConfig, SinkError};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -18,6 +21,9 @@ pub(crate) struct ConsumeArgs {
 enum Group {
     /// Write every event of the eight topics into its PostgreSQL table, exactly once.
     DbWriter(Box<DbWriterArgs>),
+    /// Windows, rollups and rolling counts of the eight topics in Redis, effectively
+    /// once; `/api/metrics` on the HTTP port serves them.
+    MetricsAggregator(Box<MetricsAggregatorArgs>),
 }
 
 /// Settings every consumer takes (flags, or the seeds' environment variables).
@@ -147,6 +153,52 @@ pub(crate) struct DbWriterArgs {
     database: DatabaseArgs,
 }
 
+/// Where Redis is, and the aggregator's key layout.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RedisArgs {
+    /// Redis URL (`redis://[:password@]host:port[/db]`); wins over REDIS_HOST/PORT.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Redis host (localhost).
+    #[arg(long, env = "REDIS_HOST")]
+    redis_host: Option<String>,
+    /// Redis port (6379).
+    #[arg(long, env = "REDIS_PORT")]
+    redis_port: Option<u16>,
+    /// Password (only from the environment).
+    #[arg(skip = std::env::var("REDIS_PASSWORD").ok())]
+    redis_password: Option<String>,
+    /// Put before every key (several deployments on one Redis).
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "")]
+    redis_key_prefix: String,
+    /// Size of the tumbling windows, in seconds (must divide a minute).
+    #[arg(long, env = "WINDOW_SIZE_SECONDS", default_value_t = 5)]
+    window_size_seconds: u32,
+}
+
+impl RedisArgs {
+    pub(crate) fn settings(&self) -> Result<RedisSettings, ConfigError> {
+        let s = RedisSettings {
+            url: self.redis_url.clone(),
+            host: self.redis_host.clone(),
+            port: self.redis_port,
+            password: self.redis_password.clone(),
+            prefix: self.redis_key_prefix.clone(),
+            window_seconds: self.window_size_seconds,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct MetricsAggregatorArgs {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    redis: RedisArgs,
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct MigrateArgs {
     #[command(flatten)]
@@ -157,15 +209,50 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let shutdown = crate::signals::shutdown()?;
     match args.group {
         Group::DbWriter(args) => db_writer(*args, shutdown).await,
+        Group::MetricsAggregator(args) => metrics_aggregator(*args, shutdown).await,
     }
+}
+
+fn all_topics() -> Vec<String> {
+    Topic::ALL.iter().map(|t| t.name().to_string()).collect()
+}
+
+async fn metrics_aggregator(
+    args: MetricsAggregatorArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = args.runtime.config(
+        metrics_aggregator::GROUP,
+        "metrics-aggregator",
+        all_topics(),
+    )?;
+    let settings = args.redis.settings()?;
+    let sink = RedisSink::new(&settings)?;
+    let api = Api::new(
+        &settings.url()?,
+        sink.keys().clone(),
+        settings.window_seconds,
+    )
+    .context("REDIS_URL")?;
+    let mut service = Service::new(config.http_addr).route(api.router());
+    let metrics = service.add(config, sink);
+    service.run(shutdown).await?;
+    tracing::info!(
+        "stopped: {} consumed, {} aggregated, {} sent to the DLQ",
+        metrics.events_received(),
+        metrics.events_written(),
+        metrics.dead_letters()
+    );
+    Ok(())
 }
 
 async fn db_writer(
     args: DbWriterArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let topics = Topic::ALL.iter().map(|t| t.name().to_string()).collect();
-    let config = args.runtime.config(db_writer::GROUP, "db-writer", topics)?;
+    let config = args
+        .runtime
+        .config(db_writer::GROUP, "db-writer", all_topics())?;
     let options = args.database.settings().connect_options()?;
     let pool = db_writer::pool(options.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -6,6 +6,7 @@ mod cluster_args;
 mod consume_cmd;
 mod groups;
 mod log_cmd;
+mod metrics_cmd;
 mod schema_cmd;
 mod signals;
 mod topics_cmd;
@@ -43,10 +44,12 @@ enum Command {
     Broker(Box<broker_cmd::BrokerArgs>),
     /// Measure the broker: startup, idle memory, produce and consume throughput.
     Bench(bench::BenchArgs),
-    /// Run a consumer group: `consume db-writer` writes every event into PostgreSQL.
+    /// Run a consumer group: `consume db-writer` (PostgreSQL), `consume metrics-aggregator` (Redis).
     Consume(consume_cmd::ConsumeArgs),
     /// Apply the PostgreSQL migrations (the db-writer also applies them at start-up).
     Migrate(consume_cmd::MigrateArgs),
+    /// Print the metrics-aggregator's windows and rollups from Redis as a table.
+    Metrics(Box<metrics_cmd::MetricsArgs>),
     /// Inspect consumer groups: list, describe (offsets and lag), delete, reset offsets.
     Groups(groups::GroupsArgs),
     /// Publish an agent-observability event (the seeds' skills), e.g. `log routing-decision …`.
@@ -90,6 +93,7 @@ fn main() -> std::process::ExitCode {
             Command::Consume(args) => consume_cmd::run(args).await,
             Command::Migrate(args) => consume_cmd::migrate(args).await,
             Command::Groups(args) => groups::run(args).await,
+            Command::Metrics(args) => metrics_cmd::run(*args).await,
             Command::Log(args) => log_cmd::run(*args).await,
             Command::Schema(args) => schema_cmd::run(args),
             Command::Topics(args) => topics_cmd::run(args).await,

@@ -22,6 +22,7 @@ pub mod db_writer;
 pub mod dlq;
 pub mod http;
 pub mod metrics;
+pub mod metrics_aggregator;
 mod pipeline;
 mod positions;
 mod rebalance;

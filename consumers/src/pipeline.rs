@@ -162,7 +162,7 @@ impl<S: Sink> Pipeline<S> {
         if let Some(expect) = part.expect {
             if offset < expect {
                 let e = OtherLog::restarted(&self.config.group_id, &tp, expect, offset);
-                error!("{e}");
+                self.metrics.broken();
                 self.fatal.get_or_insert(e.into());
                 return;
             }

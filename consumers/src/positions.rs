@@ -95,7 +95,6 @@ impl<S: Sink> Pipeline<S> {
             match stored.get(tp) {
                 Some(s) => {
                     if let Err(e) = self.same_log(tp, s) {
-                        tracing::error!("{e}");
                         self.metrics.broken();
                         self.fatal.get_or_insert(e.into());
                         return;
