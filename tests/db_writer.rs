@@ -5,10 +5,8 @@ mod common;
 
 use agentbus_testkit::{Broker, Inspect, Postgres};
 use common::db_writer::{self as dbw, DbWriter, Kind};
+use common::outage::Outage;
 use std::collections::BTreeMap;
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "db-writer-group";
@@ -285,86 +283,11 @@ async fn sigkill_three_times_loses_and_duplicates_nothing() {
     assert!(status.success());
 }
 
-/// A TCP proxy in front of PostgreSQL that can be switched off: open connections are
-/// cut and new ones refused.
-struct Outage {
-    port: u16,
-    down: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Outage {
-    fn start(upstream: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let down = Arc::new(AtomicBool::new(false));
-        let open = Arc::new(Mutex::new(Vec::new()));
-        let (d, o) = (down.clone(), open.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().map_while(Result::ok) {
-                if d.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let mut o = o.lock().unwrap();
-                o.push(client.try_clone().unwrap());
-                o.push(server.try_clone().unwrap());
-                for (mut from, mut to) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
-                        let _ = to.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Self { port, down, open }
-    }
-
-    /// A proxy in front of `pg`'s server, and `pg`'s URL through it.
-    fn before(pg: &Postgres) -> (Self, String) {
-        let (upstream, _) = via_port(pg.url(), 0);
-        let outage = Self::start(upstream);
-        let (_, url) = via_port(pg.url(), outage.port);
-        (outage, url)
-    }
-
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-        if down {
-            for s in self.open.lock().unwrap().drain(..) {
-                let _ = s.shutdown(Shutdown::Both);
-            }
-        }
-    }
-}
-
-/// The port of a `postgres://user@host[:port]/db` URL, and the URL with `port` instead
-/// (loopback host).
-fn via_port(url: &str, port: u16) -> (u16, String) {
-    let (scheme, rest) = url.split_once("://").unwrap();
-    let (userinfo, rest) = rest
-        .rsplit_once('@')
-        .map(|(u, r)| (format!("{u}@"), r))
-        .unwrap_or((String::new(), rest));
-    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let old = hostport
-        .rsplit_once(':')
-        .and_then(|(_, p)| p.parse().ok())
-        .unwrap_or(5432);
-    (old, format!("{scheme}://{userinfo}127.0.0.1:{port}/{path}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_outage_pauses_and_resumes_without_dlq() {
     let (broker, pg, _) = setup().await;
     let bootstrap = broker.bootstrap();
-    let (outage, proxied_url) = Outage::before(&pg);
+    let (outage, proxied_url) = Outage::before(pg.url(), 5432);
     let writer = DbWriter::spawn(&bootstrap, &proxied_url, &[]);
     let producer = common::producer(&bootstrap, &[]);
     let events: Vec<dbw::Event> = (0..6_000).map(|i| dbw::event(3, i, 0)).collect();
@@ -658,7 +581,7 @@ async fn migrate_command_applies_the_schema() {
 async fn rebalance_during_an_outage_resumes_afterwards() {
     let (broker, pg, partitions) = setup().await;
     let bootstrap = broker.bootstrap();
-    let (outage, proxied_url) = Outage::before(&pg);
+    let (outage, proxied_url) = Outage::before(pg.url(), 5432);
     let a = DbWriter::spawn(&bootstrap, &proxied_url, &[]);
     tokio::task::block_in_place(|| {
         a.wait_for("a's assignment", MINUTE, |m| {
@@ -741,5 +664,75 @@ async fn a_missing_database_or_table_stops_the_process_naming_it() {
         dbw::stored_offsets(&pg, GROUP).values().sum::<i64>(),
         40,
         "the failed batch is not committed"
+    );
+}
+
+/// A database restored from a backup (or failed over to a replica that lagged) holds
+/// less than the consumer wrote: the next batch does not start at the stored offset,
+/// so the consumer reads again from there instead of storing a jump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restored_from_a_backup_is_read_again_from_its_offsets() {
+    let (broker, pg, _) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let writer = DbWriter::spawn(&bootstrap, pg.url(), &[]);
+    let producer = common::producer(&bootstrap, &[]);
+    let events: Vec<dbw::Event> = (0..6_000).map(|i| dbw::event(9, i, 0)).collect();
+    let tables: Vec<&str> = agentbus_client::Topic::ALL
+        .iter()
+        .map(|t| agentbus_consumers::db_writer::table_name(*t))
+        .chain(["kafka_offsets"])
+        .collect();
+    dbw::produce(&producer, &events[..2_000]).await;
+    wait_caught_up(&broker, &pg, || writer.log()).await;
+    for t in &tables {
+        pg.psql(&format!("CREATE TABLE backup_{t} AS SELECT * FROM {t}"))
+            .unwrap();
+    }
+    dbw::produce(&producer, &events[2_000..4_000]).await;
+    wait_caught_up(&broker, &pg, || writer.log()).await;
+    let restore: Vec<String> = tables
+        .iter()
+        .map(|t| format!("TRUNCATE {t}; INSERT INTO {t} SELECT * FROM backup_{t};"))
+        .collect();
+    pg.psql(&format!("BEGIN; {} COMMIT;", restore.join(" ")))
+        .unwrap();
+    dbw::produce(&producer, &events[4_000..]).await;
+    wait_caught_up(&broker, &pg, || writer.log()).await;
+    assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
+    let text = writer.get("/metrics").1;
+    let rewinds: f64 = dbw::parse_prometheus(&text)
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("agentbus_offset_mismatches_total") && k.contains("direction=\"rewind\"")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert!(rewinds > 0.0, "the gap is counted:\n{text}");
+    let m = writer.metrics();
+    assert!(m["offset_mismatches"].as_u64().unwrap() > 0, "{m}");
+}
+
+/// A table that existed before (the seeds' own schema, say) and differs from what the
+/// db-writer writes stops start-up naming the column, instead of failing every batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_table_that_differs_stops_startup_naming_the_column() {
+    let pg = Postgres::start().await.expect("postgres");
+    pg.psql(
+        "CREATE TABLE agent_actions (id uuid PRIMARY KEY, correlation_id uuid NOT NULL, \
+         agent_name text, action_type text, action_name text, action_details jsonb, \
+         debug_mode boolean, duration_ms integer, metadata jsonb, created_at timestamptz NOT NULL, \
+         tenant text NOT NULL)",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["migrate", "--database-url", pg.url()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("column agent_actions.duration_ms is int4, expected int8")
+            && stderr.contains("column agent_actions.tenant is NOT NULL without a default"),
+        "{stderr}"
     );
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use agentbus_client::{examples, Topic};
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
@@ -103,21 +103,36 @@ pub async fn produce(producer: &FutureProducer, events: &[Event]) {
     }
 }
 
-/// A running `agentbus consume db-writer`.
-pub struct DbWriter {
+/// A running `agentbus consume <group>`.
+pub struct Consumer {
     child: Child,
     port: u16,
     log: Arc<Mutex<String>>,
 }
 
-impl DbWriter {
-    /// Starts one against `bootstrap` and `database_url` with extra `env`, and waits
-    /// for its HTTP endpoints.
+/// A running `agentbus consume db-writer`.
+pub type DbWriter = Consumer;
+
+impl Consumer {
+    /// Starts a db-writer against `bootstrap` and `database_url` with extra `env`, and
+    /// waits for its HTTP endpoints.
     pub fn spawn(bootstrap: &str, database_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut all = vec![("DATABASE_URL", database_url)];
+        all.extend_from_slice(env);
+        Self::spawn_group("db-writer", bootstrap, &all)
+    }
+
+    /// Starts `agentbus consume <group>` against `bootstrap` with `env`, and waits for
+    /// its HTTP endpoints.
+    pub fn spawn_group(group: &str, bootstrap: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_args(&["consume", group], bootstrap, env)
+    }
+
+    /// Starts `agentbus <args>` (a consumer) and waits for its HTTP endpoints.
+    pub fn spawn_args(args: &[&str], bootstrap: &str, env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_agentbus"));
-        cmd.args(["consume", "db-writer"])
+        cmd.args(args)
             .env("KAFKA_BROKERS", bootstrap)
-            .env("DATABASE_URL", database_url)
             .env("HTTP_HOST", "127.0.0.1")
             .env("HTTP_PORT", "0")
             .env("SESSION_TIMEOUT_MS", "6000")
@@ -127,7 +142,7 @@ impl DbWriter {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn agentbus consume db-writer");
+        let mut child = cmd.spawn().expect("spawn agentbus consume");
         let stderr = child.stderr.take().expect("stderr");
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let mut port_tx = Some(port_tx);
@@ -140,7 +155,7 @@ impl DbWriter {
         });
         let port = match port_rx.recv_timeout(Duration::from_secs(60)) {
             Ok(port) => port,
-            Err(_) => panic!("db-writer did not start:\n{}", log.lock().unwrap()),
+            Err(_) => panic!("{args:?} did not start:\n{}", log.lock().unwrap()),
         };
         Self { child, port, log }
     }
@@ -218,7 +233,7 @@ impl DbWriter {
     }
 }
 
-impl Drop for DbWriter {
+impl Drop for Consumer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

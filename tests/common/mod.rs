@@ -115,6 +115,8 @@ pub fn consume_all(
     }
     out
 }
+pub mod aggregator;
 pub mod db_writer;
 pub mod members;
+pub mod outage;
 pub mod raw;

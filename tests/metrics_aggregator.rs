@@ -1,0 +1,533 @@
+//! The metrics-aggregator end to end: the real broker (testkit), the real `agentbus
+//! consume metrics-aggregator` process, a real Redis; every window, rollup and rolling
+//! count checked against a model computed here from the same events.
+
+mod common;
+
+use agentbus_client::Topic;
+use agentbus_testkit::{Broker, Inspect, Redis};
+use common::aggregator::{self as agg, GROUP};
+use common::db_writer::{self as dbw, Consumer};
+use common::outage::Outage;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn setup() -> (Broker, Redis) {
+    let broker = Broker::start().await.expect("broker");
+    let redis = Redis::start().await.expect("redis");
+    dbw::create_topics(&broker.bootstrap()).await;
+    (broker, redis)
+}
+
+fn spawn(broker: &Broker, redis_url: &str, prefix: &str, env: &[(&str, &str)]) -> Consumer {
+    let mut all = vec![("REDIS_URL", redis_url), ("REDIS_KEY_PREFIX", prefix)];
+    all.extend_from_slice(env);
+    Consumer::spawn_group("metrics-aggregator", &broker.bootstrap(), &all)
+}
+
+fn ends(broker: &Broker) -> BTreeMap<(String, i32), i64> {
+    let mut out = BTreeMap::new();
+    for t in Topic::ALL {
+        for p in 0..agentbus_client::catalog::spec(t).partitions {
+            let (_, high, _) = broker.offsets(t.name(), p).expect("partition");
+            if high > 0 {
+                out.insert((t.name().to_string(), p), high);
+            }
+        }
+    }
+    out
+}
+
+/// Waits until Redis stores every partition's log end as the group's next offset.
+async fn wait_caught_up(broker: &Broker, redis: &Redis, context: impl Fn() -> String) {
+    let mut conn = agg::connect(redis.url());
+    common::members::wait_for_showing(
+        "the stored offsets to reach the log ends",
+        90,
+        || agg::stored_offsets(&mut conn, redis.prefix()) == ends(broker),
+        context,
+    )
+    .await;
+}
+
+fn events(run: u32, n: usize, bad_every: usize) -> Vec<dbw::Event> {
+    let now = agg::now_ms();
+    (0..n).map(|i| agg::event(run, i, bad_every, now)).collect()
+}
+
+fn redis_cli_get(url: &str, key: &str) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", url, "GET", key])
+        .output()
+        .expect("redis-cli");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_equal_the_model() {
+    let (broker, redis) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let events = events(1, 10_000, 100);
+    dbw::produce(&common::producer(&bootstrap, &[]), &events).await;
+    let aggregator = spawn(&broker, redis.url(), redis.prefix(), &[]);
+    wait_caught_up(&broker, &redis, || aggregator.log()).await;
+    let m = aggregator.metrics();
+    assert_eq!(m["messages_consumed"], 10_000, "{m}");
+    assert_eq!(m["messages_inserted"], 9_900, "{m}");
+    assert_eq!(m["messages_failed"], 100, "{m}");
+    assert_eq!(m["messages_duplicate"], 0, "{m}");
+
+    let mut conn = agg::connect(redis.url());
+    agg::assert_matches_model(&mut conn, redis.prefix(), &events);
+
+    // The seeds' rolling count, with redis-cli, once a window has closed since.
+    let key = format!("{}metrics:routing:count:5min", redis.prefix());
+    let want = agg::Model::recent(&events, Topic::AgentRoutingDecisions, agg::now_ms(), 300);
+    assert!(want > 1_000, "{want}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while redis_cli_get(redis.url(), &key) != want.to_string() {
+        assert!(
+            Instant::now() < deadline,
+            "{key} = {:?}, model {want}",
+            redis_cli_get(redis.url(), &key)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let hour = format!("{}metrics:tasks:count:1h", redis.prefix());
+    let want_hour = agg::Model::recent(&events, Topic::TaskExecutions, agg::now_ms(), 3600);
+    assert_eq!(redis_cli_get(redis.url(), &hour), want_hour.to_string());
+    let ttl: i64 = redis::cmd("TTL").arg(&key).query(&mut conn).unwrap();
+    assert!(ttl > 0, "every key has a TTL");
+
+    // The query endpoint returns the model's series.
+    let model = agg::Model::of(&events, 5);
+    let to = agg::now_ms() / 1000;
+    let from = to - 4 * 3600;
+    let (status, body) = aggregator.get(&format!(
+        "/api/metrics?topic=tasks&agent=agent-beta&window=1h&from={from}&to={to}"
+    ));
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let series = api["series"].as_array().unwrap();
+    let expected: Vec<(&String, &BTreeMap<String, i64>)> = model
+        .buckets
+        .iter()
+        .filter(|(k, _)| k.starts_with("metrics:{tasks}:agent:agent-beta:1h:"))
+        .collect();
+    assert_eq!(series.len(), expected.len(), "{body}");
+    for (point, (key, fields)) in series.iter().zip(&expected) {
+        let start: i64 = key.rsplit(':').next().unwrap().parse().unwrap();
+        assert_eq!(point["start_unix"], start);
+        assert_eq!(point["count"], fields["count"]);
+        assert_eq!(
+            point["success"],
+            fields.get("success").copied().unwrap_or(0)
+        );
+        assert_eq!(
+            point["failure"],
+            fields.get("failure").copied().unwrap_or(0)
+        );
+        let l = &point["latency"]["total_duration_ms"];
+        assert_eq!(l["sum"], fields["total_duration_ms:sum"]);
+        assert_eq!(l["max"], fields["total_duration_ms:max"]);
+        assert_eq!(point["quality"]["count"], fields["quality:count"]);
+    }
+    let (status, body) = aggregator.get("/api/metrics?topic=nope");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("topic"), "{body}");
+
+    // `agentbus metrics` prints the same buckets.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args([
+            "metrics",
+            "--topic",
+            "routing",
+            "--window",
+            "1h",
+            "--from",
+            &from.to_string(),
+            "--to",
+            &to.to_string(),
+        ])
+        .env("REDIS_URL", redis.url())
+        .env("REDIS_KEY_PREFIX", redis.prefix())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    let hours: Vec<(&String, &BTreeMap<String, i64>)> = model
+        .buckets
+        .iter()
+        .filter(|(k, _)| k.starts_with("metrics:{routing}:1h:"))
+        .collect();
+    assert_eq!(rows.len(), hours.len(), "{table}");
+    for (row, (_, fields)) in rows.iter().zip(&hours) {
+        let count = row.split_whitespace().nth(1).unwrap();
+        assert_eq!(count, fields["count"].to_string(), "{table}");
+    }
+
+    // The bad ones are in the DLQs, with the group's name.
+    let dlq = tokio::task::block_in_place(|| dbw::read_dlq(&bootstrap, 100));
+    assert_eq!(dlq.len(), 100);
+    assert!(dlq
+        .iter()
+        .all(|d| d.headers["__connect.errors.consumer.group"] == GROUP));
+
+    // Prometheus text parses, with the group's series.
+    let (_, text) = aggregator.get("/metrics");
+    let p = dbw::parse_prometheus(&text);
+    assert_eq!(
+        p[&format!("agentbus_events_written_total{{group=\"{GROUP}\"}}")],
+        9_900.0
+    );
+    let (status, _) = tokio::task::block_in_place(|| aggregator.terminate(Duration::from_secs(30)));
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_three_times_counts_nothing_twice() {
+    let (broker, redis) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let events = events(2, 12_000, 0);
+    let env = [("BATCH_SIZE", "50"), ("BATCH_TIMEOUT_MS", "100")];
+    let producer = common::producer(&bootstrap, &[]);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut aggregator = spawn(&broker, redis.url(), redis.prefix(), &env);
+    for round in 0..3u64 {
+        let chunk = &events[(round as usize) * 3_000..(round as usize + 1) * 3_000];
+        dbw::produce(&producer, chunk).await;
+        let wait_ms = 50 + (seed >> (round * 8)) % 400;
+        let seen = tokio::task::block_in_place(|| {
+            let m = aggregator.wait_for("progress", MINUTE, |m| {
+                m["messages_inserted"].as_u64().unwrap_or(0) > 0
+            });
+            std::thread::sleep(Duration::from_millis(wait_ms));
+            m
+        });
+        let pid = aggregator.pid();
+        tokio::task::block_in_place(|| aggregator.kill());
+        eprintln!(
+            "round {round}: killed {pid} after {wait_ms} ms (had applied {})",
+            seen["messages_inserted"]
+        );
+        aggregator = spawn(&broker, redis.url(), redis.prefix(), &env);
+    }
+    dbw::produce(&producer, &events[9_000..]).await;
+    wait_caught_up(&broker, &redis, || aggregator.log()).await;
+    let mut conn = agg::connect(redis.url());
+    agg::assert_matches_model(&mut conn, redis.prefix(), &events);
+    let (status, _) = tokio::task::block_in_place(|| aggregator.terminate(Duration::from_secs(30)));
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_pauses_and_resumes_exactly() {
+    let (broker, redis) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let (outage, proxied) = Outage::before(redis.url(), 6379);
+    let aggregator = spawn(&broker, &proxied, redis.prefix(), &[]);
+    let producer = common::producer(&bootstrap, &[]);
+    let events = events(3, 6_000, 0);
+    dbw::produce(&producer, &events[..2_000]).await;
+    tokio::task::block_in_place(|| {
+        aggregator.wait_for("the first events", MINUTE, |m| {
+            m["messages_inserted"] == 2_000 && m["ready"] == true
+        })
+    });
+    outage.set_down(true);
+    let down_at = Instant::now();
+    let mut saw_503 = false;
+    let mut chunks = events[2_000..4_000].chunks(200);
+    while down_at.elapsed() < Duration::from_secs(10) {
+        if let Some(chunk) = chunks.next() {
+            dbw::produce(&producer, chunk).await;
+        }
+        let (status, _) = tokio::task::block_in_place(|| aggregator.get("/ready"));
+        saw_503 |= status == 503;
+        assert_eq!(
+            aggregator.get("/health").0,
+            200,
+            "an outage is not a broken process"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert!(
+        saw_503,
+        "/ready never turned 503 during the outage\n{}",
+        aggregator.log()
+    );
+    outage.set_down(false);
+    dbw::produce(&producer, &events[4_000..]).await;
+    wait_caught_up(&broker, &redis, || aggregator.log()).await;
+    tokio::task::block_in_place(|| {
+        aggregator.wait_for("/ready again", MINUTE, |m| m["ready"] == true)
+    });
+    let m = aggregator.metrics();
+    assert_eq!(
+        m["messages_failed"], 0,
+        "nothing goes to the DLQ for an outage: {m}"
+    );
+    assert_eq!(aggregator.get("/ready").0, 200);
+    let mut conn = agg::connect(redis.url());
+    agg::assert_matches_model(&mut conn, redis.prefix(), &events);
+    for t in Topic::ALL {
+        let dlq = format!("{}-dlq", t.name());
+        for p in 0..agentbus_client::catalog::spec(t).partitions {
+            if let Some((_, high, _)) = broker.offsets(&dlq, p) {
+                assert_eq!(high, 0, "{dlq} has records");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_split_the_partitions_and_one_stops() {
+    let (broker, redis) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let a = spawn(&broker, redis.url(), redis.prefix(), &[]);
+    let b = spawn(&broker, redis.url(), redis.prefix(), &[]);
+    let partitions: i64 = Topic::ALL
+        .iter()
+        .map(|t| i64::from(agentbus_client::catalog::spec(*t).partitions))
+        .sum();
+    tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + MINUTE;
+        loop {
+            let (na, nb) = (
+                a.metrics()["assigned_partitions"].as_i64().unwrap(),
+                b.metrics()["assigned_partitions"].as_i64().unwrap(),
+            );
+            if na > 0 && nb > 0 && na + nb == partitions {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "assignment {na} + {nb}\n{}\n{}",
+                a.log(),
+                b.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let producer = common::producer(&bootstrap, &[]);
+    let events = events(4, 10_000, 0);
+    dbw::produce(&producer, &events[..5_000]).await;
+    tokio::task::block_in_place(|| {
+        let deadline = Instant::now() + MINUTE;
+        loop {
+            let (wa, wb) = (
+                a.metrics()["messages_inserted"].as_u64().unwrap(),
+                b.metrics()["messages_inserted"].as_u64().unwrap(),
+            );
+            if wa + wb == 5_000 {
+                assert!(wa > 0 && wb > 0, "both write: {wa} + {wb}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "applied {wa} + {wb}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let (status, _) = tokio::task::block_in_place(|| b.terminate(Duration::from_secs(30)));
+    assert!(status.success());
+    tokio::task::block_in_place(|| {
+        a.wait_for("a takes every partition", MINUTE, |m| {
+            m["assigned_partitions"] == partitions
+        })
+    });
+    dbw::produce(&producer, &events[5_000..]).await;
+    wait_caught_up(&broker, &redis, || a.log()).await;
+    let mut conn = agg::connect(redis.url());
+    agg::assert_matches_model(&mut conn, redis.prefix(), &events);
+}
+
+/// Every key under `prefix`, dumped (a backup of the store at this moment).
+fn snapshot(conn: &mut redis::Connection, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(conn)
+        .unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let dump: Vec<u8> = redis::cmd("DUMP").arg(&k).query(conn).unwrap();
+            (k, dump)
+        })
+        .collect()
+}
+
+/// The store as it was at `snapshot` (a failover to a replica that lagged).
+fn restore(conn: &mut redis::Connection, prefix: &str, snapshot: &[(String, Vec<u8>)]) {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(conn)
+        .unwrap();
+    for k in keys {
+        let _: () = redis::cmd("DEL").arg(&k).query(conn).unwrap();
+    }
+    for (k, dump) in snapshot {
+        let _: () = redis::cmd("RESTORE")
+            .arg(k)
+            .arg(0)
+            .arg(dump)
+            .query(conn)
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_lost_writes_is_read_again_from_its_offsets() {
+    let (broker, redis) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let aggregator = spawn(&broker, redis.url(), redis.prefix(), &[]);
+    let producer = common::producer(&bootstrap, &[]);
+    let events = events(5, 6_000, 0);
+    let mut conn = agg::connect(redis.url());
+    dbw::produce(&producer, &events[..2_000]).await;
+    wait_caught_up(&broker, &redis, || aggregator.log()).await;
+    let before = snapshot(&mut conn, redis.prefix());
+    dbw::produce(&producer, &events[2_000..4_000]).await;
+    wait_caught_up(&broker, &redis, || aggregator.log()).await;
+    // Redis fails over to a replica that had only the first 2,000: offsets and
+    // increments both back there.
+    restore(&mut conn, redis.prefix(), &before);
+    dbw::produce(&producer, &events[4_000..]).await;
+    wait_caught_up(&broker, &redis, || aggregator.log()).await;
+    agg::assert_matches_model(&mut conn, redis.prefix(), &events);
+    let (_, text) = aggregator.get("/metrics");
+    let rewinds: f64 = dbw::parse_prometheus(&text)
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("agentbus_offset_mismatches_total") && k.contains("direction=\"rewind\"")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert!(rewinds > 0.0, "the gap is counted:\n{text}");
+    assert!(
+        aggregator
+            .log()
+            .contains("reading again from the sink's offset"),
+        "and logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_topic_stops_the_consumer_instead_of_skipping() {
+    let (broker, redis) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let producer = common::producer(&bootstrap, &[]);
+    let events = events(6, 800, 0);
+    dbw::produce(&producer, &events[..400]).await;
+    let aggregator = spawn(&broker, redis.url(), redis.prefix(), &[]);
+    wait_caught_up(&broker, &redis, || aggregator.log()).await;
+    let (status, _) = tokio::task::block_in_place(|| aggregator.terminate(Duration::from_secs(30)));
+    assert!(status.success());
+
+    // agent-actions deleted and created again; the new one gets as many records as
+    // the old one had (a consumer that trusted the stored offsets would skip them all).
+    let topic = Topic::AgentActions.name();
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+    let opts = rdkafka::admin::AdminOptions::new();
+    admin.delete_topics(&[topic], &opts).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let partitions = agentbus_client::catalog::spec(Topic::AgentActions).partitions;
+    common::create_topic(&bootstrap, topic, partitions, &[]).await;
+    let again: Vec<dbw::Event> = events[400..]
+        .iter()
+        .filter(|e| e.topic == Topic::AgentActions)
+        .cloned()
+        .collect();
+    dbw::produce(&producer, &again).await;
+
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"));
+        cmd.args(["consume", "metrics-aggregator"])
+            .args(extra)
+            .env("KAFKA_BROKERS", &bootstrap)
+            .env("REDIS_URL", redis.url())
+            .env("REDIS_KEY_PREFIX", redis.prefix())
+            .env("HTTP_HOST", "127.0.0.1")
+            .env("HTTP_PORT", "0");
+        cmd
+    };
+    let out = tokio::task::block_in_place(|| {
+        let mut child = run(&[])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + MINUTE;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the consumer did not stop");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    });
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "agent-actions: the offsets consumer group metrics-group stored belong to another log"
+        ) && stderr.contains("--reset-sink-offsets agent-actions"),
+        "{stderr}"
+    );
+    let mut conn = agg::connect(redis.url());
+    let applied = agg::stored_offsets(&mut conn, redis.prefix());
+    assert!(
+        applied.keys().filter(|(t, _)| t == topic).count() > 0,
+        "the old offsets are kept"
+    );
+
+    // With the flag, the new topic is read from its start: everything counted once.
+    let mut cmd = run(&["--reset-sink-offsets", topic]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    wait_caught_up(&broker, &redis, String::new).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut all: Vec<dbw::Event> = events[..400].to_vec();
+    all.extend(again);
+    agg::assert_matches_model(&mut conn, redis.prefix(), &all);
+}
+
+#[test]
+fn bad_settings_stop_startup_naming_them() {
+    let run_with = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"));
+        cmd.args(["consume", "metrics-aggregator"])
+            .args(args)
+            .env("HTTP_PORT", "0");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let run = |env: &[(&str, &str)]| run_with(&[], env);
+    assert!(run(&[("REDIS_URL", "http://nope")]).contains("REDIS_URL"));
+    assert!(run(&[("WINDOW_SIZE_SECONDS", "7")]).contains("WINDOW_SIZE_SECONDS"));
+    assert!(run(&[("START_FROM", "yesterday")]).contains("START_FROM"));
+    assert!(run(&[("REDIS_KEY_PREFIX", "{x}")]).contains("REDIS_KEY_PREFIX"));
+    assert!(run_with(&["--reset-sink-offsets", "nope"], &[]).contains("--reset-sink-offsets"));
+}
