@@ -152,6 +152,18 @@ impl Service {
                 addr: self.http_addr,
                 source,
             })?;
+        self.run_on(listener, shutdown).await
+    }
+
+    /// [`Service::run`] with the HTTP endpoints on a listener the caller bound.
+    pub async fn run_on(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), RuntimeError> {
+        for g in &self.groups {
+            g.config.validate()?;
+        }
         let http_addr = listener.local_addr().unwrap_or(self.http_addr);
         let all: Vec<Arc<Metrics>> = self.groups.iter().map(|g| g.metrics.clone()).collect();
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
