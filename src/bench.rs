@@ -2,7 +2,9 @@
 //! against a broker this command starts as a child process (so its CPU time can be read
 //! from /proc), librdkafka's mock cluster (also in a child process), or any running broker.
 
+mod consumer_run;
 mod db_writer;
+mod metrics_aggregator;
 
 use anyhow::{bail, Context};
 use rdkafka::config::ClientConfig;
@@ -47,6 +49,8 @@ enum What {
     },
     /// Events/s of `agentbus consume db-writer` into PostgreSQL, batch p99 and RSS.
     DbWriter(db_writer::DbWriterBench),
+    /// Events/s of `agentbus consume metrics-aggregator` into Redis, script p99 and RSS.
+    MetricsAggregator(metrics_aggregator::MetricsAggregatorBench),
     /// Serve librdkafka's mock cluster until killed (used by `--target mock`).
     #[command(hide = true)]
     ServeMock {
@@ -300,6 +304,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             size,
         } => latency(&target, rate, seconds, size),
         What::DbWriter(args) => db_writer::run(&args),
+        What::MetricsAggregator(args) => metrics_aggregator::run(&args),
         What::ServeMock { partitions } => serve_mock(partitions),
     })
     .await

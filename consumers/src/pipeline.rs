@@ -63,6 +63,9 @@ pub(crate) struct Pipeline<S> {
     backoff: Duration,
     pub(crate) position_retry_at: Option<Instant>,
     pub(crate) position_backoff: Duration,
+    /// Some partition waits to be positioned (saves a scan of every partition per
+    /// record).
+    pub(crate) positioning: bool,
     last_contact: Instant,
     /// Shutdown has drained (or given up): a final revoke must not try to flush again.
     pub(crate) closed: bool,
@@ -104,6 +107,7 @@ impl<S: Sink> Pipeline<S> {
             backoff: FIRST_BACKOFF,
             position_retry_at: None,
             position_backoff: FIRST_BACKOFF,
+            positioning: false,
             last_contact: Instant::now(),
             closed: false,
             fatal: None,
@@ -138,7 +142,7 @@ impl<S: Sink> Pipeline<S> {
         if let Some(at) = self.sink.deadline() {
             until = until.min(at);
         }
-        if self.parts.values().any(|p| !p.running) {
+        if self.positioning {
             until = until.min(self.position_retry_at.unwrap_or(now));
         }
         until.saturating_duration_since(now)
@@ -190,8 +194,9 @@ impl<S: Sink> Pipeline<S> {
                 partition: msg.partition(),
                 offset,
                 event,
-                // Valid JSON is valid UTF-8.
-                json: String::from_utf8_lossy(bytes).into_owned(),
+                // Valid JSON is valid UTF-8: the check is a fast scan, not a repair.
+                json: String::from_utf8(bytes.to_vec())
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
                 key: msg.key().map(<[u8]>::to_vec),
                 timestamp: msg.timestamp().to_millis(),
                 headers: headers_of(msg),
@@ -215,6 +220,15 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
+    /// Whether the open batch is full or has waited long enough.
+    pub(crate) fn due(&self, now: Instant) -> bool {
+        self.batch.pending() >= self.config.batch_size
+            || self
+                .batch
+                .opened
+                .is_some_and(|o| now >= o + self.config.batch_timeout)
+    }
+
     /// Flushes a full or timed-out batch (or any batch when `force`), retries after a
     /// failure when its backoff is over, ticks the sink at its deadline, and checks an
     /// idle sink now and then.
@@ -233,12 +247,7 @@ impl<S: Sink> Pipeline<S> {
         if self.retry_at.is_some_and(|at| now < at) {
             return;
         }
-        let due = self.batch.pending() >= self.config.batch_size
-            || self
-                .batch
-                .opened
-                .is_some_and(|o| now >= o + self.config.batch_timeout);
-        if !self.is_empty() && (due || force || self.retry_at.is_some()) {
+        if !self.is_empty() && (self.due(now) || force || self.retry_at.is_some()) {
             self.flush(consumer);
         } else if self.is_empty() && now >= self.last_contact + CHECK_EVERY {
             self.last_contact = now;
@@ -375,6 +384,7 @@ impl<S: Sink> Pipeline<S> {
         }
         let _ = consumer.pause(&list([(tp, Offset::Invalid)].into_iter()));
         self.position_retry_at = None;
+        self.positioning = true;
     }
 
     pub(crate) fn fail(&mut self, e: SinkError) {
@@ -478,6 +488,7 @@ impl<S: Sink> Pipeline<S> {
                 .insert((e.topic().to_string(), e.partition()), Part::default());
         }
         self.position_retry_at = None;
+        self.positioning = !self.parts.is_empty();
         self.position_backoff = FIRST_BACKOFF;
         self.publish_assignment();
         info!(partitions = self.parts.len(), "partitions assigned");

@@ -61,6 +61,9 @@ impl<S: Sink> Pipeline<S> {
     /// Positions the partitions that wait for it; retried with backoff while the sink
     /// or the cluster does not answer.
     pub(crate) fn position<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        if !self.positioning {
+            return;
+        }
         let waiting: Vec<TopicPartition> = self
             .parts
             .iter()
@@ -68,7 +71,11 @@ impl<S: Sink> Pipeline<S> {
             .map(|(tp, _)| tp.clone())
             .collect();
         self.metrics.set_positioning(waiting.len());
-        if waiting.is_empty() || self.position_retry_at.is_some_and(|at| Instant::now() < at) {
+        if waiting.is_empty() {
+            self.positioning = false;
+            return;
+        }
+        if self.position_retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
         self.refresh_topic_ids(&waiting);
@@ -115,6 +122,7 @@ impl<S: Sink> Pipeline<S> {
                 return;
             }
         }
+        tracing::debug!(?targets, "seeking");
         let tpl = list(targets.iter().map(|(tp, (o, _))| (tp, *o)));
         let sought = match consumer.seek_partitions(tpl, KAFKA_TIMEOUT) {
             Ok(sought) => sought,
@@ -153,8 +161,13 @@ impl<S: Sink> Pipeline<S> {
             if let Err(e) = consumer.resume(&tpl) {
                 warn!("cannot resume the positioned partitions: {e}");
             }
+            // librdkafka's broker threads notice a resume only when they next wake
+            // (up to a second later); a request to each leader wakes them now.
+            let nudge = list(started.iter().map(|tp| (tp, Offset::End)));
+            let _ = consumer.offsets_for_times(nudge, KAFKA_TIMEOUT);
         }
         if self.parts.values().all(|p| p.running) {
+            self.positioning = false;
             self.position_retry_at = None;
             self.position_backoff = FIRST_BACKOFF;
         }
@@ -245,37 +258,41 @@ impl<S: Sink> Pipeline<S> {
         }
     }
 
-    /// Where partitions without stored offsets start.
+    /// Where partitions without stored offsets start, as offsets (one ListOffsets
+    /// round: Kafka's timestamps -2 and -1 ask for the log start and end; a seek to a
+    /// logical offset would make librdkafka look it up again on its own timer).
     fn start_offsets<C: ConsumerContext>(
         &self,
         consumer: &BaseConsumer<C>,
         fresh: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, Offset)>, rdkafka::error::KafkaError> {
-        let at = |o: Offset| fresh.iter().map(|tp| (tp.clone(), o)).collect();
-        match self.config.start_from {
-            _ if fresh.is_empty() => Ok(Vec::new()),
-            StartFrom::Earliest => Ok(at(Offset::Beginning)),
-            StartFrom::Latest => Ok(at(Offset::End)),
-            StartFrom::NotOlderThan(age) => {
-                let since = SystemTime::now()
+        if fresh.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The logical offsets stand for the timestamps -2 and -1 here.
+        let timestamp = match self.config.start_from {
+            StartFrom::Earliest => Offset::Beginning,
+            StartFrom::Latest => Offset::End,
+            StartFrom::NotOlderThan(age) => Offset::Offset(
+                SystemTime::now()
                     .checked_sub(age)
                     .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_millis() as i64);
-                let tpl = list(fresh.iter().map(|tp| (tp, Offset::Offset(since))));
-                let found = consumer.offsets_for_times(tpl, KAFKA_TIMEOUT)?;
-                Ok(found
-                    .elements()
-                    .iter()
-                    .map(|e| {
-                        let o = match e.offset() {
-                            o @ Offset::Offset(_) => o,
-                            // No record that new: only what comes next.
-                            _ => Offset::End,
-                        };
-                        ((e.topic().to_string(), e.partition()), o)
-                    })
-                    .collect())
-            }
-        }
+                    .map_or(0, |d| d.as_millis() as i64),
+            ),
+        };
+        let tpl = list(fresh.iter().map(|tp| (tp, timestamp)));
+        let found = consumer.offsets_for_times(tpl, KAFKA_TIMEOUT)?;
+        Ok(found
+            .elements()
+            .iter()
+            .map(|e| {
+                let o = match e.offset() {
+                    o @ Offset::Offset(_) => o,
+                    // No record that new: only what comes next.
+                    _ => Offset::End,
+                };
+                ((e.topic().to_string(), e.partition()), o)
+            })
+            .collect())
     }
 }

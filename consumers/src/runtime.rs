@@ -345,10 +345,21 @@ fn consume<S: Sink>(
             continue;
         }
         let timeout = consumer.context().pipeline().poll_timeout();
-        match consumer.poll(timeout) {
-            Some(Ok(msg)) => consumer.context().pipeline().accept(&consumer, &msg),
-            Some(Err(e)) => warn!("consume error: {e}"),
-            None => {}
+        // Take what librdkafka has queued, up to a batch, before the next flush check.
+        let mut wait = timeout;
+        loop {
+            match consumer.poll(wait) {
+                Some(Ok(msg)) => {
+                    let mut p = consumer.context().pipeline();
+                    p.accept(&consumer, &msg);
+                    if p.due(Instant::now()) {
+                        break;
+                    }
+                }
+                Some(Err(e)) => warn!("consume error: {e}"),
+                None => break,
+            }
+            wait = Duration::ZERO;
         }
         let mut p = consumer.context().pipeline();
         p.position(&consumer);

@@ -83,66 +83,142 @@ pub fn latency_bucket(ms: u64) -> usize {
         .unwrap_or(LATENCY_BUCKETS.len())
 }
 
-/// An update of one field.
+/// The latency figures of one field in one bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// Add.
-    Incr(i64),
-    /// Keep the smaller.
-    Min(i64),
-    /// Keep the larger.
-    Max(i64),
+pub struct Latency {
+    /// Events that had the field.
+    pub count: i64,
+    /// Sum (ms).
+    pub sum: i64,
+    /// Smallest (ms).
+    pub min: i64,
+    /// Largest (ms).
+    pub max: i64,
+    /// Events per histogram bucket ([`LATENCY_BUCKETS`], then `+Inf`).
+    pub buckets: [i64; LATENCY_BUCKETS.len() + 1],
 }
 
-impl Op {
-    fn merge(&mut self, other: Op) {
-        *self = match (*self, other) {
-            (Op::Incr(a), Op::Incr(b)) => Op::Incr(a.saturating_add(b)),
-            (Op::Min(a), Op::Min(b)) => Op::Min(a.min(b)),
-            (Op::Max(a), Op::Max(b)) => Op::Max(a.max(b)),
-            (_, b) => b,
-        };
-    }
-
-    /// The script's code and value.
-    pub fn code(self) -> (&'static str, i64) {
-        match self {
-            Op::Incr(v) => ("i", v),
-            Op::Min(v) => ("n", v),
-            Op::Max(v) => ("x", v),
+impl Latency {
+    fn new() -> Self {
+        Self {
+            count: 0,
+            sum: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+            buckets: [0; LATENCY_BUCKETS.len() + 1],
         }
     }
+
+    fn add(&mut self, ms: u64) {
+        let v = i64::try_from(ms).unwrap_or(i64::MAX);
+        self.count += 1;
+        self.sum = self.sum.saturating_add(v);
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        self.buckets[latency_bucket(ms)] += 1;
+    }
 }
 
-/// The summed updates of one partition batch: per key, its TTL and its fields; and
-/// the members to add to sets.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Deltas {
-    /// Hash key → (TTL seconds, field → update).
-    pub hashes: BTreeMap<String, (i64, BTreeMap<String, Op>)>,
-    /// Set key → members.
-    pub sets: BTreeMap<String, std::collections::BTreeSet<String>>,
+/// What a batch adds to one bucket.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields {
+    /// Events.
+    pub count: i64,
+    /// Latency fields by name.
+    pub latency: BTreeMap<&'static str, Latency>,
+    /// Successes.
+    pub success: i64,
+    /// Failures.
+    pub failure: i64,
+    /// Events with a quality score.
+    pub quality_count: i64,
+    /// Their scores summed, in millionths.
+    pub quality_sum_micro: i64,
+    /// Router cache hits.
+    pub cache_hits: i64,
 }
 
-impl Deltas {
-    fn update(&mut self, key: &str, ttl: i64, field: String, op: Op) {
-        let entry = match self.hashes.get_mut(key) {
-            Some(e) => e,
-            None => self
-                .hashes
-                .entry(key.to_string())
-                .or_insert_with(|| (ttl, BTreeMap::new())),
-        };
-        entry
-            .1
-            .entry(field)
-            .and_modify(|o| o.merge(op))
-            .or_insert(op);
+/// An update of one hash field, as the script takes it: (field, op, value) with op
+/// `i` (add), `n` (keep the smaller) or `x` (keep the larger).
+pub type Update = (String, &'static str, i64);
+
+impl Fields {
+    fn add(&mut self, f: &Facts<'_>) {
+        self.count += 1;
+        for (name, ms) in &f.latencies {
+            self.latency
+                .entry(name)
+                .or_insert_with(Latency::new)
+                .add(*ms);
+        }
+        match f.success {
+            Some(true) => self.success += 1,
+            Some(false) => self.failure += 1,
+            None => {}
+        }
+        if let Some(q) = f.quality {
+            self.quality_count += 1;
+            self.quality_sum_micro += (q * QUALITY_SCALE).round() as i64;
+        }
+        if f.cache_hit == Some(true) {
+            self.cache_hits += 1;
+        }
     }
 
+    /// The hash updates, zeros left out.
+    pub fn updates(&self) -> Vec<Update> {
+        let mut out: Vec<Update> = Vec::with_capacity(8 + 20 * self.latency.len());
+        let mut add = |field: &str, v: i64| {
+            if v != 0 {
+                out.push((field.to_string(), "i", v));
+            }
+        };
+        add("count", self.count);
+        add("success", self.success);
+        add("failure", self.failure);
+        add("quality:count", self.quality_count);
+        add("quality:sum_micro", self.quality_sum_micro);
+        add("cache_hit", self.cache_hits);
+        for (name, l) in &self.latency {
+            out.push((format!("{name}:count"), "i", l.count));
+            out.push((format!("{name}:sum"), "i", l.sum));
+            out.push((format!("{name}:min"), "n", l.min));
+            out.push((format!("{name}:max"), "x", l.max));
+            for (i, n) in l.buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
+                out.push((format!("{name}:b{i}"), "i", *n));
+            }
+        }
+        // A quality score of exactly 0 still counts.
+        if self.quality_count > 0 && self.quality_sum_micro == 0 {
+            out.push(("quality:sum_micro".into(), "i", 0));
+        }
+        out
+    }
+}
+
+/// A bucket of one topic: the topic's own series or one agent's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BucketId<'a> {
+    /// The agent, for an agent's series.
+    pub agent: Option<&'a str>,
+    /// The resolution.
+    pub res: Resolution,
+    /// The start (Unix seconds).
+    pub start: i64,
+}
+
+/// What the records of one partition batch add, summed per bucket.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Deltas<'a> {
+    /// Bucket → what it gains.
+    pub buckets: BTreeMap<BucketId<'a>, Fields>,
+    /// Agents seen.
+    pub agents: std::collections::BTreeSet<&'a str>,
+}
+
+impl<'a> Deltas<'a> {
     /// Adds one record's contributions to every bucket it falls in.
-    pub fn add(&mut self, keys: &Keys, window: u32, record: &Record) {
-        let topic = record.topic;
+    pub fn add(&mut self, window: u32, record: &'a Record) {
         let ms = record
             .event
             .timestamp_millis()
@@ -150,45 +226,26 @@ impl Deltas {
             .unwrap_or(0);
         let f = facts(&record.event);
         if let Some(agent) = f.agent {
-            self.sets
-                .entry(keys.agents(topic))
-                .or_default()
-                .insert(agent.to_string());
+            self.agents.insert(agent);
         }
         for res in Resolution::all(window) {
             let start = res.bucket(ms);
-            let ttl = res.ttl_seconds();
-            let series = std::iter::once(None).chain(f.agent.map(Some));
-            for agent in series {
-                let key = keys.bucket(topic, agent, res, start);
-                self.update(&key, ttl, "count".into(), Op::Incr(1));
-                for (name, v) in &f.latencies {
-                    let v = i64::try_from(*v).unwrap_or(i64::MAX);
-                    self.update(&key, ttl, format!("{name}:count"), Op::Incr(1));
-                    self.update(&key, ttl, format!("{name}:sum"), Op::Incr(v));
-                    self.update(&key, ttl, format!("{name}:min"), Op::Min(v));
-                    self.update(&key, ttl, format!("{name}:max"), Op::Max(v));
-                    let b = latency_bucket(v as u64);
-                    self.update(&key, ttl, format!("{name}:b{b}"), Op::Incr(1));
-                }
-                if let Some(ok) = f.success {
-                    let field = if ok { "success" } else { "failure" };
-                    self.update(&key, ttl, field.into(), Op::Incr(1));
-                }
-                if let Some(q) = f.quality {
-                    self.update(&key, ttl, "quality:count".into(), Op::Incr(1));
-                    let micro = (q * QUALITY_SCALE).round() as i64;
-                    self.update(&key, ttl, "quality:sum_micro".into(), Op::Incr(micro));
-                }
-                if f.cache_hit == Some(true) {
-                    self.update(&key, ttl, "cache_hit".into(), Op::Incr(1));
-                }
+            for agent in std::iter::once(None).chain(f.agent.map(Some)) {
+                self.buckets
+                    .entry(BucketId { agent, res, start })
+                    .or_default()
+                    .add(&f);
             }
         }
     }
 
-    /// TTL of a set key.
-    pub fn set_ttl() -> i64 {
+    /// The key of `id` on `topic`.
+    pub fn key(keys: &Keys, topic: agentbus_client::Topic, id: &BucketId<'_>) -> String {
+        keys.bucket(topic, id.agent, id.res, id.start)
+    }
+
+    /// TTL of the agents set.
+    pub fn agents_ttl() -> i64 {
         AGENTS_TTL
     }
 }
@@ -214,27 +271,36 @@ mod tests {
 
     #[test]
     fn a_task_execution_counts_in_every_resolution_and_for_its_agent() {
-        let mut d = Deltas::default();
         let r = record(Topic::TaskExecutions);
-        d.add(&Keys::new(""), 5, &r);
-        d.add(&Keys::new(""), 5, &r);
+        let mut d = Deltas::default();
+        d.add(5, &r);
+        d.add(5, &r);
         // 4 resolutions, topic and agent.
-        assert_eq!(d.hashes.len(), 8);
+        assert_eq!(d.buckets.len(), 8);
         let ms = r.event.timestamp_millis().unwrap();
-        let key = Keys::new("").bucket(
-            Topic::TaskExecutions,
-            None,
-            Resolution::Window(5),
-            Resolution::Window(5).bucket(ms),
+        let id = BucketId {
+            agent: None,
+            res: Resolution::Window(5),
+            start: Resolution::Window(5).bucket(ms),
+        };
+        let u = d.buckets[&id].updates();
+        let get = |f: &str| {
+            u.iter()
+                .find(|(n, _, _)| n == f)
+                .map(|(_, op, v)| (*op, *v))
+        };
+        assert_eq!(get("count"), Some(("i", 2)));
+        assert_eq!(get("success"), Some(("i", 2)));
+        assert_eq!(get("failure"), None);
+        assert_eq!(get("total_duration_ms:sum"), Some(("i", 2 * 15_400)));
+        assert_eq!(get("total_duration_ms:min"), Some(("n", 15_400)));
+        assert_eq!(get("total_duration_ms:b11"), Some(("i", 2)));
+        assert_eq!(get("quality:sum_micro"), Some(("i", 2 * 920_000)));
+        assert_eq!(
+            Deltas::key(&Keys::new(""), Topic::TaskExecutions, &id),
+            format!("metrics:{{tasks}}:5s:{}", id.start)
         );
-        let (ttl, fields) = &d.hashes[&key];
-        assert_eq!(*ttl, 86_400);
-        assert_eq!(fields["count"], Op::Incr(2));
-        assert_eq!(fields["success"], Op::Incr(2));
-        assert_eq!(fields["total_duration_ms:sum"], Op::Incr(2 * 15_400));
-        assert_eq!(fields["total_duration_ms:min"], Op::Min(15_400));
-        assert_eq!(fields["total_duration_ms:b11"], Op::Incr(2));
-        assert_eq!(fields["quality:sum_micro"], Op::Incr(2 * 920_000));
+        assert_eq!(d.agents.len(), 1);
     }
 
     #[test]

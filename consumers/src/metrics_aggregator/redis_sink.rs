@@ -210,31 +210,37 @@ impl RedisSink {
         topic: Topic,
         partition: i32,
         range: &crate::sink::Range,
-        deltas: &Deltas,
+        deltas: &Deltas<'_>,
     ) -> redis::Cmd {
+        let with_agents = !deltas.agents.is_empty();
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash())
-            .arg(1 + deltas.hashes.len() + deltas.sets.len())
+            .arg(1 + deltas.buckets.len() + usize::from(with_agents))
             .arg(self.keys.offsets(topic, group));
-        for key in deltas.hashes.keys().chain(deltas.sets.keys()) {
-            cmd.arg(key);
+        for id in deltas.buckets.keys() {
+            cmd.arg(Deltas::key(&self.keys, topic, id));
+        }
+        if with_agents {
+            cmd.arg(self.keys.agents(topic));
         }
         cmd.arg(partition)
             .arg(range.from.map(|f| f.to_string()).unwrap_or_default())
             .arg(range.next)
             .arg(range.topic_id.as_deref().unwrap_or(""))
             .arg(OFFSETS_TTL);
-        for (ttl, fields) in deltas.hashes.values() {
-            cmd.arg("h").arg(*ttl).arg(fields.len());
-            for (field, op) in fields {
-                let (code, v) = op.code();
-                cmd.arg(field).arg(code).arg(v);
+        for (id, fields) in &deltas.buckets {
+            let updates = fields.updates();
+            cmd.arg("h").arg(id.res.ttl_seconds()).arg(updates.len());
+            for (field, op, v) in updates {
+                cmd.arg(field).arg(op).arg(v);
             }
         }
-        for members in deltas.sets.values() {
-            cmd.arg("s").arg(Deltas::set_ttl()).arg(members.len());
-            for m in members {
-                cmd.arg(m);
+        if with_agents {
+            cmd.arg("s")
+                .arg(Deltas::agents_ttl())
+                .arg(deltas.agents.len());
+            for a in &deltas.agents {
+                cmd.arg(*a);
             }
         }
         cmd
@@ -331,7 +337,7 @@ impl Sink for RedisSink {
     }
 
     async fn write(&mut self, batch: &Batch<'_>) -> Result<WriteOutcome, SinkError> {
-        let mut per_partition: BTreeMap<&TopicPartition, (Deltas, u64)> = batch
+        let mut per_partition: BTreeMap<&TopicPartition, (Deltas<'_>, u64)> = batch
             .ranges
             .keys()
             .map(|tp| (tp, (Deltas::default(), 0)))
@@ -339,7 +345,7 @@ impl Sink for RedisSink {
         for r in batch.records {
             let tp = (r.topic.name().to_string(), r.partition);
             if let Some((d, n)) = per_partition.get_mut(&tp) {
-                d.add(&self.keys, self.window, r);
+                d.add(self.window, r);
                 *n += 1;
             }
         }
