@@ -47,7 +47,7 @@ pub fn event(run: u32, i: usize, bad_every: usize, now: i64) -> dbw::Event {
     }
     let mut v: Value = serde_json::from_slice(&e.value).unwrap();
     let n = i as u64;
-    let ts = if i % 10 == 0 {
+    let ts = if i.is_multiple_of(10) {
         now - 7_200_000 - ((n * 7919) % 3_600_000) as i64
     } else {
         now - 30_000 - ((n * 7919) % 120_000) as i64
@@ -57,7 +57,7 @@ pub fn event(run: u32, i: usize, bad_every: usize, now: i64) -> dbw::Event {
     match e.topic {
         Topic::AgentActions => {
             v["agent_name"] = agent.into();
-            if i % 4 == 0 {
+            if i.is_multiple_of(4) {
                 v.as_object_mut().unwrap().remove("duration_ms");
             } else {
                 v["duration_ms"] = ((n * 37) % 5_000).into();
@@ -70,16 +70,16 @@ pub fn event(run: u32, i: usize, bad_every: usize, now: i64) -> dbw::Event {
         Topic::AgentTransformationEvents => {
             v["target_agent"] = agent.into();
             v["transformation_duration_ms"] = ((n * 17) % 900).into();
-            v["success"] = (i % 5 != 0).into();
+            v["success"] = (!i.is_multiple_of(5)).into();
         }
         Topic::RouterPerformanceMetrics => {
             v["routing_duration_ms"] = ((n * 11) % 300).into();
-            v["cache_hit"] = (i % 3 == 0).into();
+            v["cache_hit"] = i.is_multiple_of(3).into();
         }
         Topic::TaskExecutions => {
             v["agent_name"] = agent.into();
             v["total_duration_ms"] = ((n * 101) % 70_000).into();
-            v["success"] = (i % 4 != 0).into();
+            v["success"] = (!i.is_multiple_of(4)).into();
             v["quality_score"] = (((n * 7) % 101) as f64 / 100.0).into();
         }
         Topic::CodeQualityMetrics => {
