@@ -300,28 +300,7 @@ async fn postgres_outage_pauses_and_resumes_without_dlq() {
     });
 
     // Ten seconds without PostgreSQL, with events arriving.
-    outage.set_down(true);
-    let down_at = Instant::now();
-    let mut saw_503 = false;
-    let mut chunks = events[2_000..4_000].chunks(200);
-    while down_at.elapsed() < Duration::from_secs(10) {
-        if let Some(chunk) = chunks.next() {
-            dbw::produce(&producer, chunk).await;
-        }
-        let (status, _) = tokio::task::block_in_place(|| writer.get("/ready"));
-        saw_503 |= status == 503;
-        assert_eq!(
-            writer.get("/health").0,
-            200,
-            "an outage is not a broken process"
-        );
-        tokio::time::sleep(Duration::from_millis(400)).await;
-    }
-    assert!(
-        saw_503,
-        "/ready never turned 503 during the outage\n{}",
-        writer.log()
-    );
+    dbw::ten_seconds_down(&outage, &writer, &producer, &events[2_000..4_000]).await;
     let during = writer.metrics();
     assert_eq!(
         during["messages_failed"], 0,
@@ -373,45 +352,11 @@ async fn two_instances_split_the_partitions_and_one_takes_over() {
     let bootstrap = broker.bootstrap();
     let a = DbWriter::spawn(&bootstrap, pg.url(), &[]);
     let b = DbWriter::spawn(&bootstrap, pg.url(), &[]);
-    tokio::task::block_in_place(|| {
-        let deadline = Instant::now() + MINUTE;
-        loop {
-            let (ma, mb) = (a.metrics(), b.metrics());
-            let (na, nb) = (
-                ma["assigned_partitions"].as_i64().unwrap(),
-                mb["assigned_partitions"].as_i64().unwrap(),
-            );
-            if na > 0 && nb > 0 && na + nb == partitions as i64 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "assignment {na} + {nb}\n{}\n{}",
-                a.log(),
-                b.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
+    tokio::task::block_in_place(|| dbw::wait_split(&a, &b, i64::from(partitions)));
     let producer = common::producer(&bootstrap, &[]);
     let events: Vec<dbw::Event> = (0..10_000).map(|i| dbw::event(4, i, 0)).collect();
     dbw::produce(&producer, &events[..5_000]).await;
-    tokio::task::block_in_place(|| {
-        let deadline = Instant::now() + MINUTE;
-        loop {
-            let (ma, mb) = (a.metrics(), b.metrics());
-            let (wa, wb) = (
-                ma["messages_inserted"].as_u64().unwrap(),
-                mb["messages_inserted"].as_u64().unwrap(),
-            );
-            if wa + wb == 5_000 {
-                assert!(wa > 0 && wb > 0, "both write: {wa} + {wb}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "inserted {wa} + {wb}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    });
+    tokio::task::block_in_place(|| dbw::wait_written_by_both(&a, &b, 5_000));
     let (status, _) = tokio::task::block_in_place(|| b.terminate(Duration::from_secs(30)));
     assert!(status.success());
     tokio::task::block_in_place(|| {
@@ -700,13 +645,11 @@ async fn a_database_restored_from_a_backup_is_read_again_from_its_offsets() {
     wait_caught_up(&broker, &pg, || writer.log()).await;
     assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
     let text = writer.get("/metrics").1;
-    let rewinds: f64 = dbw::parse_prometheus(&text)
-        .iter()
-        .filter(|(k, _)| {
-            k.starts_with("agentbus_offset_mismatches_total") && k.contains("direction=\"rewind\"")
-        })
-        .map(|(_, v)| v)
-        .sum();
+    let rewinds = dbw::sum_samples(
+        &text,
+        "agentbus_offset_mismatches_total",
+        "direction=\"rewind\"",
+    );
     assert!(rewinds > 0.0, "the gap is counted:\n{text}");
     let m = writer.metrics();
     assert!(m["offset_mismatches"].as_u64().unwrap() > 0, "{m}");

@@ -29,7 +29,8 @@ use tracing::{debug, error, info, warn};
 
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// How often an idle consumer checks that its sink is reachable (for `/ready`).
+/// How often an idle consumer checks that its sink is reachable (for `/ready`) and
+/// still holds its offsets.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Longest a batch write (DLQ acknowledgements included) may take before it counts as
 /// an outage.
@@ -251,13 +252,7 @@ impl<S: Sink> Pipeline<S> {
             self.flush(consumer);
         } else if self.is_empty() && now >= self.last_contact + CHECK_EVERY {
             self.last_contact = now;
-            let result = self
-                .handle
-                .block_on(bounded(CHECK_TIMEOUT, self.sink.check()));
-            self.metrics.set_sink_ok(result.is_ok());
-            if let Err(e @ SinkError::Fatal(_)) = result {
-                self.fail(e);
-            }
+            self.check_idle(consumer);
         }
     }
 
@@ -357,7 +352,7 @@ impl<S: Sink> Pipeline<S> {
 
     /// The sink holds `stored` for `tp`, not the `from` the batch began at: read the
     /// partition again from what the sink holds (asked anew), never store a jump.
-    fn mismatch<C: ConsumerContext>(
+    pub(crate) fn mismatch<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         tp: &TopicPartition,

@@ -180,6 +180,47 @@ impl<S: Sink> Pipeline<S> {
         );
     }
 
+    /// While no batch is open: the sink is reachable (for `/ready`), and still holds the
+    /// offsets this member stored, so that a store that lost writes while nothing flowed
+    /// (a Redis restarted without persistence, a restored database) is read again now,
+    /// not at the partition's next record.
+    pub(crate) fn check_idle<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let running: Vec<TopicPartition> = self
+            .parts
+            .iter()
+            .filter(|(_, p)| p.running)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        if self.store != OffsetStore::Sink || self.sink.buffers() || running.is_empty() {
+            let result = self
+                .handle
+                .block_on(bounded(CHECK_TIMEOUT, self.sink.check()));
+            self.metrics.set_sink_ok(result.is_ok());
+            if let Err(e @ SinkError::Fatal(_)) = result {
+                self.fail(e);
+            }
+            return;
+        }
+        let group = self.config.group_id.clone();
+        let result = self.handle.block_on(bounded(
+            CHECK_TIMEOUT,
+            self.sink.stored_offsets(&group, &running),
+        ));
+        self.metrics.set_sink_ok(result.is_ok());
+        let stored = match result {
+            Ok(stored) => stored,
+            Err(e @ SinkError::Fatal(_)) => return self.fail(e),
+            Err(_) => return,
+        };
+        for tp in running {
+            let held = stored.get(&tp).map(|s| s.next);
+            let from = self.parts.get(&tp).and_then(|p| p.from);
+            if held != from {
+                self.mismatch(consumer, &tp, from, held);
+            }
+        }
+    }
+
     /// Reads the topic ids of `waiting`'s topics (kept for the next write, and checked
     /// against the stored ones). A cluster that cannot say keeps the check off.
     fn refresh_topic_ids(&mut self, waiting: &[TopicPartition]) {

@@ -15,17 +15,9 @@ const BOUNDS: [i64; 13] = [
 ];
 const AGENTS: [&str; 3] = ["agent-alpha", "agent-beta", "agent:gamma"];
 
+/// The short name of a topic in keys (the seeds' `metrics:routing:count:5min`).
 pub fn short(topic: Topic) -> &'static str {
-    match topic {
-        Topic::AgentActions => "actions",
-        Topic::AgentRoutingDecisions => "routing",
-        Topic::AgentTransformationEvents => "transformations",
-        Topic::RouterPerformanceMetrics => "router",
-        Topic::TaskExecutions => "tasks",
-        Topic::CodeQualityMetrics => "quality",
-        Topic::SuccessPatterns => "successes",
-        Topic::FailurePatterns => "failures",
-    }
+    agentbus_consumers::metrics_aggregator::short_name(topic)
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -391,3 +391,85 @@ pub fn read_dlq(bootstrap: &str, expected: usize) -> Vec<DeadRecord> {
     }
     out
 }
+
+/// Cuts the consumer's store off for ten seconds while `events` keep arriving: `/ready`
+/// must turn 503 and `/health` stay 200 (an outage is not a broken process).
+pub async fn ten_seconds_down(
+    outage: &super::outage::Outage,
+    consumer: &Consumer,
+    producer: &FutureProducer,
+    events: &[Event],
+) {
+    outage.set_down(true);
+    let down_at = Instant::now();
+    let mut saw_503 = false;
+    let mut chunks = events.chunks(200);
+    while down_at.elapsed() < Duration::from_secs(10) {
+        if let Some(chunk) = chunks.next() {
+            produce(producer, chunk).await;
+        }
+        let (status, _) = tokio::task::block_in_place(|| consumer.get("/ready"));
+        saw_503 |= status == 503;
+        assert_eq!(
+            consumer.get("/health").0,
+            200,
+            "an outage is not a broken process"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    for chunk in chunks {
+        produce(producer, chunk).await;
+    }
+    assert!(
+        saw_503,
+        "/ready never turned 503 during the outage\n{}",
+        consumer.log()
+    );
+}
+
+/// Waits until `a` and `b` both hold partitions and together all `partitions`.
+pub fn wait_split(a: &Consumer, b: &Consumer, partitions: i64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (na, nb) = (
+            a.metrics()["assigned_partitions"].as_i64().unwrap(),
+            b.metrics()["assigned_partitions"].as_i64().unwrap(),
+        );
+        if na > 0 && nb > 0 && na + nb == partitions {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "assignment {na} + {nb}\n{}\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `a` and `b` have written `n` events between them, both some.
+pub fn wait_written_by_both(a: &Consumer, b: &Consumer, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (wa, wb) = (
+            a.metrics()["messages_inserted"].as_u64().unwrap(),
+            b.metrics()["messages_inserted"].as_u64().unwrap(),
+        );
+        if wa + wb == n {
+            assert!(wa > 0 && wb > 0, "both write: {wa} + {wb}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "written {wa} + {wb}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The sum of the samples of `name` whose labels contain `label`.
+pub fn sum_samples(text: &str, name: &str, label: &str) -> f64 {
+    parse_prometheus(text)
+        .iter()
+        .filter(|(k, _)| k.starts_with(name) && k.contains(label))
+        .map(|(_, v)| v)
+        .sum()
+}
