@@ -17,6 +17,7 @@
 //!   (`agentbus consume metrics-aggregator`).
 
 mod batch;
+mod commits;
 pub mod config;
 pub mod db_writer;
 pub mod dlq;
