@@ -488,3 +488,138 @@ fn bad_settings_stop_startup_naming_them() {
     assert!(run(&[("REDIS_KEY_PREFIX", "{x}")]).contains("REDIS_KEY_PREFIX"));
     assert!(run_with(&["--reset-sink-offsets", "nope"], &[]).contains("--reset-sink-offsets"));
 }
+
+fn with_timestamp(e: &dbw::Event, ms: i64) -> (dbw::Event, i64) {
+    (e.clone(), ms)
+}
+
+/// Produces each event with its own record timestamp.
+async fn produce_at(producer: &rdkafka::producer::FutureProducer, events: &[(dbw::Event, i64)]) {
+    let mut pending = Vec::with_capacity(events.len());
+    for (e, ms) in events {
+        let record = rdkafka::producer::FutureRecord::to(e.topic.name())
+            .key(&e.key)
+            .payload(&e.value)
+            .timestamp(*ms);
+        pending.push(
+            producer
+                .send_result(record)
+                .map_err(|(e, _)| e)
+                .expect("enqueue"),
+        );
+    }
+    for p in pending {
+        p.await.expect("delivery").expect("acked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_group_starts_where_start_from_says() {
+    let (broker, redis) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let producer = common::producer(&bootstrap, &[]);
+    let now = agg::now_ms();
+    let events = events(7, 1_200, 0);
+    // Records of two hours ago, then of now, in every partition.
+    let old: Vec<(dbw::Event, i64)> = events[..400]
+        .iter()
+        .map(|e| with_timestamp(e, now - 7_200_000))
+        .collect();
+    let recent: Vec<(dbw::Event, i64)> = events[400..800]
+        .iter()
+        .map(|e| with_timestamp(e, now))
+        .collect();
+    produce_at(&producer, &old).await;
+    produce_at(&producer, &recent).await;
+
+    // Not older than 30 minutes: only the recent records.
+    let redis_prefix = format!("{}30m:", redis.prefix());
+    let recent_only = spawn(
+        &broker,
+        redis.url(),
+        &redis_prefix,
+        &[("START_FROM", "30m")],
+    );
+    let m = tokio::task::block_in_place(|| {
+        recent_only.wait_for("the recent records", MINUTE, |m| {
+            m["messages_inserted"] == 400
+        })
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(recent_only.metrics()["messages_consumed"], 400, "{m}");
+    let mut conn = agg::connect(redis.url());
+    agg::assert_matches_model(&mut conn, &redis_prefix, &events[400..800]);
+
+    let (status, _) =
+        tokio::task::block_in_place(|| recent_only.terminate(Duration::from_secs(30)));
+    assert!(status.success());
+
+    // Latest: only what is produced once the group is positioned.
+    let latest_prefix = format!("{}latest:", redis.prefix());
+    let latest = spawn(
+        &broker,
+        redis.url(),
+        &latest_prefix,
+        &[("START_FROM", "latest")],
+    );
+    tokio::task::block_in_place(|| latest.wait_for("positioned", MINUTE, |m| m["ready"] == true));
+    dbw::produce(&producer, &events[800..]).await;
+    tokio::task::block_in_place(|| {
+        latest.wait_for("the new records", MINUTE, |m| m["messages_inserted"] == 400)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(latest.metrics()["messages_consumed"], 400);
+    agg::assert_matches_model(&mut conn, &latest_prefix, &events[800..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_that_overtook_the_stored_offsets_is_logged_and_counted() {
+    let (broker, redis) = setup().await;
+    let bootstrap = broker.bootstrap();
+    let producer = common::producer(&bootstrap, &[]);
+    let events = events(8, 1_600, 0);
+    dbw::produce(&producer, &events[..800]).await;
+    let first = spawn(&broker, redis.url(), redis.prefix(), &[]);
+    wait_caught_up(&broker, &redis, || first.log()).await;
+    let (status, _) = tokio::task::block_in_place(|| first.terminate(Duration::from_secs(30)));
+    assert!(status.success());
+
+    // More records, then the log start moves past what the group stored (as retention
+    // would) on every partition of agent-actions.
+    dbw::produce(&producer, &events[800..]).await;
+    let topic = Topic::AgentActions.name();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..agentbus_client::catalog::spec(Topic::AgentActions).partitions {
+        let (_, high, _) = broker.offsets(topic, p).unwrap();
+        if high > 2 {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset(high - 1))
+                .unwrap();
+        }
+    }
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+    admin
+        .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
+        .await
+        .expect("delete records");
+
+    let again = spawn(&broker, redis.url(), redis.prefix(), &[]);
+    wait_caught_up(&broker, &redis, || again.log()).await;
+    let (_, text) = again.get("/metrics");
+    let resets = dbw::sum_samples(
+        &text,
+        "agentbus_offset_resets_total",
+        "reason=\"retention\"",
+    );
+    assert!(resets >= 1.0, "the reset is counted:\n{text}");
+    assert!(
+        again
+            .log()
+            .contains("were deleted by retention before metrics-group stored them"),
+        "and logged:\n{}",
+        again.log()
+    );
+}
