@@ -235,32 +235,11 @@ async fn sigkill_three_times_loses_and_duplicates_nothing() {
     let events: Vec<dbw::Event> = (0..12_000).map(|i| dbw::event(2, i, 0)).collect();
     let env = [("BATCH_SIZE", "50"), ("BATCH_TIMEOUT_MS", "100")];
     let producer = common::producer(&bootstrap, &[]);
-    // Kill points spread over the run, different on every run.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    let mut writer = DbWriter::spawn(&bootstrap, pg.url(), &env);
-    for round in 0..3u64 {
-        let chunk = &events[(round as usize) * 3_000..(round as usize + 1) * 3_000];
-        dbw::produce(&producer, chunk).await;
-        // Let it get somewhere, then kill it at a point it cannot prepare for.
-        let wait_ms = 50 + (seed >> (round * 8)) % 400;
-        let seen = tokio::task::block_in_place(|| {
-            let m = writer.wait_for("progress", MINUTE, |m| {
-                m["messages_inserted"].as_u64().unwrap_or(0) > 0
-            });
-            std::thread::sleep(Duration::from_millis(wait_ms));
-            m
-        });
-        let pid = writer.pid();
-        tokio::task::block_in_place(|| writer.kill());
-        eprintln!(
-            "round {round}: killed {pid} after {wait_ms} ms (had inserted {})",
-            seen["messages_inserted"]
-        );
-        writer = DbWriter::spawn(&bootstrap, pg.url(), &env);
-    }
+    let first = DbWriter::spawn(&bootstrap, pg.url(), &env);
+    let writer = dbw::kill_three_times(&producer, &events[..9_000], first, || {
+        DbWriter::spawn(&bootstrap, pg.url(), &env)
+    })
+    .await;
     dbw::produce(&producer, &events[9_000..]).await;
     let expected = good_ids(&events);
     let deadline = Instant::now() + Duration::from_secs(90);

@@ -209,30 +209,11 @@ async fn sigkill_three_times_counts_nothing_twice() {
     let events = events(2, 12_000, 0);
     let env = [("BATCH_SIZE", "50"), ("BATCH_TIMEOUT_MS", "100")];
     let producer = common::producer(&bootstrap, &[]);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    let mut aggregator = spawn(&broker, redis.url(), redis.prefix(), &env);
-    for round in 0..3u64 {
-        let chunk = &events[(round as usize) * 3_000..(round as usize + 1) * 3_000];
-        dbw::produce(&producer, chunk).await;
-        let wait_ms = 50 + (seed >> (round * 8)) % 400;
-        let seen = tokio::task::block_in_place(|| {
-            let m = aggregator.wait_for("progress", MINUTE, |m| {
-                m["messages_inserted"].as_u64().unwrap_or(0) > 0
-            });
-            std::thread::sleep(Duration::from_millis(wait_ms));
-            m
-        });
-        let pid = aggregator.pid();
-        tokio::task::block_in_place(|| aggregator.kill());
-        eprintln!(
-            "round {round}: killed {pid} after {wait_ms} ms (had applied {})",
-            seen["messages_inserted"]
-        );
-        aggregator = spawn(&broker, redis.url(), redis.prefix(), &env);
-    }
+    let first = spawn(&broker, redis.url(), redis.prefix(), &env);
+    let aggregator = dbw::kill_three_times(&producer, &events[..9_000], first, || {
+        spawn(&broker, redis.url(), redis.prefix(), &env)
+    })
+    .await;
     dbw::produce(&producer, &events[9_000..]).await;
     wait_caught_up(&broker, &redis, || aggregator.log()).await;
     let mut conn = agg::connect(redis.url());
@@ -396,11 +377,7 @@ async fn a_recreated_topic_stops_the_consumer_instead_of_skipping() {
     // agent-actions deleted and created again; the new one gets as many records as
     // the old one had (a consumer that trusted the stored offsets would skip them all).
     let topic = Topic::AgentActions.name();
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .unwrap();
+    let admin = dbw::admin(&bootstrap);
     let opts = rdkafka::admin::AdminOptions::new();
     admin.delete_topics(&[topic], &opts).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -489,30 +466,6 @@ fn bad_settings_stop_startup_naming_them() {
     assert!(run_with(&["--reset-sink-offsets", "nope"], &[]).contains("--reset-sink-offsets"));
 }
 
-fn with_timestamp(e: &dbw::Event, ms: i64) -> (dbw::Event, i64) {
-    (e.clone(), ms)
-}
-
-/// Produces each event with its own record timestamp.
-async fn produce_at(producer: &rdkafka::producer::FutureProducer, events: &[(dbw::Event, i64)]) {
-    let mut pending = Vec::with_capacity(events.len());
-    for (e, ms) in events {
-        let record = rdkafka::producer::FutureRecord::to(e.topic.name())
-            .key(&e.key)
-            .payload(&e.value)
-            .timestamp(*ms);
-        pending.push(
-            producer
-                .send_result(record)
-                .map_err(|(e, _)| e)
-                .expect("enqueue"),
-        );
-    }
-    for p in pending {
-        p.await.expect("delivery").expect("acked");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_group_starts_where_start_from_says() {
     let (broker, redis) = setup().await;
@@ -521,16 +474,8 @@ async fn a_new_group_starts_where_start_from_says() {
     let now = agg::now_ms();
     let events = events(7, 1_200, 0);
     // Records of two hours ago, then of now, in every partition.
-    let old: Vec<(dbw::Event, i64)> = events[..400]
-        .iter()
-        .map(|e| with_timestamp(e, now - 7_200_000))
-        .collect();
-    let recent: Vec<(dbw::Event, i64)> = events[400..800]
-        .iter()
-        .map(|e| with_timestamp(e, now))
-        .collect();
-    produce_at(&producer, &old).await;
-    produce_at(&producer, &recent).await;
+    dbw::produce_at(&producer, &events[..400], Some(now - 7_200_000)).await;
+    dbw::produce_at(&producer, &events[400..800], Some(now)).await;
 
     // Not older than 30 minutes: only the recent records.
     let redis_prefix = format!("{}30m:", redis.prefix());
@@ -596,11 +541,7 @@ async fn retention_that_overtook_the_stored_offsets_is_logged_and_counted() {
                 .unwrap();
         }
     }
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .unwrap();
+    let admin = dbw::admin(&bootstrap);
     admin
         .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
         .await

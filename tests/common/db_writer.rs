@@ -86,11 +86,20 @@ pub async fn create_topics(bootstrap: &str) -> i32 {
 
 /// Produces `events` and waits for every acknowledgement.
 pub async fn produce(producer: &FutureProducer, events: &[Event]) {
+    produce_at(producer, events, None).await;
+}
+
+/// Produces `events` with the record timestamp `timestamp` (ms; `None`: now) and waits
+/// for every acknowledgement.
+pub async fn produce_at(producer: &FutureProducer, events: &[Event], timestamp: Option<i64>) {
     let mut pending = Vec::with_capacity(events.len());
     for e in events {
-        let record = FutureRecord::to(e.topic.name())
+        let mut record = FutureRecord::to(e.topic.name())
             .key(&e.key)
             .payload(&e.value);
+        if let Some(ms) = timestamp {
+            record = record.timestamp(ms);
+        }
         pending.push(
             producer
                 .send_result(record)
@@ -101,6 +110,51 @@ pub async fn produce(producer: &FutureProducer, events: &[Event]) {
     for p in pending {
         p.await.expect("delivery").expect("acked");
     }
+}
+
+/// Produces `events` in three chunks; after each, lets `consumer` apply some, SIGKILLs
+/// it at a point it cannot prepare for (different on every run) and starts another
+/// with `spawn`, which it returns.
+pub async fn kill_three_times(
+    producer: &FutureProducer,
+    events: &[Event],
+    mut consumer: Consumer,
+    spawn: impl Fn() -> Consumer,
+) -> Consumer {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let chunk = events.len().div_ceil(3);
+    for (round, chunk) in events.chunks(chunk).enumerate() {
+        produce(producer, chunk).await;
+        let wait_ms = 50 + (seed >> (round * 8)) % 400;
+        let seen = tokio::task::block_in_place(|| {
+            let m = consumer.wait_for("progress", Duration::from_secs(60), |m| {
+                m["messages_inserted"].as_u64().unwrap_or(0) > 0
+            });
+            std::thread::sleep(Duration::from_millis(wait_ms));
+            m
+        });
+        let pid = consumer.pid();
+        tokio::task::block_in_place(|| consumer.kill());
+        eprintln!(
+            "round {round}: killed {pid} after {wait_ms} ms (had written {})",
+            seen["messages_inserted"]
+        );
+        consumer = spawn();
+    }
+    consumer
+}
+
+/// An admin client of `bootstrap`.
+pub fn admin(
+    bootstrap: &str,
+) -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
+    rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
 }
 
 /// A running `agentbus consume <group>`.
