@@ -1,6 +1,7 @@
 //! `agentbus consume <group>` and `agentbus migrate`.
 
 use agentbus_client::Topic;
+use agentbus_consumers::audit_logger::{self, ArchiveSink, AuditStats, Rotation};
 use agentbus_consumers::config::ConfigError;
 use agentbus_consumers::db_writer::{self, DatabaseSettings, PgSink};
 use agentbus_consumers::metrics_aggregator::query::Api;
@@ -24,6 +25,9 @@ enum Group {
     /// Windows, rollups and rolling counts of the eight topics in Redis, effectively
     /// once; `/api/metrics` on the HTTP port serves them.
     MetricsAggregator(Box<MetricsAggregatorArgs>),
+    /// Archive every record of the eight topics exactly once as Parquet on an object
+    /// store (S3, S3-compatible, or a local directory).
+    AuditLogger(Box<AuditLoggerArgs>),
 }
 
 /// Settings every consumer takes (flags, or the seeds' environment variables).
@@ -200,6 +204,20 @@ pub(crate) struct MetricsAggregatorArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub(crate) struct AuditLoggerArgs {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    archive: crate::audit_cmd::ArchiveArgs,
+    /// Records per archive file.
+    #[arg(long, env = "FLUSH_SIZE", default_value_t = 10_000)]
+    flush_size: usize,
+    /// Close a partition's open file after this long without records, in ms.
+    #[arg(long, env = "ROTATE_IDLE_MS", default_value_t = 60_000)]
+    rotate_idle_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct MigrateArgs {
     #[command(flatten)]
     database: DatabaseArgs,
@@ -210,7 +228,54 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     match args.group {
         Group::DbWriter(args) => db_writer(*args, shutdown).await,
         Group::MetricsAggregator(args) => metrics_aggregator(*args, shutdown).await,
+        Group::AuditLogger(args) => audit_logger(*args, shutdown).await,
     }
+}
+
+async fn audit_logger(
+    args: AuditLoggerArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let config = args
+        .runtime
+        .config(audit_logger::GROUP, "audit-logger", all_topics())?;
+    if !(1..=10_000_000).contains(&args.flush_size) {
+        return Err(ConfigError::new(
+            "FLUSH_SIZE",
+            format!("{} is outside 1..=10000000", args.flush_size),
+        )
+        .into());
+    }
+    if args.rotate_idle_ms == 0 {
+        return Err(ConfigError::new("ROTATE_IDLE_MS", "must be at least 1").into());
+    }
+    let settings = args.archive.settings();
+    let (archive, place) = settings.open()?;
+    // A wrong bucket, refused credentials or an unwritable directory stop here.
+    archive
+        .probe()
+        .await
+        .with_context(|| format!("{}: cannot write to {place}", settings.setting()))?;
+    tracing::info!("archiving to {place}");
+    let stats = AuditStats::default();
+    let rotation = Rotation {
+        records: args.flush_size,
+        idle: Duration::from_millis(args.rotate_idle_ms),
+        ..Rotation::default()
+    };
+    let sink = ArchiveSink::new(archive, rotation, stats.clone());
+    let mut service = Service::new(config.http_addr);
+    let metrics = service.add(config, sink);
+    metrics.attach_audit(stats.clone());
+    service.run(shutdown).await?;
+    tracing::info!(
+        "stopped: {} consumed, {} files with {} records archived, {} sent to the DLQ",
+        metrics.events_received(),
+        stats.files(),
+        stats.records(),
+        metrics.dead_letters()
+    );
+    Ok(())
 }
 
 fn all_topics() -> Vec<String> {

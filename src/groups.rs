@@ -15,7 +15,6 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::Write as _;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -1186,16 +1185,7 @@ fn json_num<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "null".to_string(), |v| v.to_string())
 }
 
-/// Writes to stdout; a closed pipe (`| head`) is not an error.
-fn emit(s: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to stdout")
-        }
-        _ => Ok(()),
-    }
-}
+use crate::emit;
 
 pub(crate) async fn run(args: GroupsArgs) -> anyhow::Result<()> {
     let cluster = Cluster {

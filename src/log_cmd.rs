@@ -17,7 +17,7 @@ use agentbus_client::{AnyEvent, Delivery, Id, ProducerConfig, Timestamp, Topic};
 use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -429,13 +429,7 @@ impl Outcome<'_> {
 fn emit(outcome: &Outcome<'_>) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(outcome).context("cannot encode the result")?;
     text.push('\n');
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to stdout")
-        }
-        _ => Ok(()),
-    }
+    crate::emit(&text)
 }
 
 /// Parses `text` given to `flag` as JSON.

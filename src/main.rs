@@ -1,5 +1,6 @@
 //! `agentbus`: the broker, the pipeline's producers and consumers, and admin tools.
 
+mod audit_cmd;
 mod bench;
 mod broker_cmd;
 mod cluster_args;
@@ -48,6 +49,8 @@ enum Command {
     Consume(consume_cmd::ConsumeArgs),
     /// Apply the PostgreSQL migrations (the db-writer also applies them at start-up).
     Migrate(consume_cmd::MigrateArgs),
+    /// Read the audit-logger's archive: `audit ls` lists the files, `audit cat` prints the records.
+    Audit(Box<audit_cmd::AuditArgs>),
     /// Print the metrics-aggregator's windows and rollups from Redis as a table.
     Metrics(Box<metrics_cmd::MetricsArgs>),
     /// Inspect consumer groups: list, describe (offsets and lag), delete, reset offsets.
@@ -58,6 +61,19 @@ enum Command {
     Schema(schema_cmd::SchemaArgs),
     /// Manage topics: `topics apply deploy/topics.toml` creates or updates them.
     Topics(topics_cmd::TopicsArgs),
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn emit(s: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("cannot write to stdout")
+        }
+        _ => Ok(()),
+    }
 }
 
 fn init_logs(format: LogFormat) {
@@ -94,6 +110,7 @@ fn main() -> std::process::ExitCode {
             Command::Migrate(args) => consume_cmd::migrate(args).await,
             Command::Groups(args) => groups::run(args).await,
             Command::Metrics(args) => metrics_cmd::run(*args).await,
+            Command::Audit(args) => audit_cmd::run(*args).await,
             Command::Log(args) => log_cmd::run(*args).await,
             Command::Schema(args) => schema_cmd::run(args),
             Command::Topics(args) => topics_cmd::run(args).await,

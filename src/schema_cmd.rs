@@ -3,7 +3,6 @@
 
 use agentbus_client::Topic;
 use anyhow::Context as _;
-use std::io::Write as _;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SchemaArgs {
@@ -15,11 +14,5 @@ pub(crate) fn run(args: SchemaArgs) -> anyhow::Result<()> {
     let schema = agentbus_client::schema::schema(args.topic);
     let mut text = serde_json::to_string_pretty(&schema).context("cannot encode the schema")?;
     text.push('\n');
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(e).context("cannot write to stdout")
-        }
-        _ => Ok(()),
-    }
+    crate::emit(&text)
 }

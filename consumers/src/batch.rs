@@ -91,6 +91,7 @@ impl OpenBatch {
         let batch = Batch {
             group,
             records: &self.records,
+            dead: &self.dead,
             ranges: &self.ranges,
             group_metadata,
         };
@@ -142,6 +143,7 @@ impl OpenBatch {
             let batch = Batch {
                 group,
                 records: std::slice::from_ref(record),
+                dead: &[],
                 ranges: &one,
                 group_metadata,
             };
@@ -165,6 +167,7 @@ impl OpenBatch {
                         value: Some(record.json.clone().into_bytes()),
                         headers: record.headers.clone(),
                         timestamp: record.timestamp,
+                        timestamp_type: record.timestamp_type,
                         stage: Stage::Sink,
                         error_class: ErrorType::SinkRejected,
                         message,
@@ -188,6 +191,7 @@ impl OpenBatch {
             let batch = Batch {
                 group,
                 records: &[],
+                dead: &self.dead,
                 ranges: &rest,
                 group_metadata,
             };

@@ -9,6 +9,18 @@ use std::collections::BTreeMap;
 use tracing::warn;
 
 impl<S: Sink> Pipeline<S> {
+    /// Shutdown, the batch flushed: the sink persists what it can, and Kafka hears of it.
+    pub(crate) fn close<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let result = self.handle.block_on(crate::pipeline::bounded(
+            std::time::Duration::from_secs(30),
+            self.sink.close(),
+        ));
+        if let Err(e) = result {
+            warn!("the sink could not persist its open work at shutdown ({e}); it is read again on the next start");
+        }
+        self.commit_durable(consumer);
+    }
+
     /// What a buffering sink made durable since it was last asked, to Kafka.
     pub(crate) fn commit_durable<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         if self.sink.buffers() {

@@ -59,6 +59,8 @@ pub struct DeadLetter {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
     /// Original timestamp (ms), when the record had one.
     pub timestamp: Option<i64>,
+    /// What the timestamp is (`CreateTime`, `LogAppendTime`, `NoTimestamp`).
+    pub timestamp_type: &'static str,
     /// Where it failed.
     pub stage: Stage,
     /// The error variant (`EventError::Decode`, …).
@@ -254,6 +256,7 @@ mod tests {
             value: Some(br#"{"event_id":"e1"}"#.to_vec()),
             headers: vec![("trace".into(), Some(b"t".to_vec()))],
             timestamp: Some(1),
+            timestamp_type: "CreateTime",
             stage: Stage::Validate,
             error_class: ErrorType::Invalid,
             message: "confidence_score: 2 is outside 0..=1".into(),

@@ -16,6 +16,7 @@
 //! - [`metrics_aggregator`]: windows and rollups in Redis
 //!   (`agentbus consume metrics-aggregator`).
 
+pub mod audit_logger;
 mod batch;
 mod commits;
 pub mod config;

@@ -200,6 +200,7 @@ impl<S: Sink> Pipeline<S> {
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
                 key: msg.key().map(<[u8]>::to_vec),
                 timestamp: msg.timestamp().to_millis(),
+                timestamp_type: timestamp_type(msg),
                 headers: headers_of(msg),
             }),
             Err((stage, class, message)) => {
@@ -212,6 +213,7 @@ impl<S: Sink> Pipeline<S> {
                     value: msg.payload().map(<[u8]>::to_vec),
                     headers: headers_of(msg),
                     timestamp: msg.timestamp().to_millis(),
+                    timestamp_type: timestamp_type(msg),
                     stage,
                     error_class: class,
                     message,
@@ -240,9 +242,16 @@ impl<S: Sink> Pipeline<S> {
                 .handle
                 .block_on(bounded(FLUSH_TIMEOUT, self.sink.tick()));
             match result {
-                Ok(()) => self.commit_durable(consumer),
+                Ok(()) => {
+                    self.metrics.set_sink_ok(true);
+                    self.commit_durable(consumer);
+                }
                 Err(e @ SinkError::Fatal(_)) => return self.fail(e),
-                Err(e) => warn!("sink tick failed: {e}"),
+                Err(e) => {
+                    self.metrics.error(ErrorStage::Sink, (&e).into());
+                    self.metrics.set_sink_ok(false);
+                    warn!("sink tick failed: {e}");
+                }
             }
         }
         if self.retry_at.is_some_and(|at| now < at) {
@@ -524,6 +533,14 @@ pub(crate) async fn bounded<T>(
             "no answer within {limit:?}"
         )))
     })
+}
+
+fn timestamp_type(msg: &BorrowedMessage<'_>) -> &'static str {
+    match msg.timestamp() {
+        rdkafka::Timestamp::CreateTime(_) => "CreateTime",
+        rdkafka::Timestamp::LogAppendTime(_) => "LogAppendTime",
+        rdkafka::Timestamp::NotAvailable => "NoTimestamp",
+    }
 }
 
 fn headers_of(msg: &BorrowedMessage<'_>) -> Vec<(String, Option<Vec<u8>>)> {

@@ -325,6 +325,7 @@ fn consume<S: Sink>(
             });
             let mut p = consumer.context().pipeline();
             if p.is_empty() {
+                p.close(&consumer);
                 p.commit(&consumer, CommitMode::Sync);
                 break Ok(());
             }

@@ -31,6 +31,8 @@ pub struct Record {
     pub key: Option<Vec<u8>>,
     /// The record timestamp (ms since the epoch), when it has one.
     pub timestamp: Option<i64>,
+    /// What the timestamp is: `CreateTime`, `LogAppendTime` or `NoTimestamp`.
+    pub timestamp_type: &'static str,
     /// The record headers.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
@@ -80,6 +82,9 @@ pub struct Batch<'a> {
     pub group: &'a str,
     /// The valid records, in partition order.
     pub records: &'a [Record],
+    /// The records that failed to decode or validate, on their way to the DLQ (an
+    /// archive keeps them too).
+    pub dead: &'a [crate::dlq::DeadLetter],
     /// Every partition the batch moves (dead letters included), with its range.
     pub ranges: &'a BTreeMap<TopicPartition, Range>,
     /// The consumer's group metadata, for `send_offsets_to_transaction` (KIP-447).
@@ -91,6 +96,7 @@ impl std::fmt::Debug for Batch<'_> {
         f.debug_struct("Batch")
             .field("group", &self.group)
             .field("records", &self.records.len())
+            .field("dead", &self.dead.len())
             .field("ranges", &self.ranges)
             .field("group_metadata", &self.group_metadata.is_some())
             .finish()
@@ -194,6 +200,12 @@ pub trait Sink: Send + 'static {
 
     /// Called once [`Sink::deadline`] has passed.
     fn tick(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Shutdown: persist what can be persisted (upload open files) before the final
+    /// commit; then [`Sink::take_durable`] is asked once more.
+    fn close(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send {
         async { Ok(()) }
     }
 

@@ -76,6 +76,8 @@ pub struct Metrics {
     assigned: AtomicU64,
     /// Partitions assigned but not yet positioned at the sink's offsets.
     positioning: AtomicU64,
+    /// The audit-logger's own figures, when this group is one.
+    audit: Mutex<Option<crate::audit_logger::AuditStats>>,
 }
 
 impl Metrics {
@@ -105,7 +107,13 @@ impl Metrics {
             sink_ok: AtomicBool::new(false),
             assigned: AtomicU64::new(0),
             positioning: AtomicU64::new(0),
+            audit: Mutex::new(None),
         }
+    }
+
+    /// Reports the audit-logger's figures with this group's.
+    pub fn attach_audit(&self, stats: crate::audit_logger::AuditStats) {
+        *lock(&self.audit) = Some(stats);
     }
 
     /// The consumer group.
@@ -292,6 +300,15 @@ impl Metrics {
             Metric::CurrentOffset | Metric::Lag | Metric::LagSum => {
                 self.lag_samples(metric, out, &g);
             }
+            Metric::AuditFiles
+            | Metric::AuditBytes
+            | Metric::AuditUploadDuration
+            | Metric::AuditOpenRecords
+            | Metric::AuditLag => {
+                if let Some(a) = lock(&self.audit).as_ref() {
+                    audit_samples(a, metric, out, &group);
+                }
+            }
         }
     }
 
@@ -370,6 +387,41 @@ impl Metrics {
             "assigned_partitions": self.assigned.load(Relaxed),
             "ready": self.ready(),
         })
+    }
+}
+
+fn audit_samples(
+    a: &crate::audit_logger::AuditCounters,
+    metric: Metric,
+    out: &mut String,
+    group: &str,
+) {
+    let name = metric.name();
+    match metric {
+        Metric::AuditFiles => {
+            let _ = writeln!(out, "{name}{{{group}}} {}", a.files.load(Relaxed));
+        }
+        Metric::AuditBytes => {
+            let _ = writeln!(out, "{name}{{{group}}} {}", a.bytes.load(Relaxed));
+        }
+        Metric::AuditOpenRecords => {
+            let _ = writeln!(out, "{name}{{{group}}} {}", a.open_records.load(Relaxed));
+        }
+        Metric::AuditLag => {
+            let secs = a.lag_ms.load(Relaxed) as f64 / 1000.0;
+            let _ = writeln!(out, "{name}{{{group}}} {secs:.3}");
+        }
+        _ => {
+            let h = lock(&a.upload_seconds);
+            let bounds = crate::audit_logger::UPLOAD_BUCKETS;
+            for (i, bound) in bounds.iter().enumerate() {
+                let n = h.0.get(i).copied().unwrap_or(0);
+                let _ = writeln!(out, "{name}_bucket{{{group},le=\"{bound}\"}} {n}");
+            }
+            let _ = writeln!(out, "{name}_bucket{{{group},le=\"+Inf\"}} {}", h.2);
+            let _ = writeln!(out, "{name}_sum{{{group}}} {}", h.1);
+            let _ = writeln!(out, "{name}_count{{{group}}} {}", h.2);
+        }
     }
 }
 

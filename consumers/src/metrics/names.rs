@@ -58,11 +58,21 @@ pub enum Metric {
     Lag,
     /// `kafka_consumergroup_lag_sum{consumergroup,topic}`
     LagSum,
+    /// `agentbus_audit_files_uploaded_total` (audit-logger)
+    AuditFiles,
+    /// `agentbus_audit_bytes_uploaded_total` (audit-logger)
+    AuditBytes,
+    /// `agentbus_audit_upload_duration_seconds` (audit-logger)
+    AuditUploadDuration,
+    /// `agentbus_audit_open_records` (audit-logger)
+    AuditOpenRecords,
+    /// `agentbus_audit_lag_seconds` (audit-logger)
+    AuditLag,
 }
 
 impl Metric {
     /// Every family, in the order they are rendered.
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 21] = [
         Metric::EventsReceived,
         Metric::EventsWritten,
         Metric::EventsDuplicate,
@@ -79,6 +89,11 @@ impl Metric {
         Metric::CurrentOffset,
         Metric::Lag,
         Metric::LagSum,
+        Metric::AuditFiles,
+        Metric::AuditBytes,
+        Metric::AuditUploadDuration,
+        Metric::AuditOpenRecords,
+        Metric::AuditLag,
     ];
 
     /// The series every consumer must expose (CONVENTIONS.md); dashboards and alert
@@ -117,6 +132,11 @@ impl Metric {
             Metric::CurrentOffset => "kafka_consumergroup_current_offset",
             Metric::Lag => "kafka_consumergroup_lag",
             Metric::LagSum => "kafka_consumergroup_lag_sum",
+            Metric::AuditFiles => "agentbus_audit_files_uploaded_total",
+            Metric::AuditBytes => "agentbus_audit_bytes_uploaded_total",
+            Metric::AuditUploadDuration => "agentbus_audit_upload_duration_seconds",
+            Metric::AuditOpenRecords => "agentbus_audit_open_records",
+            Metric::AuditLag => "agentbus_audit_lag_seconds",
         }
     }
 
@@ -139,16 +159,27 @@ impl Metric {
             Metric::CurrentOffset => "Current offset of a consumer group at a partition.",
             Metric::Lag => "Approximate lag of a consumer group at a partition.",
             Metric::LagSum => "Approximate lag of a consumer group summed over a topic's partitions.",
+            Metric::AuditFiles => "Archive files uploaded.",
+            Metric::AuditBytes => "Bytes of archive files uploaded.",
+            Metric::AuditUploadDuration => "Time to upload one archive file and its marker.",
+            Metric::AuditOpenRecords => "Records in open or not yet uploaded archive files.",
+            Metric::AuditLag => "Age of the oldest record not yet archived.",
         }
     }
 
     /// The Prometheus type.
     pub const fn kind(self) -> Kind {
         match self {
-            Metric::BatchFlushDuration | Metric::BatchSize => Kind::Histogram,
-            Metric::Up | Metric::Uptime | Metric::CurrentOffset | Metric::Lag | Metric::LagSum => {
-                Kind::Gauge
+            Metric::BatchFlushDuration | Metric::BatchSize | Metric::AuditUploadDuration => {
+                Kind::Histogram
             }
+            Metric::Up
+            | Metric::Uptime
+            | Metric::CurrentOffset
+            | Metric::Lag
+            | Metric::LagSum
+            | Metric::AuditOpenRecords
+            | Metric::AuditLag => Kind::Gauge,
             _ => Kind::Counter,
         }
     }

@@ -265,6 +265,7 @@ mod tests {
             json,
             key: None,
             timestamp: None,
+            timestamp_type: "NoTimestamp",
             headers: Vec::new(),
         }
     }
