@@ -116,6 +116,7 @@ pub fn consume_all(
     out
 }
 pub mod aggregator;
+pub mod audit;
 pub mod db_writer;
 pub mod members;
 pub mod outage;

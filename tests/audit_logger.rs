@@ -1,0 +1,282 @@
+//! The audit-logger end to end: the real broker (testkit), the real `agentbus consume
+//! audit-logger` process, its archive in a local directory read back with the
+//! `parquet` crate and checked against the broker's logs.
+
+mod common;
+
+use agentbus_client::Topic;
+use agentbus_testkit::{Broker, Inspect};
+use common::audit::{self, GROUP};
+use common::db_writer::{self as dbw, Consumer, Kind};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+use std::path::Path;
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const PREFIX: &str = "events/";
+
+fn spawn(broker: &Broker, dir: &Path, env: &[(&str, &str)]) -> Consumer {
+    let url = format!("file://{}", dir.display());
+    let mut all = vec![("AUDIT_URL", url.as_str())];
+    all.extend_from_slice(env);
+    Consumer::spawn_group("audit-logger", &broker.bootstrap(), &all)
+}
+
+fn ends(broker: &Broker) -> std::collections::BTreeMap<(String, i32), i64> {
+    let mut out = std::collections::BTreeMap::new();
+    for t in Topic::ALL {
+        for p in 0..agentbus_client::catalog::spec(t).partitions {
+            let (_, high, _) = broker.offsets(t.name(), p).expect("partition");
+            if high > 0 {
+                out.insert((t.name().to_string(), p), high);
+            }
+        }
+    }
+    out
+}
+
+/// Waits until the archive's names reach every partition's log end.
+async fn wait_archived(broker: &Broker, dir: &Path, context: impl Fn() -> String) {
+    let root = dir.join(PREFIX);
+    common::members::wait_for_showing(
+        "the archive to reach the log ends",
+        90,
+        || audit::archived_ends(&audit::files(&root)) == ends(broker),
+        context,
+    )
+    .await;
+}
+
+/// Produces `events`, every fifth with two headers (one without a value).
+async fn produce_with_headers(broker: &Broker, events: &[dbw::Event]) {
+    let producer = common::producer(&broker.bootstrap(), &[]);
+    let mut pending = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        let mut r = FutureRecord::to(e.topic.name())
+            .key(&e.key)
+            .payload(&e.value);
+        if i % 5 == 0 {
+            r = r.headers(
+                OwnedHeaders::new()
+                    .insert(Header {
+                        key: "trace",
+                        value: Some(&[0u8, 159, 146, 150][..]),
+                    })
+                    .insert(Header {
+                        key: "empty",
+                        value: None::<&[u8]>,
+                    }),
+            );
+        }
+        pending.push(producer.send_result(r).map_err(|(e, _)| e).unwrap());
+    }
+    for p in pending {
+        p.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_thousand_events_archived_exactly_once() {
+    let broker = Broker::start().await.unwrap();
+    dbw::create_topics(&broker.bootstrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let events: Vec<dbw::Event> = (0..20_000).map(|i| dbw::event(21, i, 100)).collect();
+    produce_with_headers(&broker, &events).await;
+    let logger = spawn(
+        &broker,
+        dir.path(),
+        &[("FLUSH_SIZE", "700"), ("ROTATE_IDLE_MS", "500")],
+    );
+    wait_archived(&broker, dir.path(), || logger.log()).await;
+    audit::assert_exactly_once(dir.path(), PREFIX, &broker);
+
+    // Headers, bad values and typed columns came through.
+    let rows = audit::all_rows(&dir.path().join(PREFIX));
+    assert_eq!(rows.len(), 20_000);
+    let with_headers = rows.iter().filter(|(_, r)| !r.headers.is_empty()).count();
+    assert_eq!(with_headers, 4_000);
+    let (_, h) = rows.iter().find(|(_, r)| !r.headers.is_empty()).unwrap();
+    assert_eq!(
+        h.headers,
+        vec![
+            ("trace".to_string(), Some(vec![0u8, 159, 146, 150])),
+            ("empty".to_string(), None)
+        ]
+    );
+    let bad: Vec<_> = rows.iter().filter(|(_, r)| r.error.is_some()).collect();
+    assert_eq!(bad.len(), 200, "the archive keeps the bad ones too");
+    assert!(bad.iter().all(|(_, r)| r.event_id.is_none()));
+    assert_eq!(
+        bad.iter()
+            .filter(|(_, r)| r.error.as_deref().unwrap().starts_with("VALIDATE: "))
+            .count(),
+        100
+    );
+    let good = events.iter().filter(|e| e.kind == Kind::Good).count();
+    let ids: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|(_, r)| r.event_id.as_deref())
+        .collect();
+    assert_eq!(ids.len(), good);
+    let action = rows
+        .iter()
+        .find(|(_, r)| r.topic == "agent-actions" && r.error.is_none())
+        .unwrap();
+    let typed: Vec<&str> = action.1.typed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        typed,
+        ["agent_name", "action_type", "action_name", "duration_ms"]
+    );
+    assert_eq!(action.1.typed[1].1, "tool_call");
+    assert!(action.1.event_timestamp.is_some() && action.1.correlation_id.is_some());
+    assert_eq!(action.1.timestamp_type, "CreateTime");
+
+    // They went to the DLQ as well.
+    let dlq = tokio::task::block_in_place(|| dbw::read_dlq(&broker.bootstrap(), 200));
+    assert_eq!(dlq.len(), 200);
+    assert!(dlq
+        .iter()
+        .all(|d| d.headers["__connect.errors.consumer.group"] == GROUP));
+
+    // The metrics, and Kafka's committed offsets (after the upload) for lag tools.
+    let (_, text) = logger.get("/metrics");
+    let files = dbw::sum_samples(&text, "agentbus_audit_files_uploaded_total", GROUP);
+    assert_eq!(
+        files as usize,
+        audit::files(&dir.path().join(PREFIX)).len(),
+        "{text}"
+    );
+    assert!(dbw::sum_samples(&text, "agentbus_audit_bytes_uploaded_total", GROUP) > 0.0);
+    assert!(text.contains("agentbus_audit_upload_duration_seconds_count{group=\"audit-group\"}"));
+    assert!(
+        text.contains("agentbus_audit_lag_seconds{group=\"audit-group\"} 0.000"),
+        "{text}"
+    );
+    common::members::wait_for_showing(
+        "Kafka's committed offsets",
+        30,
+        || broker.committed(GROUP) == ends(&broker),
+        || format!("{:?}", broker.committed(GROUP)),
+    )
+    .await;
+
+    // `agentbus audit cat` prints the records of a partition as JSON lines.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args([
+            "audit",
+            "cat",
+            "--topic",
+            "agent-actions",
+            "--partition",
+            "0",
+        ])
+        .env("AUDIT_URL", format!("file://{}", dir.path().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), broker.records("agent-actions", 0).len());
+    assert!(lines
+        .iter()
+        .all(|l| l["topic"] == "agent-actions" && l["partition"] == 0));
+    let (status, _) = tokio::task::block_in_place(|| logger.terminate(Duration::from_secs(30)));
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_three_times_and_a_rebalance_with_open_files_lose_and_duplicate_nothing() {
+    let broker = Broker::start().await.unwrap();
+    let bootstrap = broker.bootstrap();
+    dbw::create_topics(&bootstrap).await;
+    let dir = tempfile::tempdir().unwrap();
+    let producer = common::producer(&bootstrap, &[]);
+    let events: Vec<dbw::Event> = (0..15_000).map(|i| dbw::event(22, i, 0)).collect();
+    let env = [
+        ("FLUSH_SIZE", "150"),
+        ("ROTATE_IDLE_MS", "300"),
+        ("BATCH_SIZE", "50"),
+    ];
+    let first = spawn(&broker, dir.path(), &env);
+    let logger = dbw::kill_three_times(&producer, &events[..9_000], first, || {
+        spawn(&broker, dir.path(), &env)
+    })
+    .await;
+    wait_archived(&broker, dir.path(), || logger.log()).await;
+    audit::assert_exactly_once(dir.path(), PREFIX, &broker);
+
+    // Open files (large, not idle) when a second member joins: the revoked partitions'
+    // open files are discarded and archived by their new owner.
+    logger.kill();
+    let open = [("FLUSH_SIZE", "100000"), ("ROTATE_IDLE_MS", "4000")];
+    let a = spawn(&broker, dir.path(), &open);
+    dbw::produce(&producer, &events[9_000..12_000]).await;
+    tokio::task::block_in_place(|| {
+        a.wait_for("a's open files", MINUTE, |m| {
+            m["messages_consumed"] == 3_000
+        })
+    });
+    let b = spawn(&broker, dir.path(), &open);
+    let partitions: i64 = Topic::ALL
+        .iter()
+        .map(|t| i64::from(agentbus_client::catalog::spec(*t).partitions))
+        .sum();
+    tokio::task::block_in_place(|| dbw::wait_split(&a, &b, partitions));
+    dbw::produce(&producer, &events[12_000..]).await;
+    wait_archived(&broker, dir.path(), || {
+        format!("A:\n{}\nB:\n{}", a.log(), b.log())
+    })
+    .await;
+    audit::assert_exactly_once(dir.path(), PREFIX, &broker);
+    assert!(
+        a.log()
+            .contains("discarded the open files of revoked partitions"),
+        "{}",
+        a.log()
+    );
+}
+
+#[test]
+fn bad_settings_stop_startup_naming_them() {
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"));
+        cmd.args(["consume", "audit-logger"])
+            .env("HTTP_PORT", "0")
+            .env_remove("S3_BUCKET")
+            .env_remove("AWS_ACCESS_KEY_ID");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&[("S3_BUCKET", "b")]).contains("AWS_ACCESS_KEY_ID"));
+    assert!(run(&[("AUDIT_URL", "ftp://x")]).contains("AUDIT_URL"));
+    assert!(run(&[("AUDIT_URL", "file:///proc/agentbus-audit")]).contains("AUDIT_URL"));
+    assert!(run(&[("AUDIT_URL", "file:///tmp/x"), ("FLUSH_SIZE", "0")]).contains("FLUSH_SIZE"));
+}
+
+#[test]
+fn the_schema_is_stable() {
+    let schema = agentbus_consumers::audit_logger::schema::message_type(Topic::AgentActions);
+    assert_eq!(
+        schema,
+        "message agentbus_audit { REQUIRED BYTE_ARRAY topic (STRING); REQUIRED INT32 partition; \
+         REQUIRED INT64 offset; OPTIONAL INT64 timestamp (TIMESTAMP(MILLIS,true)); \
+         REQUIRED BYTE_ARRAY timestamp_type (STRING); OPTIONAL BYTE_ARRAY key; \
+         REPEATED GROUP headers { REQUIRED BYTE_ARRAY name (STRING); OPTIONAL BYTE_ARRAY value; } \
+         OPTIONAL BYTE_ARRAY event_id (STRING); OPTIONAL BYTE_ARRAY correlation_id (STRING); \
+         OPTIONAL INT64 event_timestamp (TIMESTAMP(MILLIS,true)); OPTIONAL BYTE_ARRAY value; \
+         OPTIONAL BYTE_ARRAY error (STRING); OPTIONAL BYTE_ARRAY agent_name (STRING); \
+         OPTIONAL BYTE_ARRAY action_type (STRING); OPTIONAL BYTE_ARRAY action_name (STRING); \
+         OPTIONAL INT64 duration_ms; }"
+    );
+}
