@@ -121,3 +121,4 @@ pub mod db_writer;
 pub mod members;
 pub mod outage;
 pub mod raw;
+pub mod s3;

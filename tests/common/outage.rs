@@ -56,6 +56,11 @@ impl Outage {
         (outage, proxied)
     }
 
+    /// The proxy's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
         if down {
