@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. Installs what the interop tests drive when it is missing:
-# kcat (Debian's, librdkafka 2.0) and the Python clients confluent-kafka and kafka-python.
+# kcat (Debian's, librdkafka 2.0), the Python clients confluent-kafka and kafka-python,
+# and DuckDB (a second Parquet implementation that reads the audit archive).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ fi
 # Pinned, so CI does not move under the tests; bump on purpose and run the interop tests.
 # kafka-python stays on 2.3: 3.0.x (3.0.12 seen) now and then hangs a consumer under load
 # (its poll waits on its IO thread, which sleeps in select), and the group then drops it.
-PY_CLIENTS="confluent-kafka==2.16.1 kafka-python==2.3.3"
+PY_CLIENTS="confluent-kafka==2.16.1 kafka-python==2.3.3 duckdb==1.4.2"
 if ! python3 - $PY_CLIENTS <<'PY' >/dev/null 2>&1; then
 import sys
 from importlib.metadata import version

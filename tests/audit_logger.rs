@@ -397,3 +397,72 @@ async fn an_s3_outage_pauses_and_resumes_with_nothing_lost_or_doubled() {
     assert_eq!(strays(&bucket), Vec::<String>::new());
     assert_eq!(logger.metrics()["messages_failed"], 0);
 }
+
+/// Another Parquet implementation (DuckDB, installed by `scripts/test.sh`) reads the
+/// same rows: coordinates, timestamps, keys, values, headers, and the Hive columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duckdb_reads_the_same_rows() {
+    use base64::Engine;
+    let broker = Broker::start().await.unwrap();
+    dbw::create_topics(&broker.bootstrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let events: Vec<dbw::Event> = (0..3_000).map(|i| dbw::event(25, i, 50)).collect();
+    produce_with_headers(&broker, &events).await;
+    let logger = spawn(
+        &broker,
+        dir.path(),
+        &[("FLUSH_SIZE", "500"), ("ROTATE_IDLE_MS", "500")],
+    );
+    wait_archived(&broker, dir.path(), || logger.log()).await;
+    let root = dir.path().join(PREFIX);
+    let pattern = format!("{}/topics/*/*/*/*/*.parquet", root.display());
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/python/read_archive.py"
+            ))
+            .arg(&pattern)
+            .output()
+            .expect("python3")
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let b64 = |v: &Option<Vec<u8>>| {
+        v.as_ref()
+            .map(|v| serde_json::Value::from(base64::engine::general_purpose::STANDARD.encode(v)))
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let mut ours: Vec<_> = audit::all_rows(&root).into_iter().map(|(_, r)| r).collect();
+    ours.sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    assert_eq!(theirs.len(), ours.len());
+    assert_eq!(ours.len(), 3_000);
+    for (t, o) in theirs.iter().zip(&ours) {
+        assert_eq!(t["topic"], o.topic.as_str());
+        assert_eq!(t["partition"], o.partition);
+        assert_eq!(t["offset"], o.offset);
+        assert_eq!(t["timestamp"], o.timestamp.unwrap());
+        assert_eq!(t["key"], b64(&o.key));
+        assert_eq!(t["value"], b64(&o.value));
+        assert_eq!(t["error"], serde_json::json!(o.error));
+        let headers: Vec<serde_json::Value> = o
+            .headers
+            .iter()
+            .map(|(k, v)| serde_json::json!([k, b64(v)]))
+            .collect();
+        assert_eq!(t["headers"], serde_json::Value::Array(headers));
+        let hour = chrono::DateTime::from_timestamp_millis(o.timestamp.unwrap()).unwrap();
+        assert_eq!(t["date"], hour.format("%Y-%m-%d").to_string());
+        assert_eq!(
+            t["hour"],
+            hour.format("%H").to_string().parse::<i64>().unwrap()
+        );
+    }
+}
