@@ -2,6 +2,7 @@
 //! against a broker this command starts as a child process (so its CPU time can be read
 //! from /proc), librdkafka's mock cluster (also in a child process), or any running broker.
 
+mod audit_logger;
 mod consumer_run;
 mod db_writer;
 mod metrics_aggregator;
@@ -51,6 +52,8 @@ enum What {
     DbWriter(db_writer::DbWriterBench),
     /// Events/s of `agentbus consume metrics-aggregator` into Redis, script p99 and RSS.
     MetricsAggregator(metrics_aggregator::MetricsAggregatorBench),
+    /// Events/s of `agentbus consume audit-logger` into its archive, bytes/event, RSS.
+    AuditLogger(audit_logger::AuditLoggerBench),
     /// Serve librdkafka's mock cluster until killed (used by `--target mock`).
     #[command(hide = true)]
     ServeMock {
@@ -305,6 +308,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         } => latency(&target, rate, seconds, size),
         What::DbWriter(args) => db_writer::run(&args),
         What::MetricsAggregator(args) => metrics_aggregator::run(&args),
+        What::AuditLogger(args) => audit_logger::run(&args),
         What::ServeMock { partitions } => serve_mock(partitions),
     })
     .await

@@ -24,6 +24,9 @@ pub(super) struct Shape {
     /// Batch sizes to measure, one run each.
     #[arg(long, value_delimiter = ',', default_value = "1000,100")]
     pub(super) batch_sizes: Vec<usize>,
+    /// Partitions of agent-actions (default: the catalog's 12).
+    #[arg(long)]
+    pub(super) partitions: Option<i32>,
 }
 
 /// A valid agent action of `size` bytes (at least ~220), padded in `action_name`; four
@@ -81,12 +84,11 @@ pub(super) fn broker_with_events(shape: &Shape) -> anyhow::Result<Running> {
     };
     let broker = start(&target, 1)?;
     for t in Topic::ALL {
-        create_topic(
-            &target,
-            &broker.bootstrap,
-            t.name(),
-            agentbus_client::catalog::spec(t).partitions,
-        )?;
+        let partitions = match (t, shape.partitions) {
+            (Topic::AgentActions, Some(n)) => n,
+            _ => agentbus_client::catalog::spec(t).partitions,
+        };
+        create_topic(&target, &broker.bootstrap, t.name(), partitions)?;
     }
     let produced = Instant::now();
     produce(&broker.bootstrap, shape.count, shape.size)?;
@@ -181,17 +183,28 @@ impl Run {
     }
 }
 
-/// The table's header, for a sink named `into` and its write named `write`.
-pub(super) fn header(into: &str, write: &str) -> String {
-    format!("| batch size | events/s into {into} | {write} p99 | {write} avg | peak RSS |\n|---|---|---|---|---|")
+/// The table's header, for a sink named `into`, its write named `write`, and `extra`
+/// columns after the common ones.
+pub(super) fn header(into: &str, write: &str, extra: &[&str]) -> String {
+    let mut names = vec![
+        "batch size".to_string(),
+        format!("events/s into {into}"),
+        format!("{write} p99"),
+        format!("{write} avg"),
+        "peak RSS".to_string(),
+    ];
+    names.extend(extra.iter().map(|e| e.to_string()));
+    format!("| {} |\n|{}", names.join(" | "), "---|".repeat(names.len()))
 }
 
-/// Runs `agentbus consume <group>` with `env` until it has applied `count` events.
+/// Runs `agentbus consume <group>` with `env` until it has applied `count` events
+/// (`done`, a field of `/metrics.json`, reaches `count`).
 pub(super) fn measure(
     group: &str,
     bootstrap: &str,
     batch: usize,
     count: u64,
+    done: &str,
     env: &[(&str, String)],
 ) -> anyhow::Result<Run> {
     let consumer = spawn(group, bootstrap, batch, env)?;
@@ -206,7 +219,7 @@ pub(super) fn measure(
         }
         let (_, body) = get(consumer.port, "/metrics.json")?;
         let m: serde_json::Value = serde_json::from_str(&body)?;
-        if m["messages_inserted"].as_u64() == Some(count) {
+        if m[done].as_u64() == Some(count) {
             let took = started.map(|s| s.elapsed()).unwrap_or_default();
             return Ok(Run {
                 batch,

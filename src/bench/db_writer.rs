@@ -39,7 +39,7 @@ fn database_url(admin: &str, name: &str) -> String {
 
 pub(super) fn run(args: &DbWriterBench) -> anyhow::Result<()> {
     let broker = consumer_run::broker_with_events(&args.shape)?;
-    println!("{}", consumer_run::header("PostgreSQL", "batch write"));
+    println!("{}", consumer_run::header("PostgreSQL", "batch write", &[]));
     for &batch in &args.shape.batch_sizes {
         let name = format!("agentbus_bench_{}_{batch}", std::process::id());
         let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
@@ -51,6 +51,7 @@ pub(super) fn run(args: &DbWriterBench) -> anyhow::Result<()> {
             &broker.bootstrap,
             batch,
             args.shape.count,
+            "messages_inserted",
             &[("DATABASE_URL", url)],
         );
         let _ = psql(&args.database_url, &drop);

@@ -42,7 +42,7 @@ fn delete_prefix(url: &str, prefix: &str) -> anyhow::Result<()> {
 pub(super) fn run(args: &MetricsAggregatorBench) -> anyhow::Result<()> {
     redis_cli(&args.redis_url, &["PING"]).context("REDIS_URL does not answer")?;
     let broker = consumer_run::broker_with_events(&args.shape)?;
-    println!("{}", consumer_run::header("Redis", "script pipeline"));
+    println!("{}", consumer_run::header("Redis", "script pipeline", &[]));
     for &batch in &args.shape.batch_sizes {
         let prefix = format!("agentbus-bench-{}-{batch}:", std::process::id());
         let run = consumer_run::measure(
@@ -50,6 +50,7 @@ pub(super) fn run(args: &MetricsAggregatorBench) -> anyhow::Result<()> {
             &broker.bootstrap,
             batch,
             args.shape.count,
+            "messages_inserted",
             &[
                 ("REDIS_URL", args.redis_url.clone()),
                 ("REDIS_KEY_PREFIX", prefix.clone()),

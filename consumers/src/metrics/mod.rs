@@ -364,9 +364,19 @@ impl Metrics {
         let consumed = self.events_received();
         let last_commit =
             lock(&self.last_commit).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true));
+
+        let audit = lock(&self.audit).as_ref().map(|a| {
+            serde_json::json!({
+                "files_archived": a.files(),
+                "records_archived": a.records(),
+                "bytes_archived": a.bytes.load(Relaxed),
+                "open_records": a.open_records.load(Relaxed),
+                "audit_lag_seconds": a.lag_ms.load(Relaxed) as f64 / 1000.0,
+            })
+        });
         let mismatches: u64 = lock(&self.mismatches).values().sum();
         let resets: u64 = lock(&self.resets).values().sum();
-        serde_json::json!({
+        let mut out = serde_json::json!({
             "status": if self.healthy() { "healthy" } else { "shutting_down" },
             "consumer_group": self.group,
             "uptime_seconds": round3(uptime),
@@ -386,7 +396,13 @@ impl Metrics {
             "consumer_lag": self.total_lag(),
             "assigned_partitions": self.assigned.load(Relaxed),
             "ready": self.ready(),
-        })
+        });
+        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(fields)) =
+            (audit, &mut out)
+        {
+            fields.extend(extra);
+        }
+        out
     }
 }
 
