@@ -64,7 +64,7 @@ pub fn all_rows(dir: &Path) -> Vec<(String, ArchivedRow)> {
 pub fn assert_exactly_once(dir: &Path, prefix: &str, broker: &agentbus_testkit::Broker) {
     use agentbus_testkit::Inspect;
     let rows = all_rows(&dir.join(prefix));
-    let mut by_partition: BTreeMap<(String, i32), Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>)>> =
+    let mut by_partition: BTreeMap<(String, i32), Vec<agentbus_testkit::StoredRecord>> =
         BTreeMap::new();
     let mut per_file: BTreeMap<&str, Vec<&ArchivedRow>> = BTreeMap::new();
     for (f, r) in &rows {
