@@ -252,10 +252,10 @@ async fn audit_logger(
     let settings = args.archive.settings();
     let (archive, place) = settings.open()?;
     // A wrong bucket, refused credentials or an unwritable directory stop here.
-    archive
-        .probe()
-        .await
-        .with_context(|| format!("{}: cannot write to {place}", settings.setting()))?;
+    if let Err(e) = archive.probe().await {
+        let e = e.to_string();
+        anyhow::bail!("{}: cannot write to {place}: {e}", settings.setting_for(&e));
+    }
     tracing::info!("archiving to {place}");
     let stats = AuditStats::default();
     let rotation = Rotation {

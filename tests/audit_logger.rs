@@ -23,26 +23,13 @@ fn spawn(broker: &Broker, dir: &Path, env: &[(&str, &str)]) -> Consumer {
     Consumer::spawn_group("audit-logger", &broker.bootstrap(), &all)
 }
 
-fn ends(broker: &Broker) -> std::collections::BTreeMap<(String, i32), i64> {
-    let mut out = std::collections::BTreeMap::new();
-    for t in Topic::ALL {
-        for p in 0..agentbus_client::catalog::spec(t).partitions {
-            let (_, high, _) = broker.offsets(t.name(), p).expect("partition");
-            if high > 0 {
-                out.insert((t.name().to_string(), p), high);
-            }
-        }
-    }
-    out
-}
-
 /// Waits until the archive's names reach every partition's log end.
 async fn wait_archived(broker: &Broker, dir: &Path, context: impl Fn() -> String) {
     let root = dir.join(PREFIX);
     common::members::wait_for_showing(
         "the archive to reach the log ends",
         90,
-        || audit::archived_ends(&audit::files(&root)) == ends(broker),
+        || audit::archived_ends(&audit::files(&root)) == dbw::ends(broker),
         context,
     )
     .await;
@@ -156,7 +143,7 @@ async fn twenty_thousand_events_archived_exactly_once() {
     common::members::wait_for_showing(
         "Kafka's committed offsets",
         30,
-        || broker.committed(GROUP) == ends(&broker),
+        || broker.committed(GROUP) == dbw::ends(&broker),
         || format!("{:?}", broker.committed(GROUP)),
     )
     .await;
@@ -324,24 +311,11 @@ fn s3_listing(endpoint: &str) -> Vec<String> {
 
 /// Files in the bucket that are neither archive files nor markers (partial uploads).
 fn strays(dir: &Path) -> Vec<String> {
-    fn walk(dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else {
-                let name = p.to_string_lossy().into_owned();
-                let ok = name.ends_with(".parquet")
-                    || (name.contains("/markers/") && name.ends_with(".json"));
-                if !ok {
-                    out.push(name);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, &mut out);
-    out
+    audit::walk(dir)
+        .into_iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|n| !(n.ends_with(".parquet") || (n.contains("/markers/") && n.ends_with(".json"))))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,6 +341,40 @@ async fn archived_to_an_s3_compatible_server() {
     assert_eq!(s3_listing(&s3.endpoint()), on_disk);
     assert!(on_disk.iter().all(|k| k.starts_with("events/topics/")));
     assert_eq!(strays(&bucket), Vec::<String>::new());
+
+    // Refused keys stop start-up naming the setting (s3s-fs creates missing buckets, so
+    // the bucket case is covered by `setting_for`'s unit test).
+    // The S3 server runs in this process: wait for the child without blocking it.
+    let start = |bucket: &str, key: &str, secret: &str| {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+            .args(["consume", "audit-logger"])
+            .env("KAFKA_BROKERS", broker.bootstrap())
+            .env("HTTP_PORT", "0")
+            .env("S3_BUCKET", bucket)
+            .env("S3_ENDPOINT", s3.endpoint())
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        async move {
+            let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await;
+            let stderr = std::fs::read_to_string(log.path()).unwrap();
+            match status {
+                Ok(status) => assert!(!status.unwrap().success(), "{stderr}"),
+                Err(_) => panic!("start-up with bad S3 settings went on for 60 s:\n{stderr}"),
+            }
+            stderr
+        }
+    };
+    let (key, secret) = (common::s3::ACCESS_KEY, common::s3::SECRET_KEY);
+    let e = start(BUCKET, "wrong-key", secret).await;
+    assert!(e.contains("AWS_ACCESS_KEY_ID: cannot write"), "{e}");
+    let e = start(BUCKET, key, "wrong-secret").await;
+    assert!(e.contains("AWS_SECRET_ACCESS_KEY: cannot write"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,23 +35,10 @@ async fn wait_caught_up(broker: &Broker, pg: &Postgres, context: impl Fn() -> St
     common::members::wait_for_showing(
         "the stored offsets to reach the log ends",
         MINUTE.as_secs(),
-        || dbw::stored_offsets(pg, GROUP) == ends(broker),
+        || dbw::stored_offsets(pg, GROUP) == dbw::ends(broker),
         context,
     )
     .await;
-}
-
-fn ends(broker: &Broker) -> BTreeMap<(String, i32), i64> {
-    let mut out = BTreeMap::new();
-    for t in agentbus_client::Topic::ALL {
-        for p in 0..agentbus_client::catalog::spec(t).partitions {
-            let (_, high, _) = broker.offsets(t.name(), p).expect("partition");
-            if high > 0 {
-                out.insert((t.name().to_string(), p), high);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,7 +93,7 @@ async fn ten_thousand_events_one_percent_malformed() {
         .unwrap();
     assert_eq!(tools.trim(), "Write");
     // The stored offsets are the partitions' ends.
-    assert_eq!(dbw::stored_offsets(&pg, GROUP), ends(&broker));
+    assert_eq!(dbw::stored_offsets(&pg, GROUP), dbw::ends(&broker));
 
     // The bad ones are in the DLQs, with Kafka Connect's headers.
     let dlq = tokio::task::block_in_place(|| dbw::read_dlq(&bootstrap, 100));
@@ -225,7 +212,7 @@ async fn ten_thousand_events_one_percent_malformed() {
     let (status, took) = tokio::task::block_in_place(|| writer.terminate(Duration::from_secs(30)));
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(30));
-    assert_eq!(broker.committed(GROUP), ends(&broker));
+    assert_eq!(broker.committed(GROUP), dbw::ends(&broker));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +232,7 @@ async fn sigkill_three_times_loses_and_duplicates_nothing() {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let stored = dbw::stored_offsets(&pg, GROUP);
-        if stored == ends(&broker) {
+        if stored == dbw::ends(&broker) {
             break;
         }
         assert!(
@@ -294,7 +281,7 @@ async fn postgres_outage_pauses_and_resumes_without_dlq() {
     assert_eq!(m["dlq_write_failures"], 0);
     assert_eq!(writer.get("/ready").0, 200);
     assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
-    assert_eq!(dbw::stored_offsets(&pg, GROUP), ends(&broker));
+    assert_eq!(dbw::stored_offsets(&pg, GROUP), dbw::ends(&broker));
     let text = writer.get("/metrics").1;
     let p = dbw::parse_prometheus(&text);
     assert!(
@@ -385,10 +372,10 @@ async fn sigterm_flushes_the_open_batch_and_commits() {
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(dbw::stored_ids(&pg), good_ids(&events));
-    assert_eq!(dbw::stored_offsets(&pg, GROUP), ends(&broker));
+    assert_eq!(dbw::stored_offsets(&pg, GROUP), dbw::ends(&broker));
     assert_eq!(
         broker.committed(GROUP),
-        ends(&broker),
+        dbw::ends(&broker),
         "Kafka has the offsets too"
     );
 }
@@ -426,7 +413,7 @@ async fn a_value_postgres_cannot_store_goes_to_the_dlq_alone() {
         "{:?}",
         dlq[0].headers
     );
-    assert_eq!(dbw::stored_offsets(&pg, GROUP), ends(&broker));
+    assert_eq!(dbw::stored_offsets(&pg, GROUP), dbw::ends(&broker));
 }
 
 #[test]

@@ -285,8 +285,7 @@ async fn committed_offsets_with_metadata_survive_restart() {
     c.commit(&tpl, CommitMode::Sync).expect("commit");
     drop(c);
     // No graceful shutdown: committed offsets are durable when the commit is answered.
-    drop(broker);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    broker.crash().await;
 
     let broker = common::disk_broker(dir.path()).await;
     let b = broker.bootstrap();

@@ -124,8 +124,7 @@ async fn state_rebuilt_from_log_without_snapshot() {
     produce(&mut raw, idempotent_batch(pid, epoch, 0, 2)).await;
     // Dropped without a graceful shutdown: no snapshot is written, as after a crash.
     drop(raw);
-    drop(broker);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    broker.crash().await;
     assert!(!dir.path().join("idem-0/producer-state.json").exists());
     let broker = common::disk_broker(dir.path()).await;
     let mut raw = Raw::connect(&broker.bootstrap()).await;

@@ -27,26 +27,13 @@ fn spawn(broker: &Broker, redis_url: &str, prefix: &str, env: &[(&str, &str)]) -
     Consumer::spawn_group("metrics-aggregator", &broker.bootstrap(), &all)
 }
 
-fn ends(broker: &Broker) -> BTreeMap<(String, i32), i64> {
-    let mut out = BTreeMap::new();
-    for t in Topic::ALL {
-        for p in 0..agentbus_client::catalog::spec(t).partitions {
-            let (_, high, _) = broker.offsets(t.name(), p).expect("partition");
-            if high > 0 {
-                out.insert((t.name().to_string(), p), high);
-            }
-        }
-    }
-    out
-}
-
 /// Waits until Redis stores every partition's log end as the group's next offset.
 async fn wait_caught_up(broker: &Broker, redis: &Redis, context: impl Fn() -> String) {
     let mut conn = agg::connect(redis.url());
     common::members::wait_for_showing(
         "the stored offsets to reach the log ends",
         90,
-        || agg::stored_offsets(&mut conn, redis.prefix()) == ends(broker),
+        || agg::stored_offsets(&mut conn, redis.prefix()) == dbw::ends(broker),
         context,
     )
     .await;

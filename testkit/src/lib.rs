@@ -38,6 +38,18 @@ impl Drop for Broker {
     }
 }
 
+/// Waits until no task holds the broker's state (and so its data directory's files).
+async fn released(state: std::sync::Weak<State>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state.strong_count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stopped broker: its storage is still held after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 fn check_strict(state: &State) {
     let violations = state.faults.violations();
     if !violations.is_empty() && !std::thread::panicking() {
@@ -82,11 +94,24 @@ impl Broker {
         &self.state
     }
 
-    /// Stops gracefully: in-flight requests finish, logs are flushed.
+    /// Stops gracefully (in-flight requests finish, logs are flushed) and returns once
+    /// the storage is released, so a broker can start again on the same data directory.
     pub async fn shutdown(mut self) {
         if let Some(inner) = self.inner.take() {
             inner.shutdown().await;
         }
+        let state = Arc::downgrade(&self.state);
+        drop(self);
+        released(state).await;
+    }
+
+    /// Stops the broker as a crash would (no flush, no snapshots) and returns once every
+    /// task has let go of its storage, so a broker can start again on the same data
+    /// directory.
+    pub async fn crash(self) {
+        let state = Arc::downgrade(&self.state);
+        drop(self);
+        released(state).await;
     }
 
     /// Requests for APIs or versions agentbus does not implement, seen so far.

@@ -10,22 +10,25 @@ use std::path::{Path, PathBuf};
 
 pub const GROUP: &str = "audit-group";
 
-/// Every `.parquet` file under `dir`, relative to it, sorted.
-pub fn files(dir: &Path) -> Vec<String> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.push(p);
-            }
+/// Every file under `dir`.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
         }
     }
-    let mut found = Vec::new();
-    walk(dir, &mut found);
-    let mut out: Vec<String> = found
+    out
+}
+
+/// Every `.parquet` file under `dir`, relative to it, sorted.
+pub fn files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walk(dir)
         .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
         .filter_map(|p| p.strip_prefix(dir).ok())
         .map(|p| p.to_string_lossy().into_owned())
         .collect();

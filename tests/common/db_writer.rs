@@ -527,3 +527,18 @@ pub fn sum_samples(text: &str, name: &str, label: &str) -> f64 {
         .map(|(_, v)| v)
         .sum()
 }
+
+/// The high watermark of every partition of the eight topics that has records.
+pub fn ends(broker: &agentbus_testkit::Broker) -> BTreeMap<(String, i32), i64> {
+    use agentbus_testkit::Inspect;
+    let mut out = BTreeMap::new();
+    for t in Topic::ALL {
+        for p in 0..agentbus_client::catalog::spec(t).partitions {
+            let (_, high, _) = broker.offsets(t.name(), p).expect("partition");
+            if high > 0 {
+                out.insert((t.name().to_string(), p), high);
+            }
+        }
+    }
+    out
+}

@@ -112,11 +112,22 @@ impl ArchiveSettings {
     }
 
     /// The setting a store error is most likely about (for start-up messages).
-    pub fn setting(&self) -> &'static str {
-        if set(&self.bucket).is_some() {
-            "S3_BUCKET"
-        } else {
+    pub fn setting_for(&self, error: &str) -> &'static str {
+        if set(&self.bucket).is_none() {
             "AUDIT_URL"
+        } else if ["InvalidAccessKeyId", "NotSignedUp", "AccessDenied"]
+            .iter()
+            .any(|code| error.contains(code))
+        {
+            "AWS_ACCESS_KEY_ID"
+        } else if error.contains("SignatureDoesNotMatch") {
+            "AWS_SECRET_ACCESS_KEY"
+        } else if error.contains("NoSuchBucket") {
+            "S3_BUCKET"
+        } else if set(&self.endpoint).is_some() {
+            "S3_ENDPOINT"
+        } else {
+            "S3_BUCKET"
         }
     }
 }
@@ -347,6 +358,37 @@ impl Archive {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_error_names_the_setting_it_is_about() {
+        let s3 = ArchiveSettings {
+            bucket: Some("audit".into()),
+            ..ArchiveSettings::default()
+        };
+        // The error codes S3 answers with (AWS and MinIO alike).
+        for (error, setting) in [
+            ("<Code>NoSuchBucket</Code>", "S3_BUCKET"),
+            ("<Code>InvalidAccessKeyId</Code>", "AWS_ACCESS_KEY_ID"),
+            ("<Code>NotSignedUp</Code>", "AWS_ACCESS_KEY_ID"),
+            ("<Code>AccessDenied</Code>", "AWS_ACCESS_KEY_ID"),
+            (
+                "<Code>SignatureDoesNotMatch</Code>",
+                "AWS_SECRET_ACCESS_KEY",
+            ),
+            ("connection refused", "S3_BUCKET"),
+        ] {
+            assert_eq!(s3.setting_for(error), setting, "{error}");
+        }
+        let minio = ArchiveSettings {
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            ..s3
+        };
+        assert_eq!(minio.setting_for("connection refused"), "S3_ENDPOINT");
+        assert_eq!(
+            ArchiveSettings::default().setting_for("permission denied"),
+            "AUDIT_URL"
+        );
+    }
 
     #[test]
     fn names_follow_the_convention_and_parse_back() {
