@@ -6,6 +6,7 @@ use agentbus_consumers::config::ConfigError;
 use agentbus_consumers::db_writer::{self, DatabaseSettings, PgSink};
 use agentbus_consumers::metrics_aggregator::query::Api;
 use agentbus_consumers::metrics_aggregator::{self, RedisSettings, RedisSink};
+use agentbus_consumers::pattern_extractor::{self, ExtractorSettings, ExtractorSink, Model};
 use agentbus_consumers::Service;
 use agentbus_consumers::{RuntimeConfig, SinkError};
 use anyhow::Context;
@@ -28,6 +29,9 @@ enum Group {
     /// Archive every record of the eight topics exactly once as Parquet on an object
     /// store (S3, S3-compatible, or a local directory).
     AuditLogger(Box<AuditLoggerArgs>),
+    /// Learn templates from task executions and fix suggestions from failures, exactly
+    /// once through Kafka transactions (`pattern-templates`, `fix-suggestions`).
+    PatternExtractor(Box<PatternExtractorArgs>),
 }
 
 /// Settings every consumer takes (flags, or the seeds' environment variables).
@@ -218,6 +222,27 @@ pub(crate) struct AuditLoggerArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub(crate) struct PatternExtractorArgs {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    /// The model: a TOML file, or a directory holding `model.toml` (built-in defaults
+    /// without it).
+    #[arg(long, env = "ML_MODEL_PATH")]
+    model_path: Option<std::path::PathBuf>,
+    /// Executions a step sequence needs before it becomes a template (overrides the
+    /// model's `templates.min_occurrences`).
+    #[arg(long, env = "MIN_OCCURRENCES")]
+    min_occurrences: Option<String>,
+    /// Share of successful executions a template needs (`templates.min_success_rate`).
+    #[arg(long, env = "MIN_SUCCESS_RATE")]
+    min_success_rate: Option<String>,
+    /// This instance's name, stable across its restarts: the transactional id is
+    /// `pattern-extractor-<instance>` (default: the host name).
+    #[arg(long, env = "INSTANCE_ID")]
+    instance: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct MigrateArgs {
     #[command(flatten)]
     database: DatabaseArgs,
@@ -229,7 +254,54 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         Group::DbWriter(args) => db_writer(*args, shutdown).await,
         Group::MetricsAggregator(args) => metrics_aggregator(*args, shutdown).await,
         Group::AuditLogger(args) => audit_logger(*args, shutdown).await,
+        Group::PatternExtractor(args) => pattern_extractor(*args, shutdown).await,
     }
+}
+
+async fn pattern_extractor(
+    args: PatternExtractorArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut config = args.runtime.config(
+        pattern_extractor::GROUP,
+        "pattern-extractor",
+        pattern_extractor::topics(),
+    )?;
+    config.carriers = pattern_extractor::carriers();
+    let model = Model::load(
+        args.model_path.as_deref(),
+        args.min_occurrences.as_deref(),
+        args.min_success_rate.as_deref(),
+    )?;
+    let instance = match args.instance.filter(|i| !i.trim().is_empty()) {
+        Some(i) => i,
+        None => hostname(),
+    };
+    let settings = ExtractorSettings {
+        brokers: config.brokers.clone(),
+        instance,
+        model,
+    };
+    let sink = ExtractorSink::new(settings)
+        .await
+        .context("KAFKA_BROKERS: cannot start the transactional producer")?;
+    let metrics = agentbus_consumers::run(config, sink, shutdown).await?;
+    tracing::info!(
+        "stopped: {} consumed, {} learned from, {} sent to the DLQ",
+        metrics.events_received(),
+        metrics.events_written(),
+        metrics.dead_letters()
+    );
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "0".to_string())
 }
 
 async fn audit_logger(

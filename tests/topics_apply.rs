@@ -57,7 +57,8 @@ async fn apply_creates_the_eight_topics_with_the_seeds_settings() {
     let broker = Broker::start().await.expect("broker");
     let run = apply(&broker.bootstrap(), &deploy_file()).await;
     assert_eq!(run.code, Some(0), "{run:?}");
-    for spec in catalog::catalog() {
+    // The eight, then the derived topics (the pattern-extractor's).
+    for spec in catalog::deployment() {
         let (partitions, configs) = topic_state(&broker, &spec.name);
         assert_eq!(partitions, spec.partitions, "{}", spec.name);
         assert_eq!(
@@ -67,6 +68,12 @@ async fn apply_creates_the_eight_topics_with_the_seeds_settings() {
             spec.name
         );
         assert_eq!(configs["compression.type"], "snappy");
+        assert_eq!(
+            configs.get("cleanup.policy"),
+            spec.configs.get("cleanup.policy"),
+            "{}",
+            spec.name
+        );
         // Capped with the replication factor: 2 in-sync replicas of 1 would refuse acks=all.
         assert_eq!(configs["min.insync.replicas"], "1");
         assert!(
@@ -83,7 +90,7 @@ async fn apply_creates_the_eight_topics_with_the_seeds_settings() {
             run.stderr
         );
     }
-    assert_eq!(broker.state().topics().len(), 8);
+    assert_eq!(broker.state().topics().len(), 12);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,42 @@ pub fn spec(topic: Topic) -> TopicSpec {
     }
 }
 
+/// The topics the consumer groups derive from the eight: the pattern-extractor's
+/// outputs (`pattern-templates`, compacted, and `fix-suggestions`), its state changelog
+/// (`ml-group-state`, compacted, one partition per stateful input partition) and the
+/// repartition topic that brings failures of one error category together
+/// (`ml-group-failures`).
+pub fn derived() -> Vec<TopicSpec> {
+    let spec = |name: &str, partitions, retention_ms, key: &str, compact: bool| {
+        let mut configs = BTreeMap::from([
+            ("compression.type".to_string(), "snappy".to_string()),
+            ("min.insync.replicas".to_string(), "2".to_string()),
+        ]);
+        if compact {
+            configs.insert("cleanup.policy".into(), "compact".into());
+        }
+        TopicSpec {
+            name: name.to_string(),
+            partitions,
+            replication_factor: 3,
+            retention_ms,
+            key: key.to_string(),
+            configs,
+        }
+    };
+    vec![
+        spec("pattern-templates", 6, -1, "pattern_id", true),
+        spec("fix-suggestions", 6, 365 * DAY_MS, "signature", false),
+        spec("ml-group-state", 18, -1, "state_key", true),
+        spec("ml-group-failures", 6, 7 * DAY_MS, "error_category", false),
+    ]
+}
+
+/// Every topic of `deploy/topics.toml`: the eight, then the derived ones.
+pub fn deployment() -> Vec<TopicSpec> {
+    catalog().into_iter().chain(derived()).collect()
+}
+
 /// A topics file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -145,7 +181,7 @@ mod tests {
     #[test]
     fn deploy_file_matches_the_code() {
         let file = from_toml(include_str!("../../deploy/topics.toml")).unwrap();
-        assert_eq!(file, catalog());
+        assert_eq!(file, deployment());
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 use crate::dlq::{DeadLetter, DlqError, DlqProducer, Stage};
 use crate::metrics::{ErrorStage, ErrorType, Metrics};
-use crate::sink::{Batch, Range, Record, Sink, SinkError, TopicPartition, WriteOutcome};
+use crate::sink::{
+    Batch, OffsetStore, Range, Record, Sink, SinkError, TopicPartition, WriteOutcome,
+};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -62,7 +64,7 @@ impl OpenBatch {
     /// Forgets what the batch holds of the partitions `gone` selects.
     pub(crate) fn drop_partitions(&mut self, gone: impl Fn(&TopicPartition) -> bool) {
         self.records
-            .retain(|r| !gone(&(r.topic.name().to_string(), r.partition)));
+            .retain(|r| !gone(&(r.log().to_string(), r.partition)));
         self.dead.retain(|d| !gone(&(d.topic.clone(), d.partition)));
         self.ranges.retain(|tp, _| !gone(tp));
         if self.ranges.is_empty() {
@@ -87,7 +89,11 @@ impl OpenBatch {
         group: &str,
         group_metadata: Option<&ConsumerGroupMetadata>,
     ) -> Result<WriteOutcome, FlushError> {
-        send_dead_letters(dlq, metrics, &mut self.dead).await?;
+        // A transactional sink produces the dead letters in its own transaction.
+        let in_transaction = sink.offset_store() == OffsetStore::KafkaTransaction;
+        if !in_transaction {
+            send_dead_letters(dlq, metrics, &mut self.dead).await?;
+        }
         let batch = Batch {
             group,
             records: &self.records,
@@ -96,6 +102,14 @@ impl OpenBatch {
             group_metadata,
         };
         let mut outcome = match sink.write(&batch).await {
+            Ok(o) if in_transaction => {
+                for letter in self.dead.iter_mut().filter(|l| !l.sent) {
+                    letter.sent = true;
+                    metrics.dead_lettered(letter.stage.into());
+                    warn!(stage = letter.stage.as_str(), reason = %letter.message, "Event sent to DLQ: {}", letter.label());
+                }
+                o
+            }
             Ok(o) => o,
             Err(SinkError::Rejected(reason)) => {
                 warn!("sink rejected a batch ({reason}); writing it one event at a time");
@@ -123,7 +137,7 @@ impl OpenBatch {
     ) -> Result<WriteOutcome, FlushError> {
         let mut mismatched = BTreeMap::new();
         while let Some(record) = self.records.first() {
-            let tp = (record.topic.name().to_string(), record.partition);
+            let tp = (record.log().to_string(), record.partition);
             let Some(range) = self.ranges.get(&tp) else {
                 self.records.remove(0);
                 continue;

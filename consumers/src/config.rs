@@ -51,6 +51,9 @@ pub struct RuntimeConfig {
     pub start_from: StartFrom,
     /// `--reset-sink-offsets`: topics whose stored offsets are forgotten at start-up.
     pub reset_sink_offsets: Vec<String>,
+    /// Topics among `topics` that carry another topic's events (a repartition topic):
+    /// their records are decoded as that topic's.
+    pub carriers: Vec<(String, agentbus_client::Topic)>,
 }
 
 impl RuntimeConfig {
@@ -75,6 +78,7 @@ impl RuntimeConfig {
             kafka_properties: Vec::new(),
             start_from: StartFrom::Earliest,
             reset_sink_offsets: Vec::new(),
+            carriers: Vec::new(),
         }
     }
 

@@ -14,7 +14,10 @@
 //! - [`metrics`] and [`http`]: `/health`, `/ready`, `/metrics`, `/metrics.json`;
 //! - [`db_writer`]: the PostgreSQL sink (`agentbus consume db-writer`);
 //! - [`metrics_aggregator`]: windows and rollups in Redis
-//!   (`agentbus consume metrics-aggregator`).
+//!   (`agentbus consume metrics-aggregator`);
+//! - [`audit_logger`]: the Parquet archive (`agentbus consume audit-logger`);
+//! - [`pattern_extractor`]: templates and fix suggestions through Kafka transactions
+//!   (`agentbus consume pattern-extractor`).
 
 pub mod audit_logger;
 mod batch;
@@ -25,6 +28,7 @@ pub mod dlq;
 pub mod http;
 pub mod metrics;
 pub mod metrics_aggregator;
+pub mod pattern_extractor;
 mod pipeline;
 mod positions;
 mod rebalance;

@@ -189,7 +189,13 @@ impl<S: Sink> Pipeline<S> {
         let from = part.from;
         self.batch
             .cover(tp, from, offset, self.topic_ids.get(msg.topic()));
-        match decode(msg) {
+        let carried = self
+            .config
+            .carriers
+            .iter()
+            .find(|(name, _)| name == msg.topic())
+            .map(|(_, t)| *t);
+        match decode(msg, carried) {
             Ok((topic, event, bytes)) => self.batch.records.push(Record {
                 topic,
                 partition: msg.partition(),
@@ -202,6 +208,7 @@ impl<S: Sink> Pipeline<S> {
                 timestamp: msg.timestamp().to_millis(),
                 timestamp_type: timestamp_type(msg),
                 headers: headers_of(msg),
+                source: carried.map(|_| msg.topic().to_string()),
             }),
             Err((stage, class, message)) => {
                 self.metrics.error(stage.into(), class);
@@ -504,8 +511,11 @@ impl<S: Sink> Pipeline<S> {
 
 type Decoded<'a> = Result<(Topic, AnyEvent, &'a [u8]), (Stage, ErrorType, String)>;
 
-fn decode<'a>(msg: &'a BorrowedMessage<'_>) -> Decoded<'a> {
-    match (msg.topic().parse::<Topic>(), msg.payload()) {
+/// Decodes a record of one of the eight topics, or of a topic that carries `carried`'s
+/// events.
+fn decode<'a>(msg: &'a BorrowedMessage<'_>, carried: Option<Topic>) -> Decoded<'a> {
+    let topic = carried.map_or_else(|| msg.topic().parse::<Topic>(), Ok);
+    match (topic, msg.payload()) {
         (Err(e), _) => Err((Stage::Deserialize, ErrorType::UnknownTopic, e.to_string())),
         (Ok(_), None) => Err((
             Stage::Deserialize,

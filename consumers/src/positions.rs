@@ -14,6 +14,8 @@ use tracing::{info, warn};
 
 /// How long a Kafka lookup (committed offsets, offsets by time, seek) may take.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a sink may take to restore its state for newly assigned partitions.
+const RESTORE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where one assigned partition stands.
 #[derive(Debug, Clone, Default)]
@@ -93,6 +95,23 @@ impl<S: Sink> Pipeline<S> {
                 return;
             }
         };
+        let restore = self
+            .handle
+            .block_on(bounded(RESTORE_TIMEOUT, self.sink.assigned(&waiting)));
+        match restore {
+            Ok(()) => {}
+            Err(e @ SinkError::Fatal(_)) => return self.fail(e),
+            Err(e) => {
+                self.metrics.set_sink_ok(false);
+                warn!(
+                    retry_in_ms = self.position_backoff.as_millis() as u64,
+                    "cannot restore the sink's state for the assigned partitions: {e}; they wait, paused"
+                );
+                self.position_retry_at = Some(Instant::now() + self.position_backoff);
+                self.position_backoff = (self.position_backoff * 2).min(MAX_BACKOFF);
+                return;
+            }
+        }
         if self.store == OffsetStore::Sink {
             self.metrics.set_sink_ok(true);
         }

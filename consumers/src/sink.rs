@@ -35,6 +35,16 @@ pub struct Record {
     pub timestamp_type: &'static str,
     /// The record headers.
     pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// The topic the record was read from, when it is not `topic`'s own (an internal
+    /// topic that carries `topic`'s events, such as a repartition topic).
+    pub source: Option<String>,
+}
+
+impl Record {
+    /// The name of the topic the record was read from.
+    pub fn log(&self) -> &str {
+        self.source.as_deref().unwrap_or(self.topic.name())
+    }
 }
 
 /// Where a sink's consumed offsets live: the runtime's one question about a sink.
@@ -49,7 +59,8 @@ pub enum OffsetStore {
     /// records before it durable (webhooks).
     Kafka,
     /// In the sink's own Kafka transaction (`send_offsets_to_transaction` with the
-    /// consumer's group metadata): the runtime never commits.
+    /// consumer's group metadata): the runtime never commits, and the sink produces the
+    /// batch's dead letters in the same transaction (so a crash never doubles one).
     KafkaTransaction,
 }
 
@@ -161,6 +172,17 @@ pub trait Sink: Send + 'static {
         group: &str,
         partitions: &[TopicPartition],
     ) -> impl Future<Output = Result<BTreeMap<TopicPartition, StoredOffset>, SinkError>> + Send;
+
+    /// Partitions were just assigned and Kafka's committed offsets for them are stable:
+    /// the sink restores what it keeps for them (state from a changelog). They stay
+    /// paused until this succeeds.
+    fn assigned(
+        &mut self,
+        partitions: &[TopicPartition],
+    ) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = partitions;
+        async { Ok(()) }
+    }
 
     /// Applies `batch`: for every partition whose stored offset is its range's `from`,
     /// stores its records and, atomically with them, its `next` offset. Must be

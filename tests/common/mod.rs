@@ -120,5 +120,6 @@ pub mod audit;
 pub mod db_writer;
 pub mod members;
 pub mod outage;
+pub mod patterns;
 pub mod raw;
 pub mod s3;

@@ -267,6 +267,7 @@ mod tests {
             timestamp: None,
             timestamp_type: "NoTimestamp",
             headers: Vec::new(),
+            source: None,
         }
     }
 
