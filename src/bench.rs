@@ -6,6 +6,7 @@ mod audit_logger;
 mod consumer_run;
 mod db_writer;
 mod metrics_aggregator;
+mod pattern_extractor;
 
 use anyhow::{bail, Context};
 use rdkafka::config::ClientConfig;
@@ -54,6 +55,9 @@ enum What {
     MetricsAggregator(metrics_aggregator::MetricsAggregatorBench),
     /// Events/s of `agentbus consume audit-logger` into its archive, bytes/event, RSS.
     AuditLogger(audit_logger::AuditLoggerBench),
+    /// Input events/s of `agentbus consume pattern-extractor` (a Kafka transaction per
+    /// batch), transaction p99 and RSS.
+    PatternExtractor(pattern_extractor::PatternExtractorBench),
     /// Serve librdkafka's mock cluster until killed (used by `--target mock`).
     #[command(hide = true)]
     ServeMock {
@@ -309,6 +313,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         What::DbWriter(args) => db_writer::run(&args),
         What::MetricsAggregator(args) => metrics_aggregator::run(&args),
         What::AuditLogger(args) => audit_logger::run(&args),
+        What::PatternExtractor(args) => pattern_extractor::run(&args),
         What::ServeMock { partitions } => serve_mock(partitions),
     })
     .await

@@ -4,7 +4,7 @@
 mod common;
 
 use agentbus_consumers::pattern_extractor::{CHANGELOG, REPARTITION, SUGGESTIONS, TEMPLATES};
-use agentbus_testkit::Broker;
+use agentbus_testkit::{Broker, Inspect};
 use common::db_writer::{self as dbw, Consumer, Event, Kind};
 use common::patterns::{self, Failure};
 use rdkafka::producer::{FutureRecord, Producer};
@@ -13,9 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 fn spawn(broker: &Broker, instance: &str) -> Consumer {
+    spawn_on(&broker.bootstrap(), instance)
+}
+
+fn spawn_on(bootstrap: &str, instance: &str) -> Consumer {
     Consumer::spawn_group(
         "pattern-extractor",
-        &broker.bootstrap(),
+        bootstrap,
         &[("INSTANCE_ID", instance), ("BATCH_SIZE", "1000")],
     )
 }
@@ -61,13 +65,12 @@ fn history(
 
 /// Waits until the group has committed everything: the input topics to their ends,
 /// then the repartition topic to after its last committed record.
-async fn wait_caught_up(broker: &Broker, context: impl Fn() -> String) {
-    use agentbus_testkit::Inspect;
-    let inputs = |b: &Broker| {
+async fn wait_caught_up(broker: &impl Inspect, bootstrap: &str, context: impl Fn() -> String) {
+    let inputs = |b: &dyn Fn(&str, i32) -> Option<(i64, i64, i64)>| {
         let mut out = BTreeMap::new();
         for topic in ["task-executions", "failure-patterns"] {
             for p in 0..12 {
-                if let Some((_, high, _)) = b.offsets(topic, p) {
+                if let Some((_, high, _)) = b(topic, p) {
                     if high > 0 {
                         out.insert((topic.to_string(), p), high);
                     }
@@ -80,7 +83,7 @@ async fn wait_caught_up(broker: &Broker, context: impl Fn() -> String) {
         let committed = broker.committed("ml-group");
         want.iter().all(|(tp, end)| committed.get(tp) == Some(end))
     };
-    let want = inputs(broker);
+    let want = inputs(&|t, p| broker.offsets(t, p));
     common::members::wait_for_showing(
         "the inputs' committed offsets to reach the log ends",
         180,
@@ -90,11 +93,10 @@ async fn wait_caught_up(broker: &Broker, context: impl Fn() -> String) {
     .await;
     // What the last transactions repartitioned is read too: the group commits after
     // the last record it was given (markers and aborted records follow it).
-    let want: BTreeMap<(String, i32), i64> =
-        patterns::read_committed_at(&broker.bootstrap(), REPARTITION)
-            .into_iter()
-            .filter_map(|(p, records)| Some(((REPARTITION.to_string(), p), records.last()?.0 + 1)))
-            .collect();
+    let want: BTreeMap<(String, i32), i64> = patterns::read_committed_at(bootstrap, REPARTITION)
+        .into_iter()
+        .filter_map(|(p, records)| Some(((REPARTITION.to_string(), p), records.last()?.0 + 1)))
+        .collect();
     common::members::wait_for_showing(
         "the repartitioned failures to be committed",
         60,
@@ -243,7 +245,7 @@ async fn templates_and_suggestions_equal_the_model() {
     let producer = common::producer(&b, &[("enable.idempotence", "true")]);
     dbw::produce(&producer, &events).await;
     let extractor = spawn(&broker, "a");
-    wait_caught_up(&broker, || extractor.log()).await;
+    wait_caught_up(&broker, &b, || extractor.log()).await;
     check_outputs(&b, &specs, &execs, &fails, &events);
     let (status, _) = tokio::task::block_in_place(|| extractor.terminate(Duration::from_secs(30)));
     assert!(status.success());
@@ -262,7 +264,10 @@ async fn sigkill_three_times_and_a_rebalance_publish_everything_once() {
     // A second instance joins: the partitions (and their state) are shared out.
     let second = spawn(&broker, "b");
     dbw::produce(&producer, after).await;
-    wait_caught_up(&broker, || format!("{}\n---\n{}", last.log(), second.log())).await;
+    wait_caught_up(&broker, &b, || {
+        format!("{}\n---\n{}", last.log(), second.log())
+    })
+    .await;
     check_outputs(&b, &specs, &execs, &fails, &events);
 }
 
@@ -295,7 +300,7 @@ async fn a_zombie_is_fenced_and_its_transaction_never_seen() {
     let producer = common::producer(&b, &[("enable.idempotence", "true")]);
     dbw::produce(&producer, &events).await;
     let extractor = spawn(&broker, "a");
-    wait_caught_up(&broker, || extractor.log()).await;
+    wait_caught_up(&broker, &b, || extractor.log()).await;
     // The zombie's epoch is fenced: it can commit nothing.
     let commit = tokio::task::block_in_place(|| zombie.commit_transaction(Duration::from_secs(10)));
     assert!(commit.is_err(), "the zombie committed");
@@ -304,5 +309,33 @@ async fn a_zombie_is_fenced_and_its_transaction_never_seen() {
         got.iter().all(|v| v.get("zombie").is_none()),
         "the zombie's record is visible"
     );
+    check_outputs(&b, &specs, &execs, &fails, &events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordinator_stops_and_a_leader_moves_mid_run() {
+    let mut cluster = Broker::builder().start_cluster(3).await.unwrap();
+    let b = cluster.bootstrap();
+    dbw::create_topics(&b).await;
+    let (specs, execs, fails, events) = history(4, 8_000, 2_000);
+    // The transaction coordinator on node 2, which stops mid-run.
+    cluster.move_coordinator("pattern-extractor-a", 2);
+    let producer = common::producer(&b, &[("enable.idempotence", "true")]);
+    let (first, rest) = events.split_at(events.len() / 2);
+    dbw::produce(&producer, first).await;
+    let extractor = spawn_on(&b, "a");
+    tokio::task::block_in_place(|| {
+        extractor.wait_for("progress", Duration::from_secs(60), |m| {
+            m["messages_inserted"].as_u64().unwrap_or(0) > 0
+        })
+    });
+    assert_eq!(cluster.coordinator("pattern-extractor-a"), 2);
+    assert!(cluster.stop_broker(2));
+    let moved_from = cluster.leader(TEMPLATES, 0);
+    let to = if moved_from == 1 { 3 } else { 1 };
+    cluster.move_leader(TEMPLATES, 0, to).unwrap();
+    dbw::produce(&producer, rest).await;
+    wait_caught_up(&cluster, &b, || extractor.log()).await;
+    assert_ne!(cluster.coordinator("pattern-extractor-a"), 2);
     check_outputs(&b, &specs, &execs, &fails, &events);
 }

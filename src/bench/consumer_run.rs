@@ -24,7 +24,7 @@ pub(super) struct Shape {
     /// Batch sizes to measure, one run each.
     #[arg(long, value_delimiter = ',', default_value = "1000,100")]
     pub(super) batch_sizes: Vec<usize>,
-    /// Partitions of agent-actions (default: the catalog's 12).
+    /// Partitions of the topic the events go to (default: the catalog's).
     #[arg(long)]
     pub(super) partitions: Option<i32>,
 }
@@ -50,16 +50,31 @@ pub(super) fn event(i: u64, size: usize) -> Vec<u8> {
     build(size.saturating_sub(base)).into_bytes()
 }
 
-fn produce(bootstrap: &str, count: u64, size: usize) -> anyhow::Result<()> {
+/// What a run's events are: their topic, and event `i` of about `size` bytes with its key.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Events {
+    pub(super) topic: Topic,
+    pub(super) make: fn(u64, usize) -> (String, Vec<u8>),
+}
+
+/// Agent actions ([`event`]), keyed by correlation id.
+pub(super) const AGENT_ACTIONS: Events = Events {
+    topic: Topic::AgentActions,
+    make: |i, size| {
+        let key = format!("{:08x}-0000-4000-8000-{:012x}", 0xc0de_u32, i / 4);
+        (key, event(i, size))
+    },
+};
+
+fn produce(bootstrap: &str, count: u64, size: usize, events: Events) -> anyhow::Result<()> {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
         .set("enable.idempotence", "true")
         .create()?;
-    let topic = Topic::AgentActions.name();
+    let topic = events.topic.name();
     for i in 0..count {
-        let value = event(i, size);
-        let key = format!("{:08x}-0000-4000-8000-{:012x}", 0xc0de_u32, i / 4);
+        let (key, value) = (events.make)(i, size);
         loop {
             match producer.send(BaseRecord::to(topic).key(&key).payload(&value)) {
                 Ok(()) => break,
@@ -76,6 +91,11 @@ fn produce(bootstrap: &str, count: u64, size: usize) -> anyhow::Result<()> {
 
 /// A child broker with the eight topics and `shape`'s events in agent-actions.
 pub(super) fn broker_with_events(shape: &Shape) -> anyhow::Result<Running> {
+    broker_with(shape, AGENT_ACTIONS)
+}
+
+/// A child broker with the eight topics and `shape`'s `events`.
+pub(super) fn broker_with(shape: &Shape, events: Events) -> anyhow::Result<Running> {
     let target = Target {
         target: "agentbus".into(),
         brokers: None,
@@ -84,18 +104,19 @@ pub(super) fn broker_with_events(shape: &Shape) -> anyhow::Result<Running> {
     };
     let broker = start(&target, 1)?;
     for t in Topic::ALL {
-        let partitions = match (t, shape.partitions) {
-            (Topic::AgentActions, Some(n)) => n,
+        let partitions = match shape.partitions {
+            Some(n) if t == events.topic => n,
             _ => agentbus_client::catalog::spec(t).partitions,
         };
         create_topic(&target, &broker.bootstrap, t.name(), partitions)?;
     }
     let produced = Instant::now();
-    produce(&broker.bootstrap, shape.count, shape.size)?;
+    produce(&broker.bootstrap, shape.count, shape.size, events)?;
     println!(
-        "produced {} agent-actions events of {} B in {:.1} s",
+        "produced {} {} events of {} B in {:.1} s",
         shape.count,
-        event(0, shape.size).len(),
+        events.topic.name(),
+        (events.make)(0, shape.size).1.len(),
         produced.elapsed().as_secs_f64()
     );
     Ok(broker)

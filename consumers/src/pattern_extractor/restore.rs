@@ -54,6 +54,27 @@ impl State {
     }
 }
 
+/// A client context that does not log the end-of-partition events this reader asks
+/// for (librdkafka reports them as errors too).
+struct Quiet;
+
+impl rdkafka::ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = matches!(
+            error,
+            KafkaError::PartitionEOF(_)
+                | KafkaError::Global(rdkafka::types::RDKafkaErrorCode::PartitionEOF)
+        );
+        if !eof {
+            tracing::warn!("{CHANGELOG_READER}: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Quiet {}
+
+const CHANGELOG_READER: &str = "state restore";
+
 /// Reads `partitions` of the changelog from the start to their last stable offset.
 pub(crate) fn read(
     brokers: &str,
@@ -67,14 +88,14 @@ pub(crate) fn read(
         return Ok(out);
     }
     let unavailable = |e: KafkaError| SinkError::Unavailable(format!("{changelog}: {e}"));
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer<Quiet> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "ml-group-restore")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .set("fetch.queue.backoff.ms", "10")
-        .create()
+        .create_with_context(Quiet)
         .map_err(unavailable)?;
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
@@ -95,7 +116,9 @@ pub(crate) fn read(
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 open.remove(&p);
             }
-            Some(Err(e)) => return Err(unavailable(e)),
+            // Transport errors (a broker of the cluster stopped) pass: librdkafka
+            // fetches from the new leader, and the deadline bounds the wait.
+            Some(Err(e)) => tracing::debug!("{changelog}: {e}"),
             Some(Ok(m)) => {
                 let (Some(key), Some(value)) = (m.key(), m.payload()) else {
                     continue;

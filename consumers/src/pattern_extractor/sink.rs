@@ -16,9 +16,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{info, warn};
 
@@ -57,7 +58,9 @@ struct Computed {
 /// The pattern-extractor's sink.
 pub struct ExtractorSink {
     settings: ExtractorSettings,
-    producer: FutureProducer,
+    /// A base producer: the commit waits for every delivery, so no poll thread and no
+    /// delivery futures are needed.
+    producer: Arc<BaseProducer>,
     state: State,
 }
 
@@ -84,7 +87,7 @@ impl ExtractorSink {
     /// open transaction).
     pub async fn new(settings: ExtractorSettings) -> Result<Self, SinkError> {
         ensure_topics(&settings.brokers).await?;
-        let producer: FutureProducer = ClientConfig::new()
+        let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
             .set("client.id", format!("agentbus-{PROCESSOR}"))
             .set(
@@ -96,6 +99,7 @@ impl ExtractorSink {
             .set("queue.buffering.max.messages", "1000000")
             .create()
             .map_err(|e| SinkError::Fatal(format!("producer: {e}")))?;
+        let producer = Arc::new(producer);
         let p = producer.clone();
         tokio::task::spawn_blocking(move || p.init_transactions(TXN_TIMEOUT))
             .await
@@ -232,7 +236,6 @@ impl ExtractorSink {
         out: &[Out],
         metadata: &rdkafka::consumer::ConsumerGroupMetadata,
     ) -> Result<(), SinkError> {
-        let mut deliveries = Vec::with_capacity(out.len());
         for o in out {
             let mut headers = OwnedHeaders::new();
             for (k, v) in &o.headers {
@@ -241,7 +244,7 @@ impl ExtractorSink {
                     value: Some(v),
                 });
             }
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&o.topic)
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&o.topic)
                 .payload(o.value.as_slice())
                 .headers(headers);
             if let Some(k) = &o.key {
@@ -253,9 +256,15 @@ impl ExtractorSink {
             if let Some(ts) = o.timestamp {
                 record = record.timestamp(ts);
             }
-            match self.producer.send_result(record) {
-                Ok(d) => deliveries.push(d),
-                Err((e, _)) => return Err(kafka(e)),
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        self.producer.poll(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => return Err(kafka(e)),
+                }
             }
         }
         let mut offsets = TopicPartitionList::new();
@@ -267,6 +276,12 @@ impl ExtractorSink {
         self.producer
             .send_offsets_to_transaction(&offsets, metadata, TXN_TIMEOUT)
             .map_err(kafka)?;
+        // `commit_transaction` flushes first, polling in steps of 100 ms: wait for the
+        // deliveries here in short steps, so that a commit takes what the broker takes.
+        let until = std::time::Instant::now() + TXN_TIMEOUT;
+        while self.producer.in_flight_count() > 0 && std::time::Instant::now() < until {
+            self.producer.poll(Duration::from_millis(1));
+        }
         let mut tries = 0;
         loop {
             match self.producer.commit_transaction(TXN_TIMEOUT) {
@@ -278,8 +293,6 @@ impl ExtractorSink {
                 Err(e) => return Err(kafka(e)),
             }
         }
-        // Committed: every delivery has been acknowledged.
-        drop(deliveries);
         Ok(())
     }
 }

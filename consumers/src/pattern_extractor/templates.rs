@@ -90,7 +90,9 @@ impl Slot {
 }
 
 impl StepFiles {
-    fn merge(&mut self, files: &[String]) {
+    /// Takes one execution's files in; whether the template's steps change.
+    fn merge(&mut self, files: &[String]) -> bool {
+        let before = self.clone();
         match self {
             StepFiles::Same { files: f } if f.as_slice() == files => {}
             StepFiles::Same { files: f } if f.len() == files.len() => {
@@ -108,6 +110,7 @@ impl StepFiles {
             StepFiles::Varies => {}
             _ => *self = StepFiles::Varies,
         }
+        *self != before
     }
 }
 
@@ -118,8 +121,6 @@ pub struct Published {
     pub version: u64,
     /// Occurrences at that version.
     pub occurrences: u64,
-    /// Hash of the steps and applicability published.
-    pub shape: u64,
     /// Whether the version withdrew the template.
     pub withdrawn: bool,
 }
@@ -151,6 +152,9 @@ pub struct Sequence {
     pub files: Vec<StepFiles>,
     /// The last published version.
     pub published: Option<Published>,
+    /// The steps or applicability changed since the last version.
+    #[serde(default)]
+    pub reshaped: bool,
 }
 
 /// The state key of a sequence: fingerprint and a hash of the actions.
@@ -186,10 +190,9 @@ fn language(path: &str) -> Option<&'static str> {
     })
 }
 
-fn insert_bounded(set: &mut BTreeSet<String>, v: &str) {
-    if set.len() < MAX_VALUES || set.contains(v) {
-        set.insert(v.to_string());
-    }
+/// Adds `v` (while the set is below its bound); whether it was new.
+fn insert_bounded(set: &mut BTreeSet<String>, v: &str) -> bool {
+    set.len() < MAX_VALUES && !set.contains(v) && set.insert(v.to_string())
 }
 
 impl Sequence {
@@ -208,6 +211,7 @@ impl Sequence {
             technologies: BTreeSet::new(),
             files: Vec::new(),
             published: None,
+            reshaped: false,
         }
     }
 
@@ -220,9 +224,9 @@ impl Sequence {
             self.quality_micros += (q * 1e6).round() as u64;
             self.quality_n += 1;
         }
-        insert_bounded(&mut self.task_types, &e.task_type);
+        let mut reshaped = insert_bounded(&mut self.task_types, &e.task_type);
         if let Some(d) = &e.domain {
-            insert_bounded(&mut self.domains, d);
+            reshaped |= insert_bounded(&mut self.domains, d);
         }
         let mut steps: Vec<_> = e.steps.iter().flatten().collect();
         steps.sort_by_key(|s| s.step_number);
@@ -230,14 +234,15 @@ impl Sequence {
             let files = step.files.clone().unwrap_or_default();
             for f in &files {
                 if let Some(l) = language(f) {
-                    insert_bounded(&mut self.technologies, l);
+                    reshaped |= insert_bounded(&mut self.technologies, l);
                 }
             }
             match self.files.get_mut(i) {
-                Some(known) => known.merge(&files),
+                Some(known) => reshaped |= known.merge(&files),
                 None => self.files.push(StepFiles::Same { files }),
             }
         }
+        self.reshaped |= reshaped;
     }
 
     /// Whether the sequence meets the rules.
@@ -308,12 +313,6 @@ impl Sequence {
         })
     }
 
-    fn shape(&self) -> u64 {
-        let (steps, placeholders) = self.steps();
-        let shape = json!([steps, placeholders, self.applicability()]);
-        fnv64(shape.to_string().as_bytes())
-    }
-
     /// After an execution was added: the template version to publish, if any (and the
     /// sequence remembers it).
     pub fn publish(
@@ -322,11 +321,10 @@ impl Sequence {
         trigger: &TaskExecution,
     ) -> Option<(String, Value)> {
         let qualifies = self.qualifies(rules);
-        let shape = self.shape();
         let due = match &self.published {
             None => qualifies,
             Some(p) if p.withdrawn => qualifies,
-            Some(p) => !qualifies || p.shape != shape || self.count >= 2 * p.occurrences,
+            Some(p) => !qualifies || self.reshaped || self.count >= 2 * p.occurrences,
         };
         if !due {
             return None;
@@ -335,9 +333,9 @@ impl Sequence {
         self.published = Some(Published {
             version,
             occurrences: self.count,
-            shape,
             withdrawn: !qualifies,
         });
+        self.reshaped = false;
         let pattern_id = self.pattern_id();
         let (steps, placeholders) = self.steps();
         let mut template = json!({ "steps": steps });
