@@ -66,24 +66,20 @@ fn history(
 /// Waits until the group has committed everything: the input topics to their ends,
 /// then the repartition topic to after its last committed record.
 async fn wait_caught_up(broker: &impl Inspect, bootstrap: &str, context: impl Fn() -> String) {
-    let inputs = |b: &dyn Fn(&str, i32) -> Option<(i64, i64, i64)>| {
-        let mut out = BTreeMap::new();
-        for topic in ["task-executions", "failure-patterns"] {
-            for p in 0..12 {
-                if let Some((_, high, _)) = b(topic, p) {
-                    if high > 0 {
-                        out.insert((topic.to_string(), p), high);
-                    }
+    let mut want = BTreeMap::new();
+    for topic in ["task-executions", "failure-patterns"] {
+        for p in 0..12 {
+            if let Some((_, high, _)) = broker.offsets(topic, p) {
+                if high > 0 {
+                    want.insert((topic.to_string(), p), high);
                 }
             }
         }
-        out
-    };
+    }
     let caught_up = |want: &BTreeMap<(String, i32), i64>| {
         let committed = broker.committed("ml-group");
         want.iter().all(|(tp, end)| committed.get(tp) == Some(end))
     };
-    let want = inputs(&|t, p| broker.offsets(t, p));
     common::members::wait_for_showing(
         "the inputs' committed offsets to reach the log ends",
         180,
