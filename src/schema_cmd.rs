@@ -6,12 +6,21 @@ use anyhow::Context as _;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SchemaArgs {
-    /// The topic (e.g. agent-routing-decisions) or its `log` subcommand (routing-decision).
-    topic: Topic,
+    /// The topic (e.g. agent-routing-decisions, or a derived one: pattern-templates,
+    /// fix-suggestions) or its `log` subcommand (routing-decision).
+    topic: String,
 }
 
 pub(crate) fn run(args: SchemaArgs) -> anyhow::Result<()> {
-    let schema = agentbus_client::schema::schema(args.topic);
+    let schema = match agentbus_client::derived::schema(&args.topic) {
+        Some(schema) => schema,
+        None => {
+            let topic: Topic = args.topic.parse().map_err(|e| {
+                anyhow::anyhow!("{e} (derived topics: pattern-templates, fix-suggestions)")
+            })?;
+            agentbus_client::schema::schema(topic)
+        }
+    };
     let mut text = serde_json::to_string_pretty(&schema).context("cannot encode the schema")?;
     text.push('\n');
     crate::emit(&text)

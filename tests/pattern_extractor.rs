@@ -3,6 +3,7 @@
 
 mod common;
 
+use agentbus_client::derived::{FixSuggestion, PatternTemplateEvent};
 use agentbus_consumers::pattern_extractor::{CHANGELOG, REPARTITION, SUGGESTIONS, TEMPLATES};
 use agentbus_testkit::{Broker, Inspect};
 use common::db_writer::{self as dbw, Consumer, Event, Kind};
@@ -114,6 +115,9 @@ fn check_outputs(
     let got: Vec<Value> = patterns::values(bootstrap, TEMPLATES);
     let mut seen = BTreeSet::new();
     for v in &got {
+        // The documented shape (`agentbus schema pattern-templates`), nothing more.
+        serde_json::from_value::<PatternTemplateEvent>(v.clone())
+            .unwrap_or_else(|e| panic!("{e}: {v}"));
         let key = (
             v["pattern_id"].as_str().unwrap().to_string(),
             v["version"].as_u64().unwrap(),
@@ -165,6 +169,9 @@ fn check_outputs(
         want.extend(patterns::model_suggestions(&by_id, order));
     }
     let got: Vec<Value> = patterns::values(bootstrap, SUGGESTIONS);
+    for v in &got {
+        serde_json::from_value::<FixSuggestion>(v.clone()).unwrap_or_else(|e| panic!("{e}: {v}"));
+    }
     let got_map: BTreeMap<_, _> = got.iter().map(patterns::suggestion_of).collect();
     assert_eq!(got.len(), got_map.len(), "a suggestion was published twice");
     assert_eq!(got_map.len(), want.len(), "suggestions");
@@ -334,4 +341,33 @@ async fn the_coordinator_stops_and_a_leader_moves_mid_run() {
     wait_caught_up(&cluster, &b, || extractor.log()).await;
     assert_ne!(cluster.coordinator("pattern-extractor-a"), 2);
     check_outputs(&b, &specs, &execs, &fails, &events);
+}
+
+#[test]
+fn a_bad_model_file_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("model.toml"),
+        "[templates]\nmin_success_rate = 1.5\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["consume", "pattern-extractor"])
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .env("ML_MODEL_PATH", dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ML_MODEL_PATH") && err.contains("templates.min_success_rate"),
+        "{err}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["consume", "pattern-extractor"])
+        .env("KAFKA_BROKERS", "127.0.0.1:1")
+        .env("MIN_OCCURRENCES", "many")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MIN_OCCURRENCES"));
 }

@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod derived;
 pub mod events;
 pub mod examples;
 pub mod producer;

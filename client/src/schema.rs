@@ -33,6 +33,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn derived_topics_have_schemas() {
+        let s = crate::derived::schema("pattern-templates").unwrap();
+        assert_eq!(s["x-partition-key"], "pattern_id");
+        assert!(s["properties"]["pattern_template"].is_object());
+        assert!(s["properties"]["version"].is_object());
+        let s = crate::derived::schema("fix-suggestions").unwrap();
+        assert_eq!(s["x-partition-key"], "signature");
+        assert!(crate::derived::schema("agent-actions").is_none());
+    }
+
+    #[test]
     fn schemas_describe_the_fields() {
         let s = schema(Topic::AgentRoutingDecisions);
         assert_eq!(s["x-kafka-topic"], "agent-routing-decisions");

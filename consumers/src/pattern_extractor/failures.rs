@@ -12,9 +12,11 @@
 use super::model::Model;
 use super::signature::{distance, normalize, simhash};
 use super::templates::NAMESPACE;
+use agentbus_client::derived::FixSuggestion;
 use agentbus_client::events::FailurePattern;
+use agentbus_client::validate::Id;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The bucket (and repartition key) of a failure.
 pub fn bucket(f: &FailurePattern) -> String {
@@ -71,7 +73,7 @@ impl Bucket {
         bucket: &str,
         f: &FailurePattern,
         model: &Model,
-    ) -> Option<(String, Value)> {
+    ) -> Option<(String, FixSuggestion)> {
         let normalized = normalize(&f.error_message, &model.normalize);
         let hash = simhash(&normalized);
         let nearest = self
@@ -124,21 +126,25 @@ impl Bucket {
                 Some(b) if b.count >= r.count => Some(b),
                 _ => Some(r),
             })?;
-        let event = json!({
-            "event_id": uuid::Uuid::new_v5(&NAMESPACE, format!("suggestion/{}", f.event_id.as_str()).as_bytes()).to_string(),
-            "correlation_id": f.correlation_id.as_str(),
-            "failure_id": f.failure_id.as_str(),
-            "fingerprint_id": f.fingerprint_id.as_ref().map(|i| i.as_str()),
-            "signature": group.signature,
-            "error_category": bucket,
-            "normalized_error": normalized,
-            "group_occurrences": group.count,
-            "suggested_resolution": best.resolution,
-            "resolution_steps": best.steps,
-            "resolution_count": best.count,
-            "automated_fix_possible": best.automated,
-            "timestamp": f.timestamp.as_str(),
-        });
+        let event = FixSuggestion {
+            event_id: Id(uuid::Uuid::new_v5(
+                &NAMESPACE,
+                format!("suggestion/{}", f.event_id.as_str()).as_bytes(),
+            )
+            .to_string()),
+            correlation_id: f.correlation_id.clone(),
+            failure_id: f.failure_id.clone(),
+            fingerprint_id: f.fingerprint_id.clone(),
+            signature: group.signature.clone(),
+            error_category: bucket.to_string(),
+            normalized_error: normalized,
+            group_occurrences: group.count,
+            suggested_resolution: best.resolution.clone(),
+            resolution_steps: best.steps.clone(),
+            resolution_count: best.count,
+            automated_fix_possible: best.automated,
+            timestamp: f.timestamp.clone(),
+        };
         Some((group.signature.clone(), event))
     }
 }

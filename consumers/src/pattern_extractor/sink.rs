@@ -297,12 +297,13 @@ impl ExtractorSink {
     }
 }
 
-fn json_out(topic: &str, key: String, event: &serde_json::Value) -> Out {
+fn json_out(topic: &str, key: String, event: &impl serde::Serialize) -> Out {
     Out {
         topic: topic.to_string(),
         partition: None,
         key: Some(key.into_bytes()),
-        value: event.to_string().into_bytes(),
+        // Serializing these plain structs cannot fail.
+        value: serde_json::to_vec(event).unwrap_or_default(),
         headers: Vec::new(),
         timestamp: None,
     }

@@ -13,9 +13,12 @@
 
 use super::model::TemplateRules;
 use super::signature::fnv64;
+use agentbus_client::derived::{PatternTemplateEvent, TemplateCriteria, TemplateStatus};
 use agentbus_client::events::TaskExecution;
+use agentbus_client::events::{ApplicabilityCriteria, PatternStep, PatternTemplate};
+use agentbus_client::validate::Id;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// The namespace of the extractor's deterministic UUIDs (v5).
@@ -264,23 +267,22 @@ impl Sequence {
     }
 
     /// The steps with placeholders, and the placeholders.
-    fn steps(&self) -> (Vec<Value>, serde_json::Map<String, Value>) {
+    fn template(&self) -> PatternTemplate {
         let mut placeholders = serde_json::Map::new();
         let mut next = || {
             let name = match placeholders.len() {
                 0 => "entity".to_string(),
                 n => format!("entity_{}", n + 1),
             };
-            placeholders.insert(name.clone(), json!("string"));
+            placeholders.insert(name.clone(), Value::from("string"));
             format!("{{{{{name}}}}}")
         };
         let mut steps = Vec::new();
         for (i, action) in self.actions.iter().enumerate() {
-            let mut step = serde_json::Map::new();
-            step.insert("action".into(), json!(action));
+            let mut params = serde_json::Map::new();
             match self.files.get(i) {
                 Some(StepFiles::Same { files }) if !files.is_empty() => {
-                    step.insert("files".into(), json!(files));
+                    params.insert("files".into(), Value::from(files.clone()));
                 }
                 Some(StepFiles::Slots { slots }) => {
                     let files: Vec<String> = slots
@@ -293,24 +295,22 @@ impl Sequence {
                             }
                         })
                         .collect();
-                    step.insert("files".into(), json!(files));
+                    params.insert("files".into(), Value::from(files));
                 }
                 Some(StepFiles::Varies) => {
-                    step.insert("files".into(), json!(next()));
+                    params.insert("files".into(), Value::from(next()));
                 }
                 _ => {}
             }
-            steps.push(Value::Object(step));
+            steps.push(PatternStep {
+                action: action.clone(),
+                params,
+            });
         }
-        (steps, placeholders)
-    }
-
-    fn applicability(&self) -> Value {
-        json!({
-            "task_types": self.task_types,
-            "domains": self.domains,
-            "technologies": self.technologies,
-        })
+        PatternTemplate {
+            steps,
+            placeholders: (!placeholders.is_empty()).then_some(placeholders),
+        }
     }
 
     /// After an execution was added: the template version to publish, if any (and the
@@ -319,7 +319,7 @@ impl Sequence {
         &mut self,
         rules: &TemplateRules,
         trigger: &TaskExecution,
-    ) -> Option<(String, Value)> {
+    ) -> Option<(String, PatternTemplateEvent)> {
         let qualifies = self.qualifies(rules);
         let due = match &self.published {
             None => qualifies,
@@ -337,33 +337,43 @@ impl Sequence {
         });
         self.reshaped = false;
         let pattern_id = self.pattern_id();
-        let (steps, placeholders) = self.steps();
-        let mut template = json!({ "steps": steps });
-        if !placeholders.is_empty() {
-            template["placeholders"] = Value::Object(placeholders);
-        }
         let task_type = self.task_types.iter().next().cloned().unwrap_or_default();
-        let event = json!({
-            "event_id": uuid::Uuid::new_v5(&NAMESPACE, format!("{pattern_id}/{version}").as_bytes()).to_string(),
-            "correlation_id": trigger.correlation_id.as_str(),
-            "pattern_id": pattern_id.to_string(),
-            "fingerprint_id": self.fingerprint_id,
-            "pattern_name": format!("{task_type}: {}", self.actions.join(" → ")),
-            "pattern_type": "workflow",
-            "pattern_template": template,
-            "applicability_criteria": self.applicability(),
-            "validation_criteria": {
-                "min_quality_score": rules.min_quality_score,
-                "min_success_rate": rules.min_success_rate,
+        let list = |set: &BTreeSet<String>| Some(set.iter().cloned().collect::<Vec<_>>());
+        let event = PatternTemplateEvent {
+            event_id: Id(uuid::Uuid::new_v5(
+                &NAMESPACE,
+                format!("{pattern_id}/{version}").as_bytes(),
+            )
+            .to_string()),
+            correlation_id: trigger.correlation_id.clone(),
+            pattern_id: Id(pattern_id.to_string()),
+            fingerprint_id: Id(self.fingerprint_id.clone()),
+            pattern_name: format!("{task_type}: {}", self.actions.join(" → ")),
+            pattern_type: "workflow".to_string(),
+            pattern_template: self.template(),
+            applicability_criteria: ApplicabilityCriteria {
+                task_types: list(&self.task_types),
+                domains: list(&self.domains),
+                technologies: list(&self.technologies),
             },
-            "estimated_duration_ms": self.duration_sum / self.count.max(1),
-            "version": version,
-            "status": if qualifies { "active" } else { "withdrawn" },
-            "occurrences": self.count,
-            "success_rate": round4(self.successes as f64 / self.count.max(1) as f64),
-            "mean_quality_score": round4(self.quality_micros as f64 / 1e6 / self.quality_n.max(1) as f64),
-            "timestamp": trigger.timestamp.as_str(),
-        });
+            validation_criteria: TemplateCriteria {
+                min_quality_score: rules.min_quality_score,
+                min_success_rate: rules.min_success_rate,
+            },
+            estimated_duration_ms: self.duration_sum / self.count.max(1),
+            version,
+            status: if qualifies {
+                TemplateStatus::Active
+            } else {
+                TemplateStatus::Withdrawn
+            },
+            occurrences: self.count,
+            success_rate: round4(self.successes as f64 / self.count.max(1) as f64),
+            mean_quality_score: round4(
+                self.quality_micros as f64 / 1e6 / self.quality_n.max(1) as f64,
+            ),
+            timestamp: trigger.timestamp.clone(),
+        };
         Some((pattern_id.to_string(), event))
     }
 }
