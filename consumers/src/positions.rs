@@ -83,34 +83,13 @@ impl<S: Sink> Pipeline<S> {
         self.refresh_topic_ids(&waiting);
         let stored = match self.stored(consumer, &waiting) {
             Ok(stored) => stored,
-            Err(e @ SinkError::Fatal(_)) => return self.fail(e),
-            Err(e) => {
-                self.metrics.set_sink_ok(false);
-                warn!(
-                    retry_in_ms = self.position_backoff.as_millis() as u64,
-                    "cannot read the stored offsets: {e}; the partitions wait, paused"
-                );
-                self.position_retry_at = Some(Instant::now() + self.position_backoff);
-                self.position_backoff = (self.position_backoff * 2).min(MAX_BACKOFF);
-                return;
-            }
+            Err(e) => return self.wait_for_sink("read the stored offsets", e),
         };
         let restore = self
             .handle
             .block_on(bounded(RESTORE_TIMEOUT, self.sink.assigned(&waiting)));
-        match restore {
-            Ok(()) => {}
-            Err(e @ SinkError::Fatal(_)) => return self.fail(e),
-            Err(e) => {
-                self.metrics.set_sink_ok(false);
-                warn!(
-                    retry_in_ms = self.position_backoff.as_millis() as u64,
-                    "cannot restore the sink's state for the assigned partitions: {e}; they wait, paused"
-                );
-                self.position_retry_at = Some(Instant::now() + self.position_backoff);
-                self.position_backoff = (self.position_backoff * 2).min(MAX_BACKOFF);
-                return;
-            }
+        if let Err(e) = restore {
+            return self.wait_for_sink("restore the sink's state for the assigned partitions", e);
         }
         if self.store == OffsetStore::Sink {
             self.metrics.set_sink_ok(true);
@@ -197,6 +176,21 @@ impl<S: Sink> Pipeline<S> {
             from_sink = targets.values().filter(|(_, s)| s.is_some()).count(),
             "partitions positioned"
         );
+    }
+
+    /// Positioning could not `what`: stop if retrying cannot help, else the partitions
+    /// wait, paused, and it is tried again after a backoff.
+    fn wait_for_sink(&mut self, what: &str, e: SinkError) {
+        if let SinkError::Fatal(_) = e {
+            return self.fail(e);
+        }
+        self.metrics.set_sink_ok(false);
+        warn!(
+            retry_in_ms = self.position_backoff.as_millis() as u64,
+            "cannot {what}: {e}; the partitions wait, paused"
+        );
+        self.position_retry_at = Some(Instant::now() + self.position_backoff);
+        self.position_backoff = (self.position_backoff * 2).min(MAX_BACKOFF);
     }
 
     /// While no batch is open: the sink is reachable (for `/ready`), and still holds the

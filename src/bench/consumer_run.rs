@@ -29,15 +29,19 @@ pub(super) struct Shape {
     pub(super) partitions: Option<i32>,
 }
 
+/// The RFC 3339 timestamp of event `i`: 1 ms apart from 2025-10-20T18:30:00Z on.
+pub(super) fn timestamp(i: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(1_760_985_000_000 + i as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
 /// A valid agent action of `size` bytes (at least ~220), padded in `action_name`; four
 /// agents, varying durations, timestamps 1 ms apart.
 pub(super) fn event(i: u64, size: usize) -> Vec<u8> {
     let id = format!("{:08x}-0000-4000-8000-{:012x}", 0xbe4c_u32, i);
     let correlation = format!("{:08x}-0000-4000-8000-{:012x}", 0xc0de_u32, i / 4);
-    let ms = 1_760_985_000_000 + i as i64;
-    let ts = chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default();
+    let ts = timestamp(i);
     let build = |pad: usize| {
         format!(
             r#"{{"event_id":"{id}","correlation_id":"{correlation}","agent_name":"a{}","action_type":"tool_call","action_name":"R{}","duration_ms":{},"timestamp":"{ts}"}}"#,

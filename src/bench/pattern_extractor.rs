@@ -18,10 +18,7 @@ fn execution(i: u64, size: usize) -> (String, Vec<u8>) {
     let fingerprint = format!("{:08x}-0000-4000-8000-{:012x}", 0xf1f1_u32, i % 500);
     let sequence = (i / 500) % 3;
     let entity = ["user", "item", "cart", "blog"][(i % 4) as usize];
-    let ms = 1_760_985_000_000 + i as i64;
-    let ts = chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default();
+    let ts = consumer_run::timestamp(i);
     let build = |pad: usize| {
         format!(
             r#"{{"event_id":"{:08x}-0000-4000-8000-{i:012x}","correlation_id":"{:08x}-0000-4000-8000-{i:012x}","fingerprint_id":"{fingerprint}","task_hash":"h","original_prompt":"P{}","task_type":"code_generation","domain":"api_development","agent_name":"agent-api-architect","success":{},"quality_score":0.9,"steps":[{{"step_number":1,"action":"rag_query"}},{{"step_number":2,"action":"generate_{sequence}","files":["api/{entity}.py"]}},{{"step_number":3,"action":"validate"}}],"total_duration_ms":{},"timestamp":"{ts}"}}"#,
