@@ -527,10 +527,14 @@ fn fail(error: String) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
-    let mut config = match ProducerConfig::from_env() {
-        Ok(c) => c,
-        Err(e) => return fail(e.to_string()),
-    };
+    let mut config = ProducerConfig::from_env();
+    // Settings that make no sense never stop an agent's call: say so and go on.
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    // One event, then exit: an idempotent producer would leave the cluster a producer id
+    // to keep for hours per call (KIP-854); the event id is the dedup key.
+    config.idempotent = false;
     if let Some(b) = args.bootstrap_server {
         config.brokers = b;
     }
@@ -618,7 +622,16 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
             })
         }
         Ok(None) => fail("the producer is disabled".into()),
-        Err(e) => fail(format!("Kafka publish failed: {e}")),
+        Err(e) => {
+            // The id it tried: a retry with `--event-id` is deduplicated downstream.
+            let error = format!("Kafka publish failed: {e}");
+            emit(&Outcome {
+                event_id: Some(event.event_id()),
+                topic: Some(topic_name),
+                ..Outcome::failed(error.clone())
+            })?;
+            Err(anyhow::anyhow!(error))
+        }
     }
 }
 

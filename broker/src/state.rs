@@ -615,6 +615,12 @@ impl State {
         &self.meta
     }
 
+    /// The next producer id InitProducerId would hand out: how many were handed out
+    /// (for tests of clients that should not ask for one).
+    pub fn producer_id_count(&self) -> i64 {
+        self.producer_ids.next()
+    }
+
     /// A new producer id for InitProducerId.
     pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
         self.producer_ids.allocate(&self.meta)

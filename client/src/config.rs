@@ -9,12 +9,17 @@
 //! | `KAFKA_BATCH_SIZE` | `16384` | bytes per batch |
 //! | `KAFKA_LINGER_MS` | `10` | longest wait to fill a batch |
 //! | `KAFKA_RETRIES` | `3` | retries of a failed send |
-//! | `KAFKA_ACKS` | `all` | `all` (or `-1`); idempotence needs it |
+//! | `KAFKA_ACKS` | `all` | `all` (or `-1`), `1` or `0`; idempotence only with `all` |
 //! | `KAFKA_TIMEOUT_MS` | `5000` | delivery deadline (the seeds' `future.get(timeout=5)`) |
+//!
+//! A value that makes no sense never stops a publish: the default is used and the
+//! reason is kept in [`ProducerConfig::warnings`] (the CLI prints each once on stderr).
+//! As in the seeds, `DEBUG` is on only for `true` (or `1`, `yes`, `on`): other values
+//! (`DEBUG=express:*`, set for other tools) mean off, silently.
 
 use std::time::Duration;
 
-/// A setting that cannot be used; names the variable.
+/// A setting that cannot be used as given; names the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{var}={value:?}: {problem}")]
 pub struct ConfigError {
@@ -54,6 +59,28 @@ impl Compression {
     }
 }
 
+/// How many acknowledgements a send waits for (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// Every in-sync replica (`all`, `-1`): the only setting idempotence allows.
+    All,
+    /// The leader only (`1`, the seeds' low-latency tuning).
+    Leader,
+    /// None (`0`).
+    None,
+}
+
+impl Acks {
+    /// librdkafka's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::Leader => "1",
+            Self::None => "0",
+        }
+    }
+}
+
 /// Producer settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProducerConfig {
@@ -71,6 +98,13 @@ pub struct ProducerConfig {
     pub linger_ms: u32,
     /// `retries`.
     pub retries: u32,
+    /// `acks`.
+    pub acks: Acks,
+    /// `enable.idempotence` (only with [`Acks::All`]). On for long-lived producers; a
+    /// process that sends one event and exits turns it off, since each idempotent
+    /// producer makes the cluster keep a producer id for hours (KIP-854) and the
+    /// event id is the dedup key anyway.
+    pub idempotent: bool,
     /// Delivery deadline of one event (`message.timeout.ms`); `publish` never waits longer.
     pub timeout: Duration,
     /// Most events the fire-and-forget path keeps in flight before refusing more.
@@ -79,6 +113,8 @@ pub struct ProducerConfig {
     pub client_id: String,
     /// Further librdkafka properties, applied last.
     pub extra: Vec<(String, String)>,
+    /// Values of the environment that were not used, and why (their defaults were).
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Default for ProducerConfig {
@@ -91,10 +127,13 @@ impl Default for ProducerConfig {
             batch_size: 16_384,
             linger_ms: 10,
             retries: 3,
+            acks: Acks::All,
+            idempotent: true,
             timeout: Duration::from_secs(5),
             queue_capacity: 100_000,
             client_id: "agentbus".into(),
             extra: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -107,12 +146,12 @@ fn bad(var: &'static str, value: &str, problem: impl Into<String>) -> ConfigErro
     }
 }
 
-fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err(bad(var, v, "expected true or false")),
-    }
+/// `true`, `1`, `yes`, `on` (any case); anything else is false.
+fn is_true(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "true" | "1" | "yes" | "on"
+    )
 }
 
 fn parse_num<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, ConfigError> {
@@ -123,13 +162,16 @@ fn parse_num<T: std::str::FromStr>(var: &'static str, v: &str) -> Result<T, Conf
 
 impl ProducerConfig {
     /// Reads the seeds' variables from the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Self {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Reads the variables through `get` (for tests and embedding).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// Reads the variables through `get` (for tests and embedding). Never fails: a value
+    /// that cannot be used leaves the default, with a warning in `warnings`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let mut c = Self::default();
+        let mut warnings = Vec::new();
+        let mut warn = |e: ConfigError| warnings.push(e);
         if let Some(v) = get("KAFKA_BROKERS") {
             let list: Vec<&str> = v
                 .split(',')
@@ -137,68 +179,97 @@ impl ProducerConfig {
                 .filter(|s| !s.is_empty())
                 .collect();
             if list.is_empty() {
-                return Err(bad("KAFKA_BROKERS", &v, "expected HOST:PORT[,HOST:PORT…]"));
+                warn(bad(
+                    "KAFKA_BROKERS",
+                    &v,
+                    "expected HOST:PORT[,HOST:PORT…]; using localhost:9092",
+                ));
+            } else {
+                c.brokers = list.join(",");
             }
-            c.brokers = list.join(",");
         }
         if let Some(v) = get("KAFKA_ENABLE_LOGGING") {
-            c.enable_logging = parse_bool("KAFKA_ENABLE_LOGGING", &v)?;
+            c.enable_logging = is_true(&v);
+            let known = ["true", "1", "yes", "on", "false", "0", "no", "off", ""];
+            if !known.contains(&v.trim().to_ascii_lowercase().as_str()) {
+                warn(bad(
+                    "KAFKA_ENABLE_LOGGING",
+                    &v,
+                    "expected true or false; not true, so nothing is published",
+                ));
+            }
         }
         if let Some(v) = get("DEBUG") {
-            c.debug = parse_bool("DEBUG", &v)?;
+            c.debug = is_true(&v);
         }
         if let Some(v) = get("KAFKA_COMPRESSION") {
-            c.compression = match v.trim().to_ascii_lowercase().as_str() {
-                "none" | "" => Compression::None,
-                "gzip" => Compression::Gzip,
-                "snappy" => Compression::Snappy,
-                "lz4" => Compression::Lz4,
-                "zstd" => Compression::Zstd,
-                _ => {
-                    return Err(bad(
-                        "KAFKA_COMPRESSION",
-                        &v,
-                        "expected snappy, gzip, lz4, zstd or none",
-                    ))
-                }
-            };
+            match v.trim().to_ascii_lowercase().as_str() {
+                "none" | "" => c.compression = Compression::None,
+                "gzip" => c.compression = Compression::Gzip,
+                "snappy" => c.compression = Compression::Snappy,
+                "lz4" => c.compression = Compression::Lz4,
+                "zstd" => c.compression = Compression::Zstd,
+                _ => warn(bad(
+                    "KAFKA_COMPRESSION",
+                    &v,
+                    "expected snappy, gzip, lz4, zstd or none; using snappy",
+                )),
+            }
         }
         if let Some(v) = get("KAFKA_BATCH_SIZE") {
-            c.batch_size = parse_num("KAFKA_BATCH_SIZE", &v)?;
-            if c.batch_size == 0 {
-                return Err(bad("KAFKA_BATCH_SIZE", &v, "must be at least 1"));
+            match parse_num::<u32>("KAFKA_BATCH_SIZE", &v) {
+                Ok(n) if n > 0 => c.batch_size = n,
+                _ => warn(bad(
+                    "KAFKA_BATCH_SIZE",
+                    &v,
+                    "expected at least 1 byte; using 16384",
+                )),
             }
         }
         if let Some(v) = get("KAFKA_LINGER_MS") {
-            c.linger_ms = parse_num("KAFKA_LINGER_MS", &v)?;
+            match parse_num("KAFKA_LINGER_MS", &v) {
+                Ok(n) => c.linger_ms = n,
+                Err(e) => warn(ConfigError {
+                    problem: format!("{}; using 10", e.problem),
+                    ..e
+                }),
+            }
         }
         if let Some(v) = get("KAFKA_RETRIES") {
-            c.retries = parse_num("KAFKA_RETRIES", &v)?;
-            if c.retries == 0 {
-                return Err(bad(
-                    "KAFKA_RETRIES",
-                    &v,
-                    "must be at least 1: the producer is idempotent (enable.idempotence=true)",
-                ));
+            match parse_num("KAFKA_RETRIES", &v) {
+                Ok(n) => c.retries = n,
+                Err(e) => warn(ConfigError {
+                    problem: format!("{}; using 3", e.problem),
+                    ..e
+                }),
             }
         }
         if let Some(v) = get("KAFKA_ACKS") {
-            if !matches!(v.trim().to_ascii_lowercase().as_str(), "all" | "-1") {
-                return Err(bad(
-                    "KAFKA_ACKS",
-                    &v,
-                    "must be all: the producer is idempotent (enable.idempotence=true), which needs acks from all in-sync replicas",
-                ));
+            match v.trim().to_ascii_lowercase().as_str() {
+                "all" | "-1" => c.acks = Acks::All,
+                "1" => c.acks = Acks::Leader,
+                "0" => c.acks = Acks::None,
+                _ => warn(bad("KAFKA_ACKS", &v, "expected all, -1, 1 or 0; using all")),
             }
         }
         if let Some(v) = get("KAFKA_TIMEOUT_MS") {
-            let ms: u64 = parse_num("KAFKA_TIMEOUT_MS", &v)?;
-            if ms == 0 {
-                return Err(bad("KAFKA_TIMEOUT_MS", &v, "must be at least 1"));
+            match parse_num::<u64>("KAFKA_TIMEOUT_MS", &v) {
+                Ok(ms) if ms > 0 => c.timeout = Duration::from_millis(ms),
+                _ => warn(bad(
+                    "KAFKA_TIMEOUT_MS",
+                    &v,
+                    "expected at least 1 ms; using 5000",
+                )),
             }
-            c.timeout = Duration::from_millis(ms);
         }
-        Ok(c)
+        c.warnings = warnings;
+        c
+    }
+
+    /// Whether sends are idempotent: asked for, and possible (acks from all replicas
+    /// and at least one retry).
+    pub fn idempotence(&self) -> bool {
+        self.idempotent && self.acks == Acks::All && self.retries > 0
     }
 
     /// The librdkafka properties of this configuration.
@@ -206,11 +277,11 @@ impl ProducerConfig {
         let mut c = rdkafka::ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", &self.client_id)
-            .set("enable.idempotence", "true")
+            .set("enable.idempotence", self.idempotence().to_string())
             // Java's and kafka-python's partitioner: a key lands on the same partition
             // whichever of them produced it.
             .set("partitioner", "murmur2_random")
-            .set("acks", "all")
+            .set("acks", self.acks.as_str())
             .set("retries", self.retries.to_string())
             .set("compression.codec", self.compression.as_str())
             .set("batch.size", self.batch_size.to_string())
@@ -234,7 +305,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn from(pairs: &[(&str, &str)]) -> Result<ProducerConfig, ConfigError> {
+    fn from(pairs: &[(&str, &str)]) -> ProducerConfig {
         let m: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -244,7 +315,8 @@ mod tests {
 
     #[test]
     fn defaults_are_the_seeds() {
-        let c = from(&[]).unwrap();
+        let c = from(&[]);
+        assert!(c.warnings.is_empty());
         assert_eq!(c.brokers, "localhost:9092");
         assert!(c.enable_logging && !c.debug);
         assert_eq!(c.compression, Compression::Snappy);
@@ -269,8 +341,8 @@ mod tests {
             ("KAFKA_RETRIES", "5"),
             ("KAFKA_ACKS", "all"),
             ("KAFKA_TIMEOUT_MS", "1500"),
-        ])
-        .unwrap();
+        ]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert_eq!(c.brokers, "a:1,b:2");
         assert!(!c.enable_logging && c.debug);
         assert_eq!(c.compression, Compression::Lz4);
@@ -279,18 +351,41 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_variable() {
+    fn the_seeds_values_are_accepted() {
+        for debug in ["express:*", "2", "maybe", ""] {
+            let c = from(&[("DEBUG", debug)]);
+            assert!(!c.debug && c.warnings.is_empty(), "DEBUG={debug}");
+        }
+        let c = from(&[("KAFKA_ACKS", "1")]);
+        assert_eq!(c.acks, Acks::Leader);
+        assert!(c.warnings.is_empty());
+        let rd = c.rdkafka_config();
+        assert_eq!(rd.get("acks"), Some("1"));
+        assert_eq!(rd.get("enable.idempotence"), Some("false"));
+        assert_eq!(from(&[("KAFKA_ACKS", "0")]).acks, Acks::None);
+        assert_eq!(from(&[("KAFKA_ACKS", "-1")]).acks, Acks::All);
+    }
+
+    #[test]
+    fn values_that_make_no_sense_warn_and_keep_the_default() {
         for (k, v) in [
-            ("KAFKA_ACKS", "1"),
-            ("KAFKA_RETRIES", "0"),
+            ("KAFKA_ACKS", "most"),
             ("KAFKA_COMPRESSION", "brotli"),
             ("KAFKA_BATCH_SIZE", "-1"),
-            ("DEBUG", "maybe"),
+            ("KAFKA_LINGER_MS", "soon"),
+            ("KAFKA_TIMEOUT_MS", "0"),
             ("KAFKA_BROKERS", " , "),
+            ("KAFKA_ENABLE_LOGGING", "maybe"),
         ] {
-            let e = from(&[(k, v)]).unwrap_err();
-            assert_eq!(e.var, k);
-            assert!(e.to_string().starts_with(k), "{e}");
+            let c = from(&[(k, v)]);
+            assert_eq!(c.warnings.len(), 1, "{k}={v}");
+            assert_eq!(c.warnings[0].var, k);
+            assert!(c.warnings[0].to_string().starts_with(k));
         }
+        let c = from(&[("KAFKA_COMPRESSION", "brotli")]);
+        assert_eq!(c.compression, Compression::Snappy);
+        assert!(!from(&[("KAFKA_ENABLE_LOGGING", "maybe")]).enable_logging);
+        let c = from(&[("KAFKA_RETRIES", "0")]);
+        assert!(c.warnings.is_empty() && !c.idempotence());
     }
 }

@@ -30,6 +30,12 @@ impl ProducerIds {
         })
     }
 
+    /// The next id to hand out (ids are never reused, so this counts every
+    /// InitProducerId answered since the store was created).
+    pub fn next(&self) -> i64 {
+        self.range.lock().unwrap_or_else(|p| p.into_inner()).next
+    }
+
     /// The next unused id.
     pub fn allocate(&self, meta: &MetaStore) -> Result<i64, MetaError> {
         let mut r = self.range.lock().unwrap_or_else(|p| p.into_inner());
