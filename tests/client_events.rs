@@ -348,3 +348,42 @@ async fn same_key_same_partition_in_order_over_10000_events() {
         assert_eq!(d1.partition, partition_of[key.as_str().as_bytes()]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_producer_delivers_its_detached_events_or_counts_them() {
+    use agentbus_testkit::Inspect;
+    let broker = Broker::start().await.unwrap();
+    let bootstrap = broker.bootstrap();
+    common::create_topic(&bootstrap, "agent-routing-decisions", 6, &[]).await;
+    let event: RoutingDecision =
+        events::decode(examples::json(Topic::AgentRoutingDecisions).as_bytes()).unwrap();
+    let p = producer(&bootstrap);
+    for _ in 0..500 {
+        p.publish_detached(&event).unwrap();
+    }
+    // Dropped at once, without a flush: the events are sent first.
+    tokio::task::block_in_place(|| drop(p));
+    let total: i64 = (0..6)
+        .map(|i| broker.offsets("agent-routing-decisions", i).unwrap().1)
+        .sum();
+    assert_eq!(total, 500);
+
+    // Nowhere to send them: closing says how many were lost, within its bound.
+    let p = Producer::new(ProducerConfig {
+        brokers: "127.0.0.1:1".into(),
+        timeout: Duration::from_secs(30),
+        ..Default::default()
+    })
+    .unwrap();
+    for _ in 0..7 {
+        p.publish_detached(&event).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let lost = tokio::task::block_in_place(|| p.close(Duration::from_millis(500)));
+    assert_eq!(lost, 7);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -8,6 +8,10 @@
 //!   `queue_capacity` such events are in flight; past that it fails at once with
 //!   [`PublishError::QueueFull`]. Delivery failures of detached events are counted and
 //!   reported by the next [`Producer::flush`], which should be called on shutdown.
+//!
+//! Dropping a producer (or [`Producer::close`]) sends what is still queued, waiting at
+//! most [`DROP_FLUSH`] (or the timeout given), and logs how many events it could not
+//! deliver; librdkafka alone would discard them.
 
 use crate::config::ProducerConfig;
 use crate::events::{AnyEvent, Event, EventError};
@@ -217,6 +221,9 @@ impl Pending {
         }
     }
 }
+
+/// Longest a dropped producer waits for its queued events.
+pub const DROP_FLUSH: Duration = Duration::from_secs(5);
 
 /// A producer for the eight topics.
 pub struct Producer {
@@ -445,6 +452,40 @@ impl Producer {
             });
         }
         Ok(())
+    }
+}
+
+impl Producer {
+    /// Sends what is queued, waiting at most `timeout`; returns how many events were not
+    /// delivered (still queued at the deadline, or failed since the last flush), and logs
+    /// them. A producer that is only dropped does this with [`DROP_FLUSH`].
+    pub fn close(mut self, timeout: Duration) -> usize {
+        self.settle(timeout)
+    }
+
+    fn settle(&mut self, timeout: Duration) -> usize {
+        let Some(p) = self.inner.take() else {
+            return 0;
+        };
+        let _ = p.flush(timeout);
+        let queued = usize::try_from(p.in_flight_count()).unwrap_or(0);
+        let failed = usize::try_from(self.shared.failed.swap(0, Ordering::AcqRel)).unwrap_or(0);
+        let lost = queued + failed;
+        if lost > 0 {
+            tracing::warn!(
+                queued,
+                failed,
+                brokers = %self.config.brokers,
+                "producer closed: {lost} event(s) not delivered"
+            );
+        }
+        lost
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.settle(DROP_FLUSH);
     }
 }
 
