@@ -409,9 +409,19 @@ struct Outcome<'a> {
     offset: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     latency_ms: Option<u64>,
+    /// The broker did not take the event within the budget: it waits in the spool.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    spooled: bool,
 }
 
 impl Outcome<'_> {
+    fn without_error(self) -> Self {
+        Outcome {
+            error: None,
+            ..self
+        }
+    }
+
     fn failed(error: String) -> Self {
         Outcome {
             success: false,
@@ -422,6 +432,7 @@ impl Outcome<'_> {
             partition: None,
             offset: None,
             latency_ms: None,
+            spooled: false,
         }
     }
 }
@@ -520,6 +531,79 @@ fn read_event(topic: Topic, source: &str) -> Result<AnyEvent, String> {
     AnyEvent::decode(topic, &bytes).map_err(|e| e.to_string())
 }
 
+/// The broker did not take `event` in time: into the spool, and a success that says so.
+fn spool_event(
+    event: &AnyEvent,
+    spool: &agentbus_client::spool::Spool,
+    budget: Duration,
+    why: &agentbus_client::PublishError,
+) -> anyhow::Result<()> {
+    let topic = event.topic().name();
+    let entry = agentbus_client::spool::Entry {
+        key: event.partition_key().to_string(),
+        value: String::from_utf8(event.to_json().unwrap_or_default()).unwrap_or_default(),
+        spooled_at_ms: chrono::Utc::now().timestamp_millis(),
+    };
+    match spool.append(topic, &entry) {
+        Ok(()) => {
+            let message = format!(
+                "the broker did not take the event within {} ms ({why}); spooled to {}",
+                budget.as_millis(),
+                spool.dir().display()
+            );
+            emit(
+                &Outcome {
+                    success: true,
+                    message: Some(&message),
+                    event_id: Some(event.event_id()),
+                    topic: Some(topic),
+                    spooled: true,
+                    ..Outcome::failed(String::new())
+                }
+                .without_error(),
+            )
+        }
+        Err(s) => {
+            let error = format!("Kafka publish failed: {why}; and spooling failed: {s}");
+            emit(&Outcome {
+                event_id: Some(event.event_id()),
+                topic: Some(topic),
+                ..Outcome::failed(error.clone())
+            })?;
+            Err(anyhow::anyhow!(error))
+        }
+    }
+}
+
+/// Most spooled events one `agentbus log` call delivers once the broker answers.
+const SPOOL_DRAIN_PER_CALL: usize = 200;
+
+/// The spool and the budget before an event goes to it: `AGENTBUS_SPOOL=off` turns it
+/// off (then a call waits up to KAFKA_TIMEOUT_MS and fails); `KAFKA_SPOOL_AFTER_MS`
+/// (50) is the budget.
+fn spool_budget() -> Option<(agentbus_client::spool::Spool, Duration)> {
+    let off = std::env::var("AGENTBUS_SPOOL").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "off" | "false" | "0" | "no"
+        )
+    });
+    if off {
+        return None;
+    }
+    let budget = match std::env::var("KAFKA_SPOOL_AFTER_MS") {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => ms,
+            _ => {
+                eprintln!("warning: KAFKA_SPOOL_AFTER_MS={v:?}: expected at least 1 ms; using 50");
+                50
+            }
+        },
+        Err(_) => 50,
+    };
+    Some((crate::spool_cmd::spool(None), Duration::from_millis(budget)))
+}
+
 /// Reports a failure the seeds' way (JSON on stdout) and as the command's error.
 fn fail(error: String) -> anyhow::Result<()> {
     emit(&Outcome::failed(error.clone()))?;
@@ -569,9 +653,11 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
             partition: None,
             offset: None,
             latency_ms: None,
+            spooled: false,
         });
     }
 
+    let spool = spool_budget();
     let debug = config.debug;
     let timeout = config.timeout;
     let started = Instant::now();
@@ -584,7 +670,9 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
         producer.connect(Some(topic_name)).await?;
         producer.enqueue_any(&event)?.wait().await
     };
-    let result = match tokio::time::timeout(timeout, publish).await {
+    // With the spool on, the agent waits at most its budget, then the spool write.
+    let wait = spool.as_ref().map_or(timeout, |(_, budget)| *budget);
+    let result = match tokio::time::timeout(wait, publish).await {
         Ok(r) => r,
         Err(_) => Err(agentbus_client::PublishError::Timeout {
             brokers: producer.config().brokers.clone(),
@@ -592,6 +680,17 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
             last: None,
         }),
     };
+    if result.is_ok() {
+        if let Some((spool, _)) = &spool {
+            // The broker is up: deliver some of what earlier calls spooled (bounded, so
+            // this call stays fast).
+            match crate::spool_cmd::drain(&producer, spool, SPOOL_DRAIN_PER_CALL, timeout).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("delivered {n} spooled event(s)"),
+                Err(e) => tracing::warn!("spooled events wait: {e}"),
+            }
+        }
+    }
     // The event is acknowledged (or failed) and nothing else is queued: skip librdkafka's
     // orderly shutdown (which waits for its polling thread) since the process ends now.
     std::mem::forget(producer);
@@ -619,19 +718,23 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
                 partition: Some(partition),
                 offset: Some(offset),
                 latency_ms,
+                spooled: false,
             })
         }
         Ok(None) => fail("the producer is disabled".into()),
-        Err(e) => {
-            // The id it tried: a retry with `--event-id` is deduplicated downstream.
-            let error = format!("Kafka publish failed: {e}");
-            emit(&Outcome {
-                event_id: Some(event.event_id()),
-                topic: Some(topic_name),
-                ..Outcome::failed(error.clone())
-            })?;
-            Err(anyhow::anyhow!(error))
-        }
+        Err(e) => match &spool {
+            Some((spool, budget)) => spool_event(&event, spool, *budget, &e),
+            None => {
+                // The id it tried: a retry with `--event-id` is deduplicated downstream.
+                let error = format!("Kafka publish failed: {e}");
+                emit(&Outcome {
+                    event_id: Some(event.event_id()),
+                    topic: Some(event.topic().name()),
+                    ..Outcome::failed(error.clone())
+                })?;
+                Err(anyhow::anyhow!(error))
+            }
+        },
     }
 }
 

@@ -10,6 +10,7 @@ mod log_cmd;
 mod metrics_cmd;
 mod schema_cmd;
 mod signals;
+mod spool_cmd;
 mod topics_cmd;
 
 use clap::{Parser, Subcommand};
@@ -59,6 +60,8 @@ enum Command {
     Log(Box<log_cmd::LogArgs>),
     /// Print the JSON Schema of a topic's events.
     Schema(schema_cmd::SchemaArgs),
+    /// Events `agentbus log` spooled while the broker did not answer: `status`, `flush`.
+    Spool(spool_cmd::SpoolArgs),
     /// Manage topics: `topics apply deploy/topics.toml` creates or updates them.
     Topics(topics_cmd::TopicsArgs),
 }
@@ -113,9 +116,13 @@ fn main() -> std::process::ExitCode {
             Command::Audit(args) => audit_cmd::run(*args).await,
             Command::Log(args) => log_cmd::run(*args).await,
             Command::Schema(args) => schema_cmd::run(args),
+            Command::Spool(args) => spool_cmd::run(args).await,
             Command::Topics(args) => topics_cmd::run(args).await,
         }
     });
+    // The command is done: do not wait for blocking lookups it gave up on (a spooled
+    // `agentbus log` leaves a metadata request to an unreachable broker behind).
+    runtime.shutdown_background();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

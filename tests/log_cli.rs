@@ -43,6 +43,11 @@ async fn agentbus(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> 
             cmd.env_remove(k);
         }
     }
+    // The spool: a directory of the test's own, and a budget a loaded CI machine meets
+    // (tests of the spool set their own).
+    let spool_dir = tempfile::tempdir().expect("spool dir");
+    cmd.env("AGENTBUS_SPOOL_DIR", spool_dir.path())
+        .env("KAFKA_SPOOL_AFTER_MS", "20000");
     cmd.envs(env.iter().copied())
         .args(args)
         .stdin(if stdin.is_some() {
@@ -305,7 +310,7 @@ async fn log_fails_within_the_timeout_when_the_broker_is_down() {
     let bootstrap = format!("127.0.0.1:{port}");
     let mut args = routing_args(&bootstrap, "0.9");
     args.extend_from_slice(&["--timeout-ms", "1000"]);
-    let run = agentbus(&args, &[], None).await;
+    let run = agentbus(&args, &[("AGENTBUS_SPOOL", "off")], None).await;
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(
         run.elapsed < Duration::from_millis(2500),
@@ -329,7 +334,11 @@ async fn log_fails_within_the_timeout_when_the_broker_is_down() {
     args.truncate(args.len() - 2);
     let run = agentbus(
         &args,
-        &[("KAFKA_BROKERS", &bootstrap), ("KAFKA_TIMEOUT_MS", "700")],
+        &[
+            ("KAFKA_BROKERS", &bootstrap),
+            ("KAFKA_TIMEOUT_MS", "700"),
+            ("AGENTBUS_SPOOL", "off"),
+        ],
         None,
     )
     .await;
@@ -472,7 +481,7 @@ async fn one_shot_calls_leave_no_producer_ids_behind() {
 async fn a_failed_publish_names_the_event_id_it_tried() {
     let run = agentbus(
         &routing_args("127.0.0.1:1", "0.5"),
-        &[("KAFKA_TIMEOUT_MS", "300")],
+        &[("KAFKA_TIMEOUT_MS", "300"), ("AGENTBUS_SPOOL", "off")],
         None,
     )
     .await;
@@ -484,4 +493,125 @@ async fn a_failed_publish_names_the_event_id_it_tried() {
         "{out}"
     );
     assert_eq!(out["topic"], "agent-routing-decisions");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Event ids of agent-routing-decisions, per partition in log order.
+fn routing_ids(bootstrap: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let consumer = common::consumer(bootstrap, &[("enable.partition.eof", "true")]);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..6 {
+        tpl.add_partition_offset("agent-routing-decisions", p, Offset::Beginning)
+            .unwrap();
+    }
+    rdkafka::consumer::Consumer::assign(&consumer, &tpl).unwrap();
+    let mut eof = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while eof < 6 && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+                out.push(v["event_id"].as_str().unwrap().to_string());
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => eof += 1,
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_broker_spools_and_the_spool_is_delivered_in_order_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().to_str().unwrap();
+    let port = free_port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let env = [
+        ("AGENTBUS_SPOOL_DIR", spool_dir),
+        ("KAFKA_SPOOL_AFTER_MS", "50"),
+    ];
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        let run = agentbus(&routing_args(&bootstrap, "0.5"), &env, None).await;
+        assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+        let out = run.json();
+        assert_eq!(
+            (out["success"].clone(), out["spooled"].clone()),
+            (Value::Bool(true), Value::Bool(true)),
+            "{out}"
+        );
+        assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
+        ids.push(out["event_id"].as_str().unwrap().to_string());
+    }
+    let status = agentbus(&["spool", "status", "--dir", spool_dir], &[], None).await;
+    assert!(
+        status
+            .stdout
+            .contains("agent-routing-decisions\t30 waiting"),
+        "{}",
+        status.stdout
+    );
+
+    // The broker comes up on that port: the flush delivers every event, in order, once.
+    let broker = Broker::builder()
+        .configure(|c| c.listen = bootstrap.clone())
+        .start()
+        .await
+        .unwrap();
+    common::create_topic(&broker.bootstrap(), "agent-routing-decisions", 6, &[]).await;
+    let flush = agentbus(
+        &[
+            "spool",
+            "flush",
+            "--dir",
+            spool_dir,
+            "--bootstrap-server",
+            &bootstrap,
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(flush.code, Some(0), "{}\n{}", flush.stdout, flush.stderr);
+    assert!(flush.stdout.contains("delivered 30"), "{}", flush.stdout);
+    // One key (the correlation id): one partition, in the order of the calls.
+    assert_eq!(routing_ids(&bootstrap), ids);
+    let again = agentbus(
+        &[
+            "spool",
+            "flush",
+            "--dir",
+            spool_dir,
+            "--bootstrap-server",
+            &bootstrap,
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert!(again.stdout.contains("delivered 0"), "{}", again.stdout);
+
+    // Spooled while down, delivered by the next call that finds the broker up.
+    let dead = format!("127.0.0.1:{}", free_port());
+    for _ in 0..5 {
+        let run = agentbus(&routing_args(&dead, "0.5"), &env, None).await;
+        ids.push(run.json()["event_id"].as_str().unwrap().to_string());
+    }
+    let run = agentbus(&routing_args(&bootstrap, "0.5"), &env, None).await;
+    assert_eq!(run.json()["spooled"], Value::Null, "{}", run.stdout);
+    let mut want = ids.clone();
+    want.push(run.json()["event_id"].as_str().unwrap().to_string());
+    let mut got = routing_ids(&bootstrap);
+    let mut want_sorted = want.clone();
+    got.sort();
+    want_sorted.sort();
+    assert_eq!(got, want_sorted);
 }

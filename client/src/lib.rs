@@ -15,6 +15,7 @@ pub mod events;
 pub mod examples;
 pub mod producer;
 pub mod schema;
+pub mod spool;
 pub mod validate;
 
 pub use catalog::TopicSpec;

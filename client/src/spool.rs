@@ -1,0 +1,399 @@
+//! A local spool for events the broker did not take in time: one append-only file per
+//! topic (`<topic>.spool`), each entry framed with its length and a CRC-32 and fsynced,
+//! appends serialized with an exclusive file lock (many agents at once), and drained in
+//! order with the original event ids and timestamps.
+//!
+//! ```text
+//! entry := "AB" len:u32le crc32(payload):u32le payload     payload := JSON {key, value, spooled_at_ms}
+//! <topic>.spool       the entries, oldest first
+//! <topic>.drained     how many bytes of it were delivered (the file is emptied once all were)
+//! ```
+//!
+//! A crash mid-append leaves a torn last entry: reading stops there, counts it, and the
+//! next append starts a clean entry after a truncation. A drain killed half-way sends
+//! some entries again; their event ids let the sinks drop the second copy.
+
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 2] = b"AB";
+const HEADER: usize = 10;
+/// Largest entry accepted (an event is far smaller).
+const MAX_ENTRY: u32 = 16 * 1024 * 1024;
+
+/// Why the spool could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// The directory or a file cannot be read or written.
+    #[error("spool {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// One spooled event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The record key (the topic's partition key).
+    pub key: String,
+    /// The event as JSON, as it would have been produced.
+    pub value: String,
+    /// When it was spooled (ms since the epoch).
+    pub spooled_at_ms: i64,
+}
+
+/// What a spool file holds.
+#[derive(Debug, Default)]
+pub struct Contents {
+    /// Entries not yet delivered, oldest first, with the byte offset after each.
+    pub entries: Vec<(Entry, u64)>,
+    /// Where the undelivered part starts.
+    pub start: u64,
+    /// Bytes at the end that are not a whole entry (a write cut short), dropped.
+    pub torn_bytes: u64,
+}
+
+/// Events waiting in one topic's file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicStatus {
+    /// The topic.
+    pub topic: String,
+    /// Entries waiting.
+    pub waiting: usize,
+    /// When the oldest was spooled (ms since the epoch).
+    pub oldest_ms: Option<i64>,
+    /// Bytes of the file.
+    pub bytes: u64,
+}
+
+/// The spool in a directory.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    dir: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Spool {
+    /// The spool in `dir` (created on the first append).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// `AGENTBUS_SPOOL_DIR`, else `$XDG_STATE_HOME/agentbus/spool`, else
+    /// `~/.local/state/agentbus/spool`, else `./.agentbus-spool`.
+    pub fn default_dir() -> PathBuf {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        if let Some(d) = var("AGENTBUS_SPOOL_DIR") {
+            return d.into();
+        }
+        if let Some(d) = var("XDG_STATE_HOME") {
+            return PathBuf::from(d).join("agentbus/spool");
+        }
+        if let Some(h) = var("HOME") {
+            return PathBuf::from(h).join(".local/state/agentbus/spool");
+        }
+        PathBuf::from(".agentbus-spool")
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, topic: &str) -> PathBuf {
+        self.dir.join(format!("{topic}.spool"))
+    }
+
+    fn drained(&self, topic: &str) -> PathBuf {
+        self.dir.join(format!("{topic}.drained"))
+    }
+
+    fn open_locked(&self, topic: &str) -> Result<(File, PathBuf), SpoolError> {
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let path = self.file(topic);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok((file, path))
+    }
+
+    /// Appends one event, durably (fsync) before returning.
+    pub fn append(&self, topic: &str, entry: &Entry) -> Result<(), SpoolError> {
+        let (mut file, path) = self.open_locked(topic)?;
+        // A torn entry left by a crash: cut it off so this one is readable.
+        let contents = read_from(&mut file, 0).map_err(io(&path))?;
+        if contents.torn_bytes > 0 {
+            let whole = contents.entries.last().map_or(0, |(_, end)| *end);
+            file.set_len(whole).map_err(io(&path))?;
+            tracing::warn!(
+                "spool {}: dropped a torn entry of {} bytes (a write was cut short)",
+                path.display(),
+                contents.torn_bytes
+            );
+        }
+        let payload = serde_json::to_vec(entry).unwrap_or_default();
+        let mut frame = Vec::with_capacity(HEADER + payload.len());
+        frame.extend_from_slice(MAGIC);
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        file.write_all(&frame).map_err(io(&path))?;
+        file.sync_data().map_err(io(&path))?;
+        Ok(())
+    }
+
+    /// The undelivered entries of `topic`.
+    pub fn read(&self, topic: &str) -> Result<Contents, SpoolError> {
+        let path = self.file(topic);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let start = self.drained_offset(topic)?;
+        read_from(&mut file, start).map_err(io(&path))
+    }
+
+    fn drained_offset(&self, topic: &str) -> Result<u64, SpoolError> {
+        let path = self.drained(topic);
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(s.trim().parse().unwrap_or(0)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// The topics with a spool file.
+    pub fn topics(&self) -> Result<Vec<String>, SpoolError> {
+        let mut out = Vec::new();
+        let dir = match std::fs::read_dir(&self.dir) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(&self.dir)(e)),
+        };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(topic) = name.strip_suffix(".spool") {
+                out.push(topic.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// What waits, per topic.
+    pub fn status(&self) -> Result<Vec<TopicStatus>, SpoolError> {
+        let mut out = Vec::new();
+        for topic in self.topics()? {
+            let contents = self.read(&topic)?;
+            let bytes = std::fs::metadata(self.file(&topic)).map_or(0, |m| m.len());
+            out.push(TopicStatus {
+                waiting: contents.entries.len(),
+                oldest_ms: contents.entries.first().map(|(e, _)| e.spooled_at_ms),
+                bytes,
+                topic,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Sends up to `max` of `topic`'s entries, oldest first, through `send` (which
+    /// returns once they are acknowledged, or fails); records what was delivered, and
+    /// empties the file once everything was. Appends wait for the lock meanwhile.
+    pub fn drain<E>(
+        &self,
+        topic: &str,
+        max: usize,
+        send: impl FnOnce(&[Entry]) -> Result<(), E>,
+    ) -> Result<Result<usize, E>, SpoolError> {
+        let (mut file, path) = self.open_locked(topic)?;
+        let start = self.drained_offset(topic)?;
+        let contents = read_from(&mut file, start).map_err(io(&path))?;
+        let batch: Vec<(Entry, u64)> = contents.entries.into_iter().take(max).collect();
+        if batch.is_empty() {
+            return Ok(Ok(0));
+        }
+        let entries: Vec<Entry> = batch.iter().map(|(e, _)| e.clone()).collect();
+        if let Err(e) = send(&entries) {
+            return Ok(Err(e));
+        }
+        let end = batch.last().map_or(start, |(_, end)| *end);
+        let len = file.metadata().map_err(io(&path))?.len();
+        let marker = self.drained(topic);
+        if end >= len {
+            file.set_len(0).map_err(io(&path))?;
+            file.sync_data().map_err(io(&path))?;
+            match std::fs::remove_file(&marker) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&marker)(e)),
+            }
+        } else {
+            let tmp = marker.with_extension("drained.tmp");
+            std::fs::write(&tmp, end.to_string()).map_err(io(&tmp))?;
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &marker).map_err(io(&marker))?;
+        }
+        Ok(Ok(batch.len()))
+    }
+}
+
+/// Whole entries from `start` to the first torn or corrupt one.
+fn read_from(file: &mut File, start: u64) -> std::io::Result<Contents> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(start))?;
+    file.read_to_end(&mut bytes)?;
+    let mut out = Contents {
+        start,
+        ..Contents::default()
+    };
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        if rest.len() < HEADER || &rest[..2] != MAGIC {
+            break;
+        }
+        let len = u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]);
+        let crc = u32::from_le_bytes([rest[6], rest[7], rest[8], rest[9]]);
+        let end = HEADER + len as usize;
+        if len > MAX_ENTRY || rest.len() < end {
+            break;
+        }
+        let payload = &rest[HEADER..end];
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Ok(entry) = serde_json::from_slice::<Entry>(payload) else {
+            break;
+        };
+        at += end;
+        out.entries.push((entry, start + at as u64));
+    }
+    out.torn_bytes = (bytes.len() - at) as u64;
+    // Seek back to the end: appends go there whatever was read.
+    file.seek(SeekFrom::End(0))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(i: usize) -> Entry {
+        Entry {
+            key: format!("k{i}"),
+            value: format!("{{\"n\":{i}}}"),
+            spooled_at_ms: i as i64,
+        }
+    }
+
+    #[test]
+    fn appends_read_back_in_order_and_drain_in_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        for i in 0..10 {
+            spool.append("t", &entry(i)).unwrap();
+        }
+        let got: Vec<Entry> = spool
+            .read("t")
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
+        assert_eq!(got, (0..10).map(entry).collect::<Vec<_>>());
+        let mut sent = Vec::new();
+        let n = spool
+            .drain("t", 4, |b| {
+                sent.extend_from_slice(b);
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 4);
+        assert_eq!(spool.read("t").unwrap().entries.len(), 6);
+        // A failed send delivers nothing.
+        let failed = spool.drain("t", 4, |_| Err("down")).unwrap();
+        assert_eq!(failed, Err("down"));
+        assert_eq!(spool.status().unwrap()[0].waiting, 6);
+        spool
+            .drain("t", 100, |b| {
+                sent.extend_from_slice(b);
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(sent, (0..10).map(entry).collect::<Vec<_>>());
+        assert_eq!(spool.status().unwrap()[0].waiting, 0);
+        assert_eq!(spool.status().unwrap()[0].bytes, 0);
+    }
+
+    #[test]
+    fn a_torn_entry_is_dropped_and_what_came_before_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        for i in 0..3 {
+            spool.append("t", &entry(i)).unwrap();
+        }
+        let path = dir.path().join("t.spool");
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len - 5).unwrap();
+        let c = spool.read("t").unwrap();
+        assert_eq!(c.entries.len(), 2);
+        assert!(c.torn_bytes > 0);
+        spool.append("t", &entry(9)).unwrap();
+        let got: Vec<i64> = spool
+            .read("t")
+            .unwrap()
+            .entries
+            .iter()
+            .map(|(e, _)| e.spooled_at_ms)
+            .collect();
+        assert_eq!(got, [0, 1, 9]);
+    }
+
+    #[test]
+    fn concurrent_appenders_never_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let spool = Spool::new(dir.path());
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        spool.append("t", &entry(t * 1000 + i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let c = Spool::new(dir.path()).read("t").unwrap();
+        assert_eq!(c.torn_bytes, 0);
+        let mut got: Vec<i64> = c.entries.iter().map(|(e, _)| e.spooled_at_ms).collect();
+        got.sort();
+        let mut want: Vec<i64> = (0..8)
+            .flat_map(|t| (0..50).map(move |i| t * 1000 + i))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+}
