@@ -65,6 +65,11 @@ pub(crate) async fn run(args: SpoolArgs) -> anyhow::Result<()> {
             config.client_id = "agentbus-spool".into();
             let producer = Producer::new(config).context("producer")?;
             let started = Instant::now();
+            // Without it the first send waits for librdkafka's next metadata round.
+            producer
+                .connect(None)
+                .await
+                .context("the broker does not answer; the events stay spooled")?;
             let sent = drain(&producer, &spool, usize::MAX, Duration::MAX).await?;
             let left: usize = spool.status()?.iter().map(|s| s.waiting).sum();
             let secs = started.elapsed().as_secs_f64();
