@@ -545,7 +545,24 @@ fn spool_event(
         spooled_at_ms: chrono::Utc::now().timestamp_millis(),
     };
     match spool.append(topic, &entry) {
-        Ok(()) => {
+        Ok(appended) if !appended.written => {
+            let error = format!(
+                "Kafka publish failed: {why}; and the spool is full (AGENTBUS_SPOOL_MAX_BYTES): this agent action was dropped"
+            );
+            emit(&Outcome {
+                event_id: Some(event.event_id()),
+                topic: Some(topic),
+                ..Outcome::failed(error.clone())
+            })?;
+            Err(anyhow::anyhow!(error))
+        }
+        Ok(appended) => {
+            if appended.dropped > 0 {
+                eprintln!(
+                    "warning: the spool is full (AGENTBUS_SPOOL_MAX_BYTES): dropped the {} oldest agent-actions event(s)",
+                    appended.dropped
+                );
+            }
             let message = format!(
                 "the broker did not take the event within {} ms ({why}); spooled to {}",
                 budget.as_millis(),
@@ -601,7 +618,16 @@ fn spool_budget() -> Option<(agentbus_client::spool::Spool, Duration)> {
         },
         Err(_) => 50,
     };
-    Some((crate::spool_cmd::spool(None), Duration::from_millis(budget)))
+    let mut spool = crate::spool_cmd::spool(None);
+    if let Ok(v) = std::env::var("AGENTBUS_SPOOL_MAX_BYTES") {
+        match v.trim().parse::<u64>() {
+            Ok(n) if n > 0 => spool = spool.with_max_bytes(n),
+            _ => eprintln!(
+                "warning: AGENTBUS_SPOOL_MAX_BYTES={v:?}: expected a number of bytes; using 268435456"
+            ),
+        }
+    }
+    Some((spool, Duration::from_millis(budget)))
 }
 
 /// Reports a failure the seeds' way (JSON on stdout) and as the command's error.

@@ -4,13 +4,16 @@
 //! order with the original event ids and timestamps.
 //!
 //! ```text
-//! entry := "AB" len:u32le crc32(payload):u32le payload     payload := JSON {key, value, spooled_at_ms}
+//! entry := "AB" len:u32le crc32(payload):u32le payload len:u32le "BA"
+//! payload := JSON {key, value, spooled_at_ms}
 //! <topic>.spool       the entries, oldest first
 //! <topic>.drained     how many bytes of it were delivered (the file is emptied once all were)
 //! ```
 //!
 //! A crash mid-append leaves a torn last entry: reading stops there, counts it, and the
-//! next append starts a clean entry after a truncation. A drain killed half-way sends
+//! next append (which checks the last entry by its trailer, without reading the file)
+//! cuts it off first. Past `AGENTBUS_SPOOL_MAX_BYTES` (256 MiB) the oldest agent-actions
+//! entries (debug-class) are dropped, counted; the learning topics never are. A drain killed half-way sends
 //! some entries again; their event ids let the sinks drop the second copy.
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +23,12 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 2] = b"AB";
 const HEADER: usize = 10;
+const TRAILER: usize = 6;
+const TRAILER_MAGIC: &[u8; 2] = b"BA";
+/// The topic whose oldest entries give way when the spool is full.
+const EXPENDABLE: &str = "agent-actions";
+/// The default bound of the spool.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Largest entry accepted (an event is far smaller).
 const MAX_ENTRY: u32 = 16 * 1024 * 1024;
 
@@ -58,6 +67,15 @@ pub struct Contents {
     pub torn_bytes: u64,
 }
 
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The entry is in the spool (false: the spool is full and it was an agent action).
+    pub written: bool,
+    /// Older agent-actions entries dropped to make room.
+    pub dropped: usize,
+}
+
 /// Events waiting in one topic's file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicStatus {
@@ -75,6 +93,7 @@ pub struct TopicStatus {
 #[derive(Debug, Clone)]
 pub struct Spool {
     dir: PathBuf,
+    max_bytes: u64,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
@@ -87,7 +106,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SpoolError + '_ {
 impl Spool {
     /// The spool in `dir` (created on the first append).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    /// Bounds the undelivered bytes of all topics together.
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// `AGENTBUS_SPOOL_DIR`, else `$XDG_STATE_HOME/agentbus/spool`, else
@@ -132,12 +160,44 @@ impl Spool {
         Ok((file, path))
     }
 
-    /// Appends one event, durably (fsync) before returning.
-    pub fn append(&self, topic: &str, entry: &Entry) -> Result<(), SpoolError> {
+    /// Appends one event, durably (fsync) before returning; says whether it was written
+    /// and how many older agent-actions entries were dropped to stay within the bound (a
+    /// new agent-actions entry that finds no older one to drop is not written).
+    pub fn append(&self, topic: &str, entry: &Entry) -> Result<Appended, SpoolError> {
+        let payload = serde_json::to_vec(entry).unwrap_or_default();
+        let mut frame = Vec::with_capacity(HEADER + payload.len() + TRAILER);
+        frame.extend_from_slice(MAGIC);
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(TRAILER_MAGIC);
+        let mut dropped = 0;
+        let over = (self.undelivered_bytes()? + frame.len() as u64).saturating_sub(self.max_bytes);
+        if over > 0 {
+            dropped = self.drop_expendable(over)?;
+            if dropped == 0 && topic == EXPENDABLE {
+                tracing::warn!(
+                    "spool full ({} bytes): an agent-actions event was dropped",
+                    self.max_bytes
+                );
+                return Ok(Appended {
+                    written: false,
+                    dropped: 0,
+                });
+            }
+            if dropped > 0 {
+                tracing::warn!(
+                    "spool full ({} bytes): dropped the {dropped} oldest agent-actions event(s)",
+                    self.max_bytes
+                );
+            }
+        }
         let (mut file, path) = self.open_locked(topic)?;
-        // A torn entry left by a crash: cut it off so this one is readable.
-        let contents = read_from(&mut file, 0).map_err(io(&path))?;
-        if contents.torn_bytes > 0 {
+        let len = file.metadata().map_err(io(&path))?.len();
+        if !last_entry_whole(&mut file, len).map_err(io(&path))? {
+            // A torn entry left by a crash: cut it off so this one is readable.
+            let contents = read_from(&mut file, 0).map_err(io(&path))?;
             let whole = contents.entries.last().map_or(0, |(_, end)| *end);
             file.set_len(whole).map_err(io(&path))?;
             tracing::warn!(
@@ -146,14 +206,74 @@ impl Spool {
                 contents.torn_bytes
             );
         }
-        let payload = serde_json::to_vec(entry).unwrap_or_default();
-        let mut frame = Vec::with_capacity(HEADER + payload.len());
-        frame.extend_from_slice(MAGIC);
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        frame.extend_from_slice(&payload);
         file.write_all(&frame).map_err(io(&path))?;
         file.sync_data().map_err(io(&path))?;
+        Ok(Appended {
+            written: true,
+            dropped,
+        })
+    }
+
+    /// Bytes written and not yet delivered, over every topic.
+    fn undelivered_bytes(&self) -> Result<u64, SpoolError> {
+        let mut total = 0;
+        for topic in self.topics()? {
+            let len = std::fs::metadata(self.file(&topic)).map_or(0, |m| m.len());
+            total += len.saturating_sub(self.drained_offset(&topic)?);
+        }
+        Ok(total)
+    }
+
+    /// Marks the oldest agent-actions entries covering `bytes` as gone; how many.
+    fn drop_expendable(&self, bytes: u64) -> Result<usize, SpoolError> {
+        if !self.file(EXPENDABLE).exists() {
+            return Ok(0);
+        }
+        let (mut file, path) = self.open_locked(EXPENDABLE)?;
+        let start = self.drained_offset(EXPENDABLE)?;
+        let contents = read_from(&mut file, start).map_err(io(&path))?;
+        let mut end = start;
+        let mut n = 0;
+        for (_, after) in &contents.entries {
+            if end - start >= bytes {
+                break;
+            }
+            end = *after;
+            n += 1;
+        }
+        if n > 0 {
+            self.mark_drained(EXPENDABLE, &mut file, &path, end)?;
+        }
+        Ok(n)
+    }
+
+    /// Records that `topic`'s entries before `end` are gone (delivered or dropped); an
+    /// emptied file is truncated.
+    fn mark_drained(
+        &self,
+        topic: &str,
+        file: &mut File,
+        path: &Path,
+        end: u64,
+    ) -> Result<(), SpoolError> {
+        let len = file.metadata().map_err(io(path))?.len();
+        let marker = self.drained(topic);
+        if end >= len {
+            file.set_len(0).map_err(io(path))?;
+            file.sync_data().map_err(io(path))?;
+            match std::fs::remove_file(&marker) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&marker)(e)),
+            }
+        } else {
+            let tmp = marker.with_extension("drained.tmp");
+            std::fs::write(&tmp, end.to_string()).map_err(io(&tmp))?;
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &marker).map_err(io(&marker))?;
+        }
         Ok(())
     }
 
@@ -233,26 +353,37 @@ impl Spool {
             return Ok(Err(e));
         }
         let end = batch.last().map_or(start, |(_, end)| *end);
-        let len = file.metadata().map_err(io(&path))?.len();
-        let marker = self.drained(topic);
-        if end >= len {
-            file.set_len(0).map_err(io(&path))?;
-            file.sync_data().map_err(io(&path))?;
-            match std::fs::remove_file(&marker) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&marker)(e)),
-            }
-        } else {
-            let tmp = marker.with_extension("drained.tmp");
-            std::fs::write(&tmp, end.to_string()).map_err(io(&tmp))?;
-            File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &marker).map_err(io(&marker))?;
-        }
+        self.mark_drained(topic, &mut file, &path, end)?;
         Ok(Ok(batch.len()))
     }
+}
+
+/// Whether the file ends with a whole entry (or is empty), read from its end: the
+/// trailer gives the entry's length, the header and CRC confirm it.
+fn last_entry_whole(file: &mut File, len: u64) -> std::io::Result<bool> {
+    if len == 0 {
+        return Ok(true);
+    }
+    if len < (HEADER + TRAILER) as u64 {
+        return Ok(false);
+    }
+    let mut trailer = [0u8; TRAILER];
+    file.seek(SeekFrom::Start(len - TRAILER as u64))?;
+    file.read_exact(&mut trailer)?;
+    let n = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let frame = (HEADER + TRAILER) as u64 + u64::from(n);
+    if &trailer[4..] != TRAILER_MAGIC || n > MAX_ENTRY || frame > len {
+        return Ok(false);
+    }
+    let mut entry = vec![0u8; HEADER + n as usize];
+    file.seek(SeekFrom::Start(len - frame))?;
+    file.read_exact(&mut entry)?;
+    let crc = u32::from_le_bytes([entry[6], entry[7], entry[8], entry[9]]);
+    let whole = &entry[..2] == MAGIC
+        && u32::from_le_bytes([entry[2], entry[3], entry[4], entry[5]]) == n
+        && crc32fast::hash(&entry[HEADER..]) == crc;
+    file.seek(SeekFrom::End(0))?;
+    Ok(whole)
 }
 
 /// Whole entries from `start` to the first torn or corrupt one.
@@ -272,11 +403,11 @@ fn read_from(file: &mut File, start: u64) -> std::io::Result<Contents> {
         }
         let len = u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]);
         let crc = u32::from_le_bytes([rest[6], rest[7], rest[8], rest[9]]);
-        let end = HEADER + len as usize;
-        if len > MAX_ENTRY || rest.len() < end {
+        let end = HEADER + len as usize + TRAILER;
+        if len > MAX_ENTRY || rest.len() < end || &rest[end - 2..end] != TRAILER_MAGIC {
             break;
         }
-        let payload = &rest[HEADER..end];
+        let payload = &rest[HEADER..HEADER + len as usize];
         if crc32fast::hash(payload) != crc {
             break;
         }
@@ -368,6 +499,49 @@ mod tests {
             .map(|(e, _)| e.spooled_at_ms)
             .collect();
         assert_eq!(got, [0, 1, 9]);
+    }
+
+    #[test]
+    fn a_full_spool_drops_the_oldest_agent_actions_never_the_learning_topics() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = {
+            let probe = tempfile::tempdir().unwrap();
+            let s = Spool::new(probe.path());
+            s.append("t", &entry(0)).unwrap();
+            std::fs::metadata(probe.path().join("t.spool"))
+                .unwrap()
+                .len()
+        };
+        let spool = Spool::new(dir.path()).with_max_bytes(one * 5 + 16);
+        for i in 0..4 {
+            assert_eq!(spool.append("agent-actions", &entry(i)).unwrap().dropped, 0);
+        }
+        assert_eq!(
+            spool.append("task-executions", &entry(10)).unwrap().dropped,
+            0
+        );
+        // Full: the oldest agent action gives way to a learning event.
+        assert_eq!(
+            spool.append("task-executions", &entry(11)).unwrap().dropped,
+            1
+        );
+        let actions: Vec<i64> = spool
+            .read("agent-actions")
+            .unwrap()
+            .entries
+            .iter()
+            .map(|(e, _)| e.spooled_at_ms)
+            .collect();
+        assert_eq!(actions, [1, 2, 3]);
+        for i in 12..20 {
+            spool.append("task-executions", &entry(i)).unwrap();
+        }
+        // The learning topic is never dropped, even past the bound.
+        assert_eq!(spool.read("task-executions").unwrap().entries.len(), 10);
+        assert_eq!(spool.read("agent-actions").unwrap().entries.len(), 0);
+        // A new agent action with none older to drop is itself dropped.
+        assert!(!spool.append("agent-actions", &entry(30)).unwrap().written);
+        assert_eq!(spool.read("agent-actions").unwrap().entries.len(), 0);
     }
 
     #[test]
