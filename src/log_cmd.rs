@@ -546,15 +546,9 @@ fn spool_event(
     };
     match spool.append(topic, &entry) {
         Ok(appended) if !appended.written => {
-            let error = format!(
+            fail_publish(event, format!(
                 "Kafka publish failed: {why}; and the spool is full (AGENTBUS_SPOOL_MAX_BYTES): this agent action was dropped"
-            );
-            emit(&Outcome {
-                event_id: Some(event.event_id()),
-                topic: Some(topic),
-                ..Outcome::failed(error.clone())
-            })?;
-            Err(anyhow::anyhow!(error))
+            ))
         }
         Ok(appended) => {
             if appended.dropped > 0 {
@@ -581,13 +575,7 @@ fn spool_event(
             )
         }
         Err(s) => {
-            let error = format!("Kafka publish failed: {why}; and spooling failed: {s}");
-            emit(&Outcome {
-                event_id: Some(event.event_id()),
-                topic: Some(topic),
-                ..Outcome::failed(error.clone())
-            })?;
-            Err(anyhow::anyhow!(error))
+            fail_publish(event, format!("Kafka publish failed: {why}; and spooling failed: {s}"))
         }
     }
 }
@@ -628,6 +616,17 @@ fn spool_budget() -> Option<(agentbus_client::spool::Spool, Duration)> {
         }
     }
     Some((spool, Duration::from_millis(budget)))
+}
+
+/// A publish of `event` failed: the result names the event id it tried (a retry with
+/// `--event-id` is deduplicated downstream) and its topic.
+fn fail_publish(event: &AnyEvent, error: String) -> anyhow::Result<()> {
+    emit(&Outcome {
+        event_id: Some(event.event_id()),
+        topic: Some(event.topic().name()),
+        ..Outcome::failed(error.clone())
+    })?;
+    Err(anyhow::anyhow!(error))
 }
 
 /// Reports a failure the seeds' way (JSON on stdout) and as the command's error.
@@ -750,16 +749,7 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
         Ok(None) => fail("the producer is disabled".into()),
         Err(e) => match &spool {
             Some((spool, budget)) => spool_event(&event, spool, *budget, &e),
-            None => {
-                // The id it tried: a retry with `--event-id` is deduplicated downstream.
-                let error = format!("Kafka publish failed: {e}");
-                emit(&Outcome {
-                    event_id: Some(event.event_id()),
-                    topic: Some(event.topic().name()),
-                    ..Outcome::failed(error.clone())
-                })?;
-                Err(anyhow::anyhow!(error))
-            }
+            None => fail_publish(&event, format!("Kafka publish failed: {e}")),
         },
     }
 }
