@@ -535,9 +535,18 @@ pub struct State {
     pub faults: crate::faults::Faults,
     /// The broker's time (advanced by tests).
     pub clock: Clock,
+    /// Declared last, so dropped after the storage: once no one owns it, the files (and
+    /// the metadata store's lock) are let go and a broker can open the same directory.
+    released: Arc<()>,
 }
 
 impl State {
+    /// Has no owner once this state and its storage are fully dropped. The state's own
+    /// strong count reaches zero before its fields are dropped, so it cannot tell that.
+    pub fn storage_released(&self) -> std::sync::Weak<()> {
+        Arc::downgrade(&self.released)
+    }
+
     /// Opens the storage and loads the topics it holds.
     pub fn open(config: BrokerConfig, advertised: (String, u16)) -> Result<Self, TopicError> {
         let meta = match &config.storage {
@@ -563,6 +572,7 @@ impl State {
             cluster: ClusterView::default(),
             faults: Default::default(),
             clock,
+            released: Arc::new(()),
         };
         state.cluster.add_node(Node {
             id: state.config.node_id,

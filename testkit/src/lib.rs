@@ -38,10 +38,11 @@ impl Drop for Broker {
     }
 }
 
-/// Waits until no task holds the broker's state (and so its data directory's files).
-async fn released(state: std::sync::Weak<State>) {
+/// Waits until the broker's state and its storage are dropped (and so its data
+/// directory's files and the metadata store's lock are let go).
+async fn released(storage: std::sync::Weak<()>) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while state.strong_count() > 0 {
+    while storage.strong_count() > 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "stopped broker: its storage is still held after 10 s"
@@ -100,18 +101,18 @@ impl Broker {
         if let Some(inner) = self.inner.take() {
             inner.shutdown().await;
         }
-        let state = Arc::downgrade(&self.state);
+        let storage = self.state.storage_released();
         drop(self);
-        released(state).await;
+        released(storage).await;
     }
 
     /// Stops the broker as a crash would (no flush, no snapshots) and returns once every
     /// task has let go of its storage, so a broker can start again on the same data
     /// directory.
     pub async fn crash(self) {
-        let state = Arc::downgrade(&self.state);
+        let storage = self.state.storage_released();
         drop(self);
-        released(state).await;
+        released(storage).await;
     }
 
     /// Requests for APIs or versions agentbus does not implement, seen so far.

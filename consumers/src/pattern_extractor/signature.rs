@@ -37,6 +37,12 @@ pub fn normalize(message: &str, rules: &Normalize) -> String {
         let end = rest
             .find(|ch: char| ch.is_whitespace() || ch == '\'' || ch == '"' || ch == '`')
             .unwrap_or(rest.len());
+        if end == 0 {
+            // A quote without its partner (`doesn't`, `Couldn't connect`): dropped, so
+            // the scan always moves on.
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
         let (word, tail) = rest.split_at(end);
         rest = tail;
         out.extend(normalize_word(word, rules));
@@ -176,6 +182,17 @@ mod tests {
             norm("KeyError in models/product.py line 42 for 3f2a9c1e-77aa-4c1d-9e0f-1234567890ab"),
             "keyerror in <path> line <num> for <id>"
         );
+    }
+
+    #[test]
+    fn an_unpaired_quote_ends_the_scan() {
+        assert_eq!(norm("Couldn't connect"), "couldn t connect");
+        assert_eq!(norm("say \"hi"), "say hi");
+        let off = Normalize {
+            quoted: false,
+            ..Normalize::default()
+        };
+        assert_eq!(normalize("a 'b' c", &off), "a b c");
     }
 
     #[test]
