@@ -535,8 +535,7 @@ fn read_event(topic: Topic, source: &str) -> Result<AnyEvent, String> {
 fn spool_event(
     event: &AnyEvent,
     spool: &agentbus_client::spool::Spool,
-    budget: Duration,
-    why: &agentbus_client::PublishError,
+    why: impl std::fmt::Display,
 ) -> anyhow::Result<()> {
     let topic = event.topic().name();
     let entry = agentbus_client::spool::Entry {
@@ -557,11 +556,7 @@ fn spool_event(
                     appended.dropped
                 );
             }
-            let message = format!(
-                "the broker did not take the event within {} ms ({why}); spooled to {}",
-                budget.as_millis(),
-                spool.dir().display()
-            );
+            let message = format!("{why}; spooled to {}", spool.dir().display());
             emit(
                 &Outcome {
                     success: true,
@@ -580,8 +575,16 @@ fn spool_event(
     }
 }
 
-/// Most spooled events one `agentbus log` call delivers once the broker answers.
-const SPOOL_DRAIN_PER_CALL: usize = 200;
+/// Most spooled events one `agentbus log` call delivers once the broker answers (about
+/// 50 ms of work at the spool's drain rate).
+const SPOOL_DRAIN_PER_CALL: usize = 1000;
+
+/// Whether any topic has spooled events waiting (reads no entry).
+fn spool_waits(spool: &agentbus_client::spool::Spool) -> bool {
+    spool
+        .topics()
+        .is_ok_and(|topics| topics.iter().any(|t| spool.has_backlog(t).unwrap_or(false)))
+}
 
 /// The spool and the budget before an event goes to it: `AGENTBUS_SPOOL=off` turns it
 /// off (then a call waits up to KAFKA_TIMEOUT_MS and fails); `KAFKA_SPOOL_AFTER_MS`
@@ -691,30 +694,38 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
         Err(e) => return fail(e.to_string()),
     };
     let topic_name = event.topic().name();
-    let publish = async {
-        producer.connect(Some(topic_name)).await?;
-        producer.enqueue_any(&event)?.wait().await
-    };
     // With the spool on, the agent waits at most its budget, then the spool write.
     let wait = spool.as_ref().map_or(timeout, |(_, budget)| *budget);
-    let result = match tokio::time::timeout(wait, publish).await {
-        Ok(r) => r,
-        Err(_) => Err(agentbus_client::PublishError::Timeout {
-            brokers: producer.config().brokers.clone(),
-            timeout_ms: timeout.as_millis(),
-            last: None,
-        }),
+    let timed_out = || agentbus_client::PublishError::Timeout {
+        brokers: producer.config().brokers.clone(),
+        timeout_ms: timeout.as_millis(),
+        last: None,
     };
-    if result.is_ok() {
-        if let Some((spool, _)) = &spool {
-            // The broker is up: deliver some of what earlier calls spooled (bounded, so
-            // this call stays fast).
+    let mut result = match tokio::time::timeout(wait, producer.connect(Some(topic_name))).await {
+        Ok(r) => r.map(|_| None),
+        Err(_) => Err(timed_out()),
+    };
+    // Spooled events go before this one (bounded work, so this call stays fast); while
+    // this topic still has a backlog, the event joins it rather than overtake it.
+    let mut behind_backlog = false;
+    if let (Ok(_), Some((spool, _))) = (&result, &spool) {
+        if spool_waits(spool) {
             match crate::spool_cmd::drain(&producer, spool, SPOOL_DRAIN_PER_CALL, timeout).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("delivered {n} spooled event(s)"),
                 Err(e) => tracing::warn!("spooled events wait: {e}"),
             }
+            behind_backlog = spool.read(topic_name).is_ok_and(|c| !c.entries.is_empty());
         }
+    }
+    if result.is_ok() && !behind_backlog {
+        result =
+            match tokio::time::timeout(wait, async { producer.enqueue_any(&event)?.wait().await })
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(timed_out()),
+            };
     }
     // The event is acknowledged (or failed) and nothing else is queued: skip librdkafka's
     // orderly shutdown (which waits for its polling thread) since the process ends now.
@@ -746,9 +757,24 @@ pub(crate) async fn run(args: LogArgs) -> anyhow::Result<()> {
                 spooled: false,
             })
         }
+        Ok(None) if behind_backlog => match &spool {
+            Some((spool, _)) => spool_event(
+                &event,
+                spool,
+                "older events of this topic are still spooled, and this one goes after them",
+            ),
+            None => fail("the producer is disabled".into()),
+        },
         Ok(None) => fail("the producer is disabled".into()),
         Err(e) => match &spool {
-            Some((spool, budget)) => spool_event(&event, spool, *budget, &e),
+            Some((spool, budget)) => spool_event(
+                &event,
+                spool,
+                format!(
+                    "the broker did not take the event within {} ms ({e})",
+                    budget.as_millis()
+                ),
+            ),
             None => fail_publish(&event, format!("Kafka publish failed: {e}")),
         },
     }

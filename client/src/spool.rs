@@ -1,13 +1,16 @@
 //! A local spool for events the broker did not take in time: one append-only file per
 //! topic (`<topic>.spool`), each entry framed with its length and a CRC-32 and fsynced,
 //! appends serialized with an exclusive file lock (many agents at once), and drained in
-//! order with the original event ids and timestamps.
+//! order with the original event ids and timestamps. A drain holds a lock of its own
+//! (`<topic>.drain.lock`) while it sends, and the file's lock only to read and to record
+//! what was delivered, so an agent spooling meanwhile never waits for the network.
 //!
 //! ```text
 //! entry := "AB" len:u32le crc32(payload):u32le payload len:u32le "BA"
 //! payload := JSON {key, value, spooled_at_ms}
 //! <topic>.spool       the entries, oldest first
 //! <topic>.drained     how many bytes of it were delivered (the file is emptied once all were)
+//! <topic>.drain.lock  held by the one drain (or drop) of that topic at a time
 //! ```
 //!
 //! A crash mid-append leaves a torn last entry: reading stops there, counts it, and the
@@ -147,6 +150,21 @@ impl Spool {
         self.dir.join(format!("{topic}.drained"))
     }
 
+    /// The lock that makes one drain (or drop of the oldest entries) of `topic` at a
+    /// time; held until the returned file is dropped.
+    fn drain_lock(&self, topic: &str) -> Result<File, SpoolError> {
+        std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let path = self.dir.join(format!("{topic}.drain.lock"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(file)
+    }
+
     fn open_locked(&self, topic: &str) -> Result<(File, PathBuf), SpoolError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let path = self.file(topic);
@@ -229,6 +247,7 @@ impl Spool {
         if !self.file(EXPENDABLE).exists() {
             return Ok(0);
         }
+        let _draining = self.drain_lock(EXPENDABLE)?;
         let (mut file, path) = self.open_locked(EXPENDABLE)?;
         let start = self.drained_offset(EXPENDABLE)?;
         let contents = read_from(&mut file, start).map_err(io(&path))?;
@@ -259,13 +278,16 @@ impl Spool {
         let len = file.metadata().map_err(io(path))?.len();
         let marker = self.drained(topic);
         if end >= len {
-            file.set_len(0).map_err(io(path))?;
-            file.sync_data().map_err(io(path))?;
+            // The marker goes first: a crash between the two steps then sends the
+            // entries again (their ids deduplicate them) instead of leaving a marker
+            // past the end of an emptied file, which would skip the next entries.
             match std::fs::remove_file(&marker) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io(&marker)(e)),
             }
+            file.set_len(0).map_err(io(path))?;
+            file.sync_data().map_err(io(path))?;
         } else {
             let tmp = marker.with_extension("drained.tmp");
             std::fs::write(&tmp, end.to_string()).map_err(io(&tmp))?;
@@ -334,17 +356,23 @@ impl Spool {
 
     /// Sends up to `max` of `topic`'s entries, oldest first, through `send` (which
     /// returns once they are acknowledged, or fails); records what was delivered, and
-    /// empties the file once everything was. Appends wait for the lock meanwhile.
+    /// empties the file once everything was. Appends go on while `send` runs: they only
+    /// add entries after the ones read, and the file is emptied only when nothing was
+    /// added.
     pub fn drain<E>(
         &self,
         topic: &str,
         max: usize,
         send: impl FnOnce(&[Entry]) -> Result<(), E>,
     ) -> Result<Result<usize, E>, SpoolError> {
-        let (mut file, path) = self.open_locked(topic)?;
-        let start = self.drained_offset(topic)?;
-        let contents = read_from(&mut file, start).map_err(io(&path))?;
-        let batch: Vec<(Entry, u64)> = contents.entries.into_iter().take(max).collect();
+        let _draining = self.drain_lock(topic)?;
+        let (batch, start) = {
+            let (mut file, path) = self.open_locked(topic)?;
+            let start = self.drained_offset(topic)?;
+            let contents = read_from(&mut file, start).map_err(io(&path))?;
+            let batch: Vec<(Entry, u64)> = contents.entries.into_iter().take(max).collect();
+            (batch, start)
+        };
         if batch.is_empty() {
             return Ok(Ok(0));
         }
@@ -353,8 +381,16 @@ impl Spool {
             return Ok(Err(e));
         }
         let end = batch.last().map_or(start, |(_, end)| *end);
+        let (mut file, path) = self.open_locked(topic)?;
         self.mark_drained(topic, &mut file, &path, end)?;
         Ok(Ok(batch.len()))
+    }
+
+    /// Whether entries of `topic` wait (cheap: compares the file's length with what was
+    /// delivered, reads no entry).
+    pub fn has_backlog(&self, topic: &str) -> Result<bool, SpoolError> {
+        let len = std::fs::metadata(self.file(topic)).map_or(0, |m| m.len());
+        Ok(len > self.drained_offset(topic)?)
     }
 }
 
@@ -474,6 +510,29 @@ mod tests {
         assert_eq!(sent, (0..10).map(entry).collect::<Vec<_>>());
         assert_eq!(spool.status().unwrap()[0].waiting, 0);
         assert_eq!(spool.status().unwrap()[0].bytes, 0);
+    }
+
+    #[test]
+    fn an_append_during_a_drain_neither_waits_nor_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path());
+        for i in 0..3 {
+            spool.append("t", &entry(i)).unwrap();
+        }
+        // With the file's lock held while sending, this append would wait for ever.
+        let n = spool
+            .drain("t", 100, |_| spool.append("t", &entry(3)).map(|_| ()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, 3);
+        let left: Vec<Entry> = spool
+            .read("t")
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
+        assert_eq!(left, vec![entry(3)]);
     }
 
     #[test]
