@@ -5,6 +5,7 @@
 mod audit_logger;
 mod consumer_run;
 mod db_writer;
+mod log;
 mod metrics_aggregator;
 mod pattern_extractor;
 
@@ -58,6 +59,9 @@ enum What {
     /// Input events/s of `agentbus consume pattern-extractor` (a Kafka transaction per
     /// batch), transaction p99 and RSS.
     PatternExtractor(pattern_extractor::PatternExtractorBench),
+    /// `agentbus log` p50/p99 with the broker up and down (spooling), and the spool's
+    /// drain rate.
+    Log(log::LogBench),
     /// Serve librdkafka's mock cluster until killed (used by `--target mock`).
     #[command(hide = true)]
     ServeMock {
@@ -314,6 +318,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         What::MetricsAggregator(args) => metrics_aggregator::run(&args),
         What::AuditLogger(args) => audit_logger::run(&args),
         What::PatternExtractor(args) => pattern_extractor::run(&args),
+        What::Log(args) => log::run(&args),
         What::ServeMock { partitions } => serve_mock(partitions),
     })
     .await

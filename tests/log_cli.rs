@@ -612,3 +612,121 @@ async fn a_down_broker_spools_and_the_spool_is_delivered_in_order_once() {
     // The spooled events first, then the new one: it never overtakes them.
     assert_eq!(routing_ids(&bootstrap), want);
 }
+
+/// Appends `n` valid routing decisions (one correlation id, so one partition) to the
+/// spool in `dir`, as that many calls with the broker down would; their ids in order.
+fn spool_routing_decisions(dir: &std::path::Path, n: usize) -> Vec<String> {
+    let spool = agentbus_client::spool::Spool::new(dir);
+    let mut value: Value =
+        serde_json::from_str(examples::json(Topic::AgentRoutingDecisions)).expect("example");
+    value["correlation_id"] = CID.into();
+    (0..n)
+        .map(|_| {
+            let id = uuid::Uuid::new_v4().to_string();
+            value["event_id"] = id.clone().into();
+            let entry = agentbus_client::spool::Entry {
+                key: CID.into(),
+                value: value.to_string(),
+                spooled_at_ms: 0,
+            };
+            spool
+                .append("agent-routing-decisions", &entry)
+                .expect("append");
+            id
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_spooled_events_reach_the_database_once_though_a_flush_is_killed() {
+    use agentbus_testkit::Inspect;
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().to_str().unwrap();
+    let ids = spool_routing_decisions(dir.path(), 1000);
+    let broker = Broker::start().await.unwrap();
+    let bootstrap = broker.bootstrap();
+    common::db_writer::create_topics(&bootstrap).await;
+    let pg = agentbus_testkit::Postgres::start().await.expect("postgres");
+    let writer = common::db_writer::DbWriter::spawn(&bootstrap, pg.url(), &[]);
+
+    // A flush killed once the first events reached the broker, then run again.
+    let mut flush = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["spool", "flush", "--dir", spool_dir])
+        .args(["--bootstrap-server", &bootstrap])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn flush");
+    let on_broker = || -> i64 {
+        (0..6)
+            .map(|p| {
+                broker
+                    .offsets("agent-routing-decisions", p)
+                    .map_or(0, |o| o.1)
+            })
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while on_broker() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    flush.kill().expect("kill flush");
+    let _ = flush.wait();
+    assert!(on_broker() > 0, "the flush delivered nothing in 30 s");
+    let again = agentbus(
+        &[
+            "spool",
+            "flush",
+            "--dir",
+            spool_dir,
+            "--bootstrap-server",
+            &bootstrap,
+        ],
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(again.code, Some(0), "{}\n{}", again.stdout, again.stderr);
+    assert!(again.stdout.contains("0 still waiting"), "{}", again.stdout);
+    // The broker may hold some twice (sent before the kill, sent again); the table never.
+    let mut want = ids.clone();
+    want.sort();
+    tokio::task::block_in_place(|| {
+        writer.wait_for("1,000 rows", Duration::from_secs(60), |m| {
+            m["messages_inserted"] == 1000
+        })
+    });
+    assert_eq!(common::db_writer::stored_ids(&pg), want);
+    // Every copy on the broker is one of the thousand, the first copies in spool order.
+    let got = routing_ids(&bootstrap);
+    let mut first_seen = Vec::new();
+    for id in &got {
+        assert!(ids.contains(id), "{id} was never spooled");
+        if !first_seen.contains(id) {
+            first_seen.push(id.clone());
+        }
+    }
+    assert_eq!(first_seen, ids);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_later_call_delivers_a_thousand_spooled_events_before_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = spool_routing_decisions(dir.path(), 1000);
+    let broker = Broker::start().await.unwrap();
+    let bootstrap = broker.bootstrap();
+    common::create_topic(&bootstrap, "agent-routing-decisions", 6, &[]).await;
+    let env = [("AGENTBUS_SPOOL_DIR", dir.path().to_str().unwrap())];
+    let run = agentbus(&routing_args(&bootstrap, "0.5"), &env, None).await;
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.json()["spooled"], Value::Null, "{}", run.stdout);
+    ids.push(run.json()["event_id"].as_str().unwrap().to_string());
+    assert_eq!(routing_ids(&bootstrap), ids);
+    let status = agentbus(
+        &["spool", "status", "--dir", dir.path().to_str().unwrap()],
+        &[],
+        None,
+    )
+    .await;
+    assert!(status.stdout.contains("nothing waits"), "{}", status.stdout);
+}
