@@ -1,8 +1,8 @@
 //! `agentbus spool status|flush`: the events `agentbus log` spooled while the broker did
 //! not answer, and delivering them (in order, with their original ids and timestamps).
 
-use agentbus_client::spool::{Entry, Spool};
-use agentbus_client::{AnyEvent, Producer, ProducerConfig, Topic};
+use agentbus_client::spool::Spool;
+use agentbus_client::{Producer, ProducerConfig};
 use anyhow::Context as _;
 use std::time::{Duration, Instant};
 
@@ -93,52 +93,8 @@ pub(crate) async fn drain(
     max: usize,
     within: Duration,
 ) -> anyhow::Result<usize> {
-    let until = Instant::now().checked_add(within);
-    let mut sent = 0;
-    for topic_name in spool.topics()? {
-        let Ok(topic) = topic_name.parse::<Topic>() else {
-            continue;
-        };
-        loop {
-            let left = max.saturating_sub(sent);
-            if left == 0 || until.is_some_and(|u| Instant::now() >= u) {
-                return Ok(sent);
-            }
-            let chunk = left.min(1000);
-            let result = tokio::task::block_in_place(|| {
-                spool.drain(&topic_name, chunk, |entries| {
-                    tokio::runtime::Handle::current().block_on(send(producer, topic, entries))
-                })
-            })?;
-            match result {
-                Ok(0) => break,
-                Ok(n) => sent += n,
-                Err(e) => {
-                    tracing::warn!("spooled {topic_name} events wait: {e}");
-                    return Ok(sent);
-                }
-            }
-        }
-    }
-    Ok(sent)
-}
-
-async fn send(producer: &Producer, topic: Topic, entries: &[Entry]) -> Result<(), String> {
-    let mut pending = Vec::with_capacity(entries.len());
-    for e in entries {
-        // Spooled events were valid when spooled; one that no longer decodes is kept out
-        // of the way rather than blocking the rest.
-        let event = match AnyEvent::decode(topic, e.value.as_bytes()) {
-            Ok(ev) => ev,
-            Err(err) => {
-                tracing::warn!("dropping a spooled {topic} event that does not decode: {err}");
-                continue;
-            }
-        };
-        pending.push(producer.enqueue_any(&event).map_err(|e| e.to_string())?);
-    }
-    for p in pending {
-        p.wait().await.map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    let handle = tokio::runtime::Handle::current();
+    Ok(tokio::task::block_in_place(|| {
+        agentbus_client::spool::deliver(spool, producer, &handle, max, within)
+    })?)
 }

@@ -387,3 +387,76 @@ async fn a_dropped_producer_delivers_its_detached_events_or_counts_them() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_running_process_drains_the_spool_in_the_background() {
+    use agentbus_client::spool::{Drainer, Entry, Spool};
+    use agentbus_testkit::Inspect;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::new(dir.path());
+    let mut value: Value =
+        serde_json::from_str(examples::json(Topic::AgentRoutingDecisions)).unwrap();
+    let key = value["correlation_id"].as_str().unwrap().to_string();
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        let id = uuid::Uuid::new_v4().to_string();
+        value["event_id"] = id.clone().into();
+        let entry = Entry {
+            key: key.clone(),
+            value: value.to_string(),
+            spooled_at_ms: 0,
+        };
+        spool.append("agent-routing-decisions", &entry).unwrap();
+        ids.push(id);
+    }
+    let broker = Broker::start().await.expect("broker");
+    let b = broker.bootstrap();
+    common::create_topic(&b, "agent-routing-decisions", 6, &[]).await;
+    let producer = std::sync::Arc::new(producer(&b));
+    let drainer = Drainer::spawn(
+        Spool::new(dir.path()),
+        producer.clone(),
+        Duration::from_millis(100),
+    )
+    .unwrap();
+    let delivered = || -> i64 {
+        (0..6)
+            .map(|p| {
+                broker
+                    .offsets("agent-routing-decisions", p)
+                    .map_or(0, |o| o.1)
+            })
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while delivered() < 50 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What is spooled later goes too.
+    value["event_id"] = uuid::Uuid::new_v4().to_string().into();
+    let late = Entry {
+        key,
+        value: value.to_string(),
+        spooled_at_ms: 0,
+    };
+    spool.append("agent-routing-decisions", &late).unwrap();
+    while delivered() < 51 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(drainer);
+    assert_eq!(delivered(), 51);
+    assert!(spool
+        .read("agent-routing-decisions")
+        .unwrap()
+        .entries
+        .is_empty());
+    let consumer = common::consumer(&b, &[]);
+    let got: Vec<String> = common::consume_all(&consumer, "agent-routing-decisions", 6, 51)
+        .iter()
+        .map(|m| {
+            let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            v["event_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(got[..50], ids[..]);
+}

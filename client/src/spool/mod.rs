@@ -19,6 +19,10 @@
 //! entries (debug-class) are dropped, counted; the learning topics never are. A drain killed half-way sends
 //! some entries again; their event ids let the sinks drop the second copy.
 
+mod deliver;
+
+pub use deliver::{deliver, Drainer};
+
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
