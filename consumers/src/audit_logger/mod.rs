@@ -34,8 +34,9 @@ pub struct AuditCounters {
     pub(crate) bytes: AtomicU64,
     pub(crate) records: AtomicU64,
     pub(crate) open_records: AtomicU64,
-    /// Milliseconds the oldest record not yet archived has waited (0: none).
-    pub(crate) lag_ms: AtomicU64,
+    /// When (ms since the epoch) the oldest record not yet archived arrived (0: none);
+    /// the lag is read against the clock, so it grows while nothing else happens.
+    pub(crate) oldest_ms: AtomicU64,
     pub(crate) upload_seconds: Mutex<(Vec<u64>, f64, u64)>,
 }
 
@@ -64,10 +65,27 @@ impl AuditCounters {
         h.2 += 1;
     }
 
-    pub(crate) fn set_open(&self, records: usize, oldest: Option<Duration>) {
+    pub(crate) fn set_open(&self, records: usize, oldest: Option<std::time::Instant>) {
         self.open_records.store(records as u64, Relaxed);
-        self.lag_ms
-            .store(oldest.map_or(0, |d| d.as_millis() as u64), Relaxed);
+        let since = oldest.map_or(0, |t| {
+            let arrived = std::time::SystemTime::now() - t.elapsed();
+            arrived
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_millis().max(1) as u64)
+        });
+        self.oldest_ms.store(since, Relaxed);
+    }
+
+    /// How long the oldest record not yet archived has waited, in seconds (0: none).
+    pub fn lag_seconds(&self) -> f64 {
+        let since = self.oldest_ms.load(Relaxed);
+        if since == 0 {
+            return 0.0;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        now.saturating_sub(since) as f64 / 1000.0
     }
 
     /// Files uploaded so far.

@@ -57,8 +57,9 @@ pub struct ArchiveSink {
     archive: Archive,
     rotation: Rotation,
     parts: BTreeMap<TopicPartition, Partition>,
-    /// Closed files waiting for their upload, oldest first.
-    pending: VecDeque<ClosedFile>,
+    /// Closed files waiting for their upload, oldest first, with when their oldest
+    /// record arrived.
+    pending: VecDeque<(ClosedFile, Instant)>,
     durable: BTreeMap<TopicPartition, i64>,
     stats: AuditStats,
 }
@@ -103,14 +104,14 @@ impl ArchiveSink {
             .file
             .finish()
             .map_err(|e| SinkError::Fatal(format!("parquet: {e}")))?;
-        self.pending.push_back(closed);
+        self.pending.push_back((closed, open.since));
         Ok(())
     }
 
     /// Uploads the closed files, oldest first; each is durable once its marker is
     /// written.
     async fn upload_pending(&mut self) -> Result<(), SinkError> {
-        while let Some(file) = self.pending.front() {
+        while let Some((file, _)) = self.pending.front() {
             let name = object_name(
                 &self.archive.prefix,
                 file.topic,
@@ -179,13 +180,15 @@ impl ArchiveSink {
             .filter_map(|p| p.open.as_ref())
             .map(|o| o.file.records)
             .sum::<usize>()
-            + self.pending.iter().map(|f| f.records).sum::<usize>();
+            + self.pending.iter().map(|(f, _)| f.records).sum::<usize>();
+        // Closed files count until they are up: during an outage they are the lag.
         let oldest = self
             .parts
             .values()
             .filter_map(|p| p.open.as_ref().map(|o| o.since))
+            .chain(self.pending.iter().map(|(_, since)| *since))
             .min();
-        self.stats.set_open(open, oldest.map(|t| t.elapsed()));
+        self.stats.set_open(open, oldest);
     }
 }
 
@@ -235,7 +238,7 @@ impl Sink for ArchiveSink {
             }
         }
         self.pending
-            .retain(|f| !partitions.contains(&(f.topic.name().to_string(), f.partition)));
+            .retain(|(f, _)| !partitions.contains(&(f.topic.name().to_string(), f.partition)));
         Ok(out)
     }
 
@@ -317,7 +320,7 @@ impl Sink for ArchiveSink {
             }
         }
         self.pending
-            .retain(|f| !partitions.contains(&(f.topic.name().to_string(), f.partition)));
+            .retain(|(f, _)| !partitions.contains(&(f.topic.name().to_string(), f.partition)));
         if dropped > 0 {
             warn!(
                 records = dropped,

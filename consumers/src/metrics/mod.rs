@@ -371,7 +371,7 @@ impl Metrics {
                 "records_archived": a.records(),
                 "bytes_archived": a.bytes.load(Relaxed),
                 "open_records": a.open_records.load(Relaxed),
-                "audit_lag_seconds": a.lag_ms.load(Relaxed) as f64 / 1000.0,
+                "audit_lag_seconds": a.lag_seconds(),
             })
         });
         let mismatches: u64 = lock(&self.mismatches).values().sum();
@@ -424,7 +424,7 @@ fn audit_samples(
             let _ = writeln!(out, "{name}{{{group}}} {}", a.open_records.load(Relaxed));
         }
         Metric::AuditLag => {
-            let secs = a.lag_ms.load(Relaxed) as f64 / 1000.0;
+            let secs = a.lag_seconds();
             let _ = writeln!(out, "{name}{{{group}}} {secs:.3}");
         }
         _ => {
