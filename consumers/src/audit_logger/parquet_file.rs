@@ -25,6 +25,8 @@ pub(super) struct OpenFile {
     /// The UTC hour (ms of its start) of the records, from their timestamps.
     pub(super) hour: i64,
     rows: Vec<Row>,
+    /// What `rows` hold, roughly (kept as they come: asked after every batch).
+    rows_bytes: usize,
     writer: SerializedFileWriter<Vec<u8>>,
 }
 
@@ -82,6 +84,7 @@ impl OpenFile {
             records: 0,
             hour,
             rows: Vec::with_capacity(ROW_GROUP),
+            rows_bytes: 0,
             writer: SerializedFileWriter::new(Vec::new(), schema, Arc::new(props))?,
         })
     }
@@ -89,6 +92,7 @@ impl OpenFile {
     pub(super) fn push(&mut self, row: Row) -> Result<(), ParquetError> {
         self.last = row.offset;
         self.records += 1;
+        self.rows_bytes += 64 + row.value.as_ref().map_or(0, Vec::len);
         self.rows.push(row);
         if self.rows.len() >= ROW_GROUP {
             self.write_row_group()?;
@@ -98,12 +102,7 @@ impl OpenFile {
 
     /// Bytes held: encoded row groups and the rows waiting for theirs.
     pub(super) fn buffered_bytes(&self) -> usize {
-        self.writer.inner().len()
-            + self
-                .rows
-                .iter()
-                .map(|r| 64 + r.value.as_ref().map_or(0, Vec::len))
-                .sum::<usize>()
+        self.writer.inner().len() + self.rows_bytes
     }
 
     pub(super) fn finish(mut self) -> Result<ClosedFile, ParquetError> {
@@ -136,6 +135,7 @@ impl OpenFile {
         group.close()?;
         self.rows = rows;
         self.rows.clear();
+        self.rows_bytes = 0;
         Ok(())
     }
 }

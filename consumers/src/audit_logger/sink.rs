@@ -22,6 +22,9 @@ pub struct Rotation {
     pub idle: Duration,
     /// An open file past this many bytes is closed (bounds memory per partition).
     pub max_bytes: usize,
+    /// All open files together past this many bytes: the largest is closed (bounds
+    /// memory however many partitions are open; 60 × `max_bytes` would not).
+    pub max_total_bytes: usize,
 }
 
 impl Default for Rotation {
@@ -30,6 +33,7 @@ impl Default for Rotation {
             records: 10_000,
             idle: Duration::from_secs(60),
             max_bytes: 4 << 20,
+            max_total_bytes: 24 << 20,
         }
     }
 }
@@ -173,6 +177,31 @@ impl ArchiveSink {
         Ok(())
     }
 
+    /// Closes the largest open files while all of them together hold more than
+    /// `max_total_bytes`.
+    fn close_largest_past_budget(&mut self) -> Result<(), SinkError> {
+        loop {
+            let sizes = self
+                .parts
+                .iter()
+                .filter_map(|(tp, p)| p.open.as_ref().map(|o| (o.file.buffered_bytes(), tp)));
+            let (total, largest) = sizes.fold((0, None), |(total, max), (n, tp)| {
+                let max = match max {
+                    Some((m, _)) if m >= n => max,
+                    _ => Some((n, tp)),
+                };
+                (total + n, max)
+            });
+            match largest {
+                Some((_, tp)) if total > self.rotation.max_total_bytes => {
+                    let tp = tp.clone();
+                    self.close_file(&tp)?;
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
     fn refresh_stats(&self) {
         let open: usize = self
             .parts
@@ -303,6 +332,7 @@ impl Sink for ArchiveSink {
                 }
             }
         }
+        self.close_largest_past_budget()?;
         let upload = self.upload_pending().await;
         self.refresh_stats();
         upload.map(|()| outcome)
