@@ -268,6 +268,96 @@ fn the_schema_is_stable() {
     );
 }
 
+/// The typed columns of every topic (after the columns every file has), pinned: the
+/// README's schema table, with their Parquet types.
+#[test]
+fn every_topics_typed_columns_are_stable() {
+    let s = |name: &str| format!("OPTIONAL BYTE_ARRAY {name} (STRING); ");
+    let i = |name: &str| format!("OPTIONAL INT64 {name}; ");
+    let f = |name: &str| format!("OPTIONAL DOUBLE {name}; ");
+    let b = |name: &str| format!("OPTIONAL BOOLEAN {name}; ");
+    let pinned = [
+        (
+            Topic::AgentActions,
+            [
+                s("agent_name"),
+                s("action_type"),
+                s("action_name"),
+                i("duration_ms"),
+            ]
+            .concat(),
+        ),
+        (
+            Topic::AgentRoutingDecisions,
+            [
+                s("selected_agent"),
+                s("routing_strategy"),
+                f("confidence_score"),
+                i("routing_time_ms"),
+            ]
+            .concat(),
+        ),
+        (
+            Topic::AgentTransformationEvents,
+            [
+                s("source_agent"),
+                s("target_agent"),
+                b("success"),
+                i("transformation_duration_ms"),
+            ]
+            .concat(),
+        ),
+        (
+            Topic::RouterPerformanceMetrics,
+            [
+                s("trigger_match_strategy"),
+                b("cache_hit"),
+                i("candidates_evaluated"),
+                i("routing_duration_ms"),
+            ]
+            .concat(),
+        ),
+        (
+            Topic::TaskExecutions,
+            [
+                s("fingerprint_id"),
+                s("task_type"),
+                s("agent_name"),
+                b("success"),
+                f("quality_score"),
+                i("total_duration_ms"),
+            ]
+            .concat(),
+        ),
+        (
+            Topic::CodeQualityMetrics,
+            [
+                s("path_id"),
+                s("file_path"),
+                s("language"),
+                f("quality_score"),
+            ]
+            .concat(),
+        ),
+        (
+            Topic::SuccessPatterns,
+            [s("pattern_id"), s("pattern_name"), s("pattern_type")].concat(),
+        ),
+        (
+            Topic::FailurePatterns,
+            [s("failure_id"), s("failure_type"), s("error_category")].concat(),
+        ),
+    ];
+    assert_eq!(pinned.len(), Topic::ALL.len());
+    for (topic, typed) in pinned {
+        let schema = agentbus_consumers::audit_logger::schema::message_type(topic);
+        let (_, tail) = schema
+            .split_once("OPTIONAL BYTE_ARRAY error (STRING); ")
+            .expect("the columns every file has");
+        assert_eq!(tail, format!("{typed}}}"), "{topic}");
+    }
+}
+
 const BUCKET: &str = "agent-observability-audit";
 
 fn spawn_s3(broker: &Broker, endpoint: &str, env: &[(&str, &str)]) -> Consumer {
@@ -483,4 +573,48 @@ async fn duckdb_reads_the_same_rows() {
             hour.format("%H").to_string().parse::<i64>().unwrap()
         );
     }
+}
+
+/// Records stamped on both sides of an hour boundary (the records' own time, not the
+/// clock's) go into two files per partition, under the hour each record belongs to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_never_spans_two_hours_of_record_time() {
+    let broker = Broker::start().await.unwrap();
+    let bootstrap = broker.bootstrap();
+    dbw::create_topics(&bootstrap).await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hour = now.div_euclid(3_600_000) * 3_600_000 - 3_600_000;
+    let (before, after) = (hour - 1_000, hour + 500);
+    let events: Vec<dbw::Event> = (0..1_200).map(|i| dbw::event(26, i, 0)).collect();
+    let producer = common::producer(&bootstrap, &[]);
+    dbw::produce_at(&producer, &events[..600], Some(before)).await;
+    dbw::produce_at(&producer, &events[600..], Some(after)).await;
+    let logger = spawn(&broker, dir.path(), &[("ROTATE_IDLE_MS", "500")]);
+    wait_archived(&broker, dir.path(), || logger.log()).await;
+    let root = dir.path().join(PREFIX);
+    audit::assert_exactly_once(dir.path(), PREFIX, &broker);
+    let dir_of = |ms: i64| {
+        let t = chrono::DateTime::from_timestamp_millis(ms).unwrap();
+        t.format("date=%Y-%m-%d/hour=%H/").to_string()
+    };
+    let mut both = 0;
+    let mut by_partition: std::collections::BTreeMap<(String, i32), Vec<i64>> = Default::default();
+    for (file, row) in audit::all_rows(&root) {
+        let ts = row.timestamp.unwrap();
+        assert!(ts == before || ts == after, "{file}: timestamp {ts}");
+        assert!(file.contains(&dir_of(ts)), "{file} holds a record of {ts}");
+        by_partition
+            .entry((row.topic.clone(), row.partition))
+            .or_default()
+            .push(ts);
+    }
+    for stamps in by_partition.values() {
+        both += usize::from(stamps.contains(&before) && stamps.contains(&after));
+    }
+    assert!(both > 0, "no partition got records of both hours");
+    assert_ne!(dir_of(before), dir_of(after));
 }
