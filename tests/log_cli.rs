@@ -730,3 +730,45 @@ async fn one_later_call_delivers_a_thousand_spooled_events_before_its_own() {
     .await;
     assert!(status.stdout.contains("nothing waits"), "{}", status.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_processes_spooling_at_once_leave_every_entry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool_dir = dir.path().to_str().unwrap();
+    let dead = format!("127.0.0.1:{}", free_port());
+    // Eight agents at a time, five rounds: 40 processes appending to one file.
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let mut runs = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (dead, spool_dir) = (dead.clone(), spool_dir.to_string());
+            runs.spawn(async move {
+                let env = [
+                    ("AGENTBUS_SPOOL_DIR", spool_dir.as_str()),
+                    ("KAFKA_SPOOL_AFTER_MS", "50"),
+                ];
+                agentbus(&routing_args(&dead, "0.5"), &env, None).await
+            });
+        }
+        while let Some(run) = runs.join_next().await {
+            let run = run.expect("join");
+            assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+            assert_eq!(run.json()["spooled"], Value::Bool(true), "{}", run.stdout);
+            ids.push(run.json()["event_id"].as_str().unwrap().to_string());
+        }
+    }
+    let spool = agentbus_client::spool::Spool::new(dir.path());
+    let contents = spool.read("agent-routing-decisions").unwrap();
+    assert_eq!(contents.torn_bytes, 0);
+    let mut got: Vec<String> = contents
+        .entries
+        .iter()
+        .map(|(e, _)| {
+            let v: Value = serde_json::from_str(&e.value).unwrap();
+            v["event_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids);
+}
