@@ -45,9 +45,16 @@ pub(crate) async fn run(args: SpoolArgs) -> anyhow::Result<()> {
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                     .unwrap_or_else(|| "-".into());
                 out.push_str(&format!(
-                    "{}\t{} waiting\toldest {oldest}\t{} bytes\n",
+                    "{}\t{} waiting\toldest {oldest}\t{} bytes",
                     s.topic, s.waiting, s.bytes
                 ));
+                if s.torn_bytes > 0 {
+                    out.push_str(&format!(
+                        "\ta torn last entry of {} bytes (dropped at the next append)",
+                        s.torn_bytes
+                    ));
+                }
+                out.push('\n');
             }
             if status.iter().all(|s| s.waiting == 0) {
                 out.push_str(&format!("nothing waits in {}\n", spool.dir().display()));

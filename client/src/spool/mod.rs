@@ -94,6 +94,8 @@ pub struct TopicStatus {
     pub oldest_ms: Option<i64>,
     /// Bytes of the file.
     pub bytes: u64,
+    /// Bytes of a torn last entry (a write cut short), dropped at the next append.
+    pub torn_bytes: u64,
 }
 
 /// The spool in a directory.
@@ -352,6 +354,7 @@ impl Spool {
                 waiting: contents.entries.len(),
                 oldest_ms: contents.entries.first().map(|(e, _)| e.spooled_at_ms),
                 bytes,
+                torn_bytes: contents.torn_bytes,
                 topic,
             });
         }
@@ -549,10 +552,12 @@ mod tests {
         let path = dir.path().join("t.spool");
         let len = std::fs::metadata(&path).unwrap().len();
         let f = OpenOptions::new().write(true).open(&path).unwrap();
-        f.set_len(len - 5).unwrap();
+        // Cut in the middle of the last entry's payload.
+        f.set_len(len - 20).unwrap();
         let c = spool.read("t").unwrap();
         assert_eq!(c.entries.len(), 2);
         assert!(c.torn_bytes > 0);
+        assert_eq!(spool.status().unwrap()[0].torn_bytes, c.torn_bytes);
         spool.append("t", &entry(9)).unwrap();
         let got: Vec<i64> = spool
             .read("t")
