@@ -315,6 +315,33 @@ async fn a_zombie_is_fenced_and_its_transaction_never_seen() {
     check_outputs(&b, &specs, &execs, &fails, &events);
 }
 
+/// A second process started with the same instance id fences the first: the first stops
+/// (exit 1, naming the fencing) at its next transaction, and the second carries on with
+/// every output exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_extractor_stops_and_its_successor_carries_on() {
+    let broker = Broker::start().await.unwrap();
+    let b = broker.bootstrap();
+    dbw::create_topics(&b).await;
+    let (specs, execs, fails, events) = history(4, 4_000, 1_000);
+    let producer = common::producer(&b, &[("enable.idempotence", "true")]);
+    let half = events.len() / 2;
+    dbw::produce(&producer, &events[..half]).await;
+    let mut first = spawn(&broker, "a");
+    tokio::task::block_in_place(|| {
+        first.wait_for("a first transaction", Duration::from_secs(60), |m| {
+            m["messages_inserted"].as_u64().unwrap_or(0) > 0
+        })
+    });
+    let second = spawn(&broker, "a");
+    dbw::produce(&producer, &events[half..]).await;
+    let status = tokio::task::block_in_place(|| first.wait_exit(Duration::from_secs(60)));
+    assert!(!status.success(), "the fenced process exited 0");
+    assert!(first.log().contains("fenced"), "{}", first.log());
+    wait_caught_up(&broker, &b, || second.log()).await;
+    check_outputs(&b, &specs, &execs, &fails, &events);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_coordinator_stops_and_a_leader_moves_mid_run() {
     let mut cluster = Broker::builder().start_cluster(3).await.unwrap();

@@ -72,11 +72,24 @@ impl std::fmt::Debug for ExtractorSink {
     }
 }
 
+/// Whether `code` says that a newer process of this instance took the transactional id.
+fn fenced(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::Fenced
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+    )
+}
+
 fn kafka(e: KafkaError) -> SinkError {
     match &e {
-        KafkaError::Transaction(r) if r.is_fatal() => {
+        KafkaError::Transaction(r) if r.is_fatal() || fenced(r.code()) => {
             SinkError::Fatal(format!("transactional producer: {e} (fenced by a newer instance with the same transactional.id?)"))
         }
+        _ if e.rdkafka_error_code().is_some_and(fenced) => SinkError::Fatal(format!(
+            "transactional producer: {e} (fenced by a newer instance with the same transactional.id)"
+        )),
         _ => SinkError::Unavailable(e.to_string()),
     }
 }
@@ -219,6 +232,15 @@ impl ExtractorSink {
             .ok_or_else(|| SinkError::Unavailable("no consumer group metadata yet".to_string()))?;
         self.producer.begin_transaction().map_err(kafka)?;
         let result = self.produce_and_commit(batch, out, metadata);
+        if result.is_err() {
+            // A fenced producer has a fatal error whatever the call that met it said; it
+            // cannot abort (the attempt would wait out its timeout), only stop.
+            if let Some((code, reason)) = self.producer.client().fatal_error() {
+                return Err(SinkError::Fatal(format!(
+                    "transactional producer: {reason} ({code:?}; fenced by a newer instance with the same transactional.id?)"
+                )));
+            }
+        }
         if let Err(e) = &result {
             if !matches!(e, SinkError::Fatal(_)) {
                 warn!("aborting the transaction: {e}");
