@@ -128,9 +128,18 @@ impl ArchiveSink {
             let topic_id = self.parts.get(&tp).and_then(|p| p.topic_id.clone());
             let started = Instant::now();
             let size = file.bytes.len();
+            let before = self
+                .parts
+                .get(&tp)
+                .and_then(|p| p.archived)
+                .map_or(-1, |next| next - 1);
+            let (topic, partition, id) = (&tp.0, tp.1, topic_id.as_deref());
+            self.archive
+                .mark(topic, partition, before, &name, id, true)
+                .await?;
             self.archive.upload(&name, file.bytes.clone()).await?;
             self.archive
-                .mark(&tp.0, tp.1, file.last, &name, topic_id.as_deref())
+                .mark(topic, partition, file.last, &name, id, false)
                 .await?;
             self.stats.uploaded(size, file.records, started.elapsed());
             info!(object = %name, records = file.records, bytes = size, "archived");

@@ -185,9 +185,16 @@ pub fn classify(e: object_store::Error) -> SinkError {
 /// What a partition's marker says.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Marker {
+    /// The partition's last archived offset (-1: none yet).
     last_offset: i64,
+    /// The last archived object, or (pending) the one being uploaded.
     object: String,
     topic_id: Option<String>,
+    /// Written before `object`'s upload: whether it made it is the object's own
+    /// existence. Every upload has one, so the file a crash left unmarked is always
+    /// found, whatever its name sorts after.
+    #[serde(default)]
+    pending: bool,
 }
 
 /// The archive: a store and the prefix of its names.
@@ -216,8 +223,8 @@ impl Archive {
         }
     }
 
-    /// Records that `object` holds the partition's records up to `last` (an index: the
-    /// names stay the authority).
+    /// Records the partition's last archived offset (-1: none) and its object, or
+    /// (`pending`) that `object` is about to be uploaded after `last`.
     pub async fn mark(
         &self,
         topic: &str,
@@ -225,11 +232,13 @@ impl Archive {
         last: i64,
         object: &str,
         topic_id: Option<&str>,
+        pending: bool,
     ) -> Result<(), SinkError> {
         let marker = Marker {
             last_offset: last,
             object: object.to_string(),
             topic_id: topic_id.map(str::to_string),
+            pending,
         };
         let body = serde_json::to_vec(&marker).map_err(|e| SinkError::Fatal(e.to_string()))?;
         self.store
@@ -258,44 +267,55 @@ impl Archive {
     }
 
     /// The last archived offset and the topic id of each of `partitions` of `topic`
-    /// that has any: the markers say where to look, the names since then say how far.
+    /// that has any. A marker says it, asking the store whether a pending upload made
+    /// it; a partition without a marker (the markers deleted, say) is found from the
+    /// names alone.
     pub async fn last_archived(
         &self,
         topic: &str,
         partitions: &[i32],
     ) -> Result<BTreeMap<i32, (i64, Option<String>)>, SinkError> {
         let mut out: BTreeMap<i32, (i64, Option<String>)> = BTreeMap::new();
-        let mut since: Option<String> = None;
-        let mut unmarked = false;
+        let mut unmarked = Vec::new();
         for p in partitions {
-            match self.marker(topic, *p).await? {
-                Some(m) => {
-                    if since.as_ref().is_none_or(|s| m.object < *s) {
-                        since = Some(m.object.clone());
+            let Some(m) = self.marker(topic, *p).await? else {
+                unmarked.push(*p);
+                continue;
+            };
+            let mut last = m.last_offset;
+            if m.pending {
+                match self.store.head(&Path::from(m.object.as_str())).await {
+                    Ok(_) => {
+                        if let Some((_, _, uploaded)) = parse_name(&m.object) {
+                            last = last.max(uploaded);
+                        }
                     }
-                    out.insert(*p, (m.last_offset, m.topic_id));
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(classify(e)),
                 }
-                None => unmarked = true,
+            }
+            if last >= 0 {
+                out.insert(*p, (last, m.topic_id));
             }
         }
+        if unmarked.is_empty() {
+            return Ok(out);
+        }
         let dir = Path::from(format!("{}topics/{topic}", self.prefix));
-        let listing = match (&since, unmarked) {
-            (Some(s), false) => self
-                .store
-                .list_with_offset(Some(&dir), &Path::from(s.as_str())),
-            _ => self.store.list(Some(&dir)),
-        };
-        let objects: Vec<object_store::ObjectMeta> =
-            listing.try_collect().await.map_err(classify)?;
+        let objects: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&dir))
+            .try_collect()
+            .await
+            .map_err(classify)?;
         for o in objects {
             let Some((p, _, last)) = parse_name(o.location.as_ref()) else {
                 continue;
             };
-            if !partitions.contains(&p) {
-                continue;
+            if unmarked.contains(&p) {
+                let entry = out.entry(p).or_insert((last, None));
+                entry.0 = entry.0.max(last);
             }
-            let entry = out.entry(p).or_insert((last, None));
-            entry.0 = entry.0.max(last);
         }
         Ok(out)
     }
@@ -402,6 +422,34 @@ mod tests {
         );
         assert_eq!(parse_name(&n), Some((3, 42, 1041)));
         assert_eq!(parse_name("events/markers/agent-actions/3.json"), None);
+    }
+
+    #[tokio::test]
+    async fn an_upload_a_crash_left_unmarked_is_found_whatever_its_name_sorts_after() {
+        let archive = Archive {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            prefix: "events/".into(),
+        };
+        let t = Topic::AgentActions;
+        let hour = |h: i64| h * 3_600_000;
+        let nothing = archive.last_archived(t.name(), &[0, 1]).await.unwrap();
+        assert!(nothing.is_empty());
+        let a = object_name("events/", t, 0, 0, 9, hour(11));
+        archive.mark(t.name(), 0, -1, &a, None, true).await.unwrap();
+        let pending = archive.last_archived(t.name(), &[0]).await.unwrap();
+        assert!(pending.is_empty(), "an intent is not an archive");
+        archive.upload(&a, vec![1]).await.unwrap();
+        archive.mark(t.name(), 0, 9, &a, None, false).await.unwrap();
+        // The next file's records are stamped an hour earlier: its name sorts before the
+        // marked one. It is uploaded, and the process dies before its marker.
+        let b = object_name("events/", t, 0, 10, 19, hour(10));
+        assert!(b < a);
+        archive.mark(t.name(), 0, 9, &b, None, true).await.unwrap();
+        let before = archive.last_archived(t.name(), &[0]).await.unwrap();
+        assert_eq!(before.get(&0), Some(&(9, None)));
+        archive.upload(&b, vec![2]).await.unwrap();
+        let after = archive.last_archived(t.name(), &[0, 1]).await.unwrap();
+        assert_eq!(after, BTreeMap::from([(0, (19, None))]));
     }
 
     #[test]
