@@ -6,12 +6,12 @@ mod common;
 use common::members::{assert_exactly_once, produce, wait_for, wait_for_showing, Member, Tally};
 
 use agentbus_broker::group::GroupState;
-use agentbus_testkit::Broker;
+use agentbus_testkit::{Broker, Inspect};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -116,8 +116,12 @@ async fn wait_stable(broker: &Broker, group: &str, members: usize) {
 }
 
 fn per_member(tally: &Tally) -> HashMap<String, usize> {
+    per_member_of(&tally.lock().unwrap())
+}
+
+fn per_member_of(tally: &[(String, i32, i64)]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
-    for (name, _, _) in tally.lock().unwrap().iter() {
+    for (name, _, _) in tally {
         *m.entry(name.clone()).or_default() += 1;
     }
     m
@@ -162,7 +166,29 @@ async fn three_members_leave_and_die(strategy: &str) {
     leaver.stop();
     wait_stable(&broker, &group, 2).await;
     produce(&b, topic, 1200, 1200).await;
-    wait_for("2400 records", 60, || tally.lock().unwrap().len() == 2400).await;
+    let show = || {
+        let t = tally.lock().unwrap();
+        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+        for (_, p, o) in t.iter() {
+            let e = last.entry(*p).or_insert(*o);
+            *e = (*e).max(*o);
+        }
+        format!(
+            "tally {} {:?}; last offsets {last:?}; a holds {:?}; group {:#?}; committed {:?}",
+            t.len(),
+            per_member_of(&t),
+            a.assignment(),
+            broker.state().groups.describe(&group),
+            broker.committed(&group),
+        )
+    };
+    wait_for_showing(
+        "2400 records",
+        60,
+        || tally.lock().unwrap().len() == 2400,
+        show,
+    )
+    .await;
 
     victim.kill();
     produce(&b, topic, 2400, 1200).await;
