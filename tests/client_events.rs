@@ -391,7 +391,6 @@ async fn a_dropped_producer_delivers_its_detached_events_or_counts_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_running_process_drains_the_spool_in_the_background() {
     use agentbus_client::spool::{Drainer, Entry, Spool};
-    use agentbus_testkit::Inspect;
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::new(dir.path());
     let mut value: Value =
@@ -419,15 +418,7 @@ async fn a_long_running_process_drains_the_spool_in_the_background() {
         Duration::from_millis(100),
     )
     .unwrap();
-    let delivered = || -> i64 {
-        (0..6)
-            .map(|p| {
-                broker
-                    .offsets("agent-routing-decisions", p)
-                    .map_or(0, |o| o.1)
-            })
-            .sum()
-    };
+    let delivered = || common::records_on(&broker, "agent-routing-decisions", 6);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while delivered() < 50 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

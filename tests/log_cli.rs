@@ -495,6 +495,23 @@ async fn a_failed_publish_names_the_event_id_it_tried() {
     assert_eq!(out["topic"], "agent-routing-decisions");
 }
 
+/// `agentbus spool flush` of `spool_dir` into `bootstrap`.
+async fn spool_flush(spool_dir: &str, bootstrap: &str) -> Run {
+    agentbus(
+        &[
+            "spool",
+            "flush",
+            "--dir",
+            spool_dir,
+            "--bootstrap-server",
+            bootstrap,
+        ],
+        &[],
+        None,
+    )
+    .await
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -567,36 +584,12 @@ async fn a_down_broker_spools_and_the_spool_is_delivered_in_order_once() {
         .await
         .unwrap();
     common::create_topic(&broker.bootstrap(), "agent-routing-decisions", 6, &[]).await;
-    let flush = agentbus(
-        &[
-            "spool",
-            "flush",
-            "--dir",
-            spool_dir,
-            "--bootstrap-server",
-            &bootstrap,
-        ],
-        &[],
-        None,
-    )
-    .await;
+    let flush = spool_flush(spool_dir, &bootstrap).await;
     assert_eq!(flush.code, Some(0), "{}\n{}", flush.stdout, flush.stderr);
     assert!(flush.stdout.contains("delivered 30"), "{}", flush.stdout);
     // One key (the correlation id): one partition, in the order of the calls.
     assert_eq!(routing_ids(&bootstrap), ids);
-    let again = agentbus(
-        &[
-            "spool",
-            "flush",
-            "--dir",
-            spool_dir,
-            "--bootstrap-server",
-            &bootstrap,
-        ],
-        &[],
-        None,
-    )
-    .await;
+    let again = spool_flush(spool_dir, &bootstrap).await;
     assert!(again.stdout.contains("delivered 0"), "{}", again.stdout);
 
     // Spooled while down, delivered by the next call that finds the broker up.
@@ -639,7 +632,6 @@ fn spool_routing_decisions(dir: &std::path::Path, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_spooled_events_reach_the_database_once_though_a_flush_is_killed() {
-    use agentbus_testkit::Inspect;
     let dir = tempfile::tempdir().unwrap();
     let spool_dir = dir.path().to_str().unwrap();
     let ids = spool_routing_decisions(dir.path(), 1000);
@@ -657,15 +649,7 @@ async fn a_thousand_spooled_events_reach_the_database_once_though_a_flush_is_kil
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn flush");
-    let on_broker = || -> i64 {
-        (0..6)
-            .map(|p| {
-                broker
-                    .offsets("agent-routing-decisions", p)
-                    .map_or(0, |o| o.1)
-            })
-            .sum()
-    };
+    let on_broker = || common::records_on(&broker, "agent-routing-decisions", 6);
     let deadline = Instant::now() + Duration::from_secs(30);
     while on_broker() == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -673,19 +657,7 @@ async fn a_thousand_spooled_events_reach_the_database_once_though_a_flush_is_kil
     flush.kill().expect("kill flush");
     let _ = flush.wait();
     assert!(on_broker() > 0, "the flush delivered nothing in 30 s");
-    let again = agentbus(
-        &[
-            "spool",
-            "flush",
-            "--dir",
-            spool_dir,
-            "--bootstrap-server",
-            &bootstrap,
-        ],
-        &[],
-        None,
-    )
-    .await;
+    let again = spool_flush(spool_dir, &bootstrap).await;
     assert_eq!(again.code, Some(0), "{}\n{}", again.stdout, again.stderr);
     assert!(again.stdout.contains("0 still waiting"), "{}", again.stdout);
     // The broker may hold some twice (sent before the kill, sent again); the table never.

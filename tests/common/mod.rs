@@ -64,6 +64,14 @@ pub async fn disk_broker(dir: &std::path::Path) -> agentbus_testkit::Broker {
         .expect("disk broker")
 }
 
+/// Records on `partitions` partitions of `topic` (the sum of their high watermarks).
+pub fn records_on(broker: &agentbus_testkit::Broker, topic: &str, partitions: i32) -> i64 {
+    use agentbus_testkit::Inspect;
+    (0..partitions)
+        .map(|p| broker.offsets(topic, p).map_or(0, |o| o.1))
+        .sum()
+}
+
 pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
