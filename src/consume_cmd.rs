@@ -387,9 +387,10 @@ async fn db_writer(
     args: DbWriterArgs,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let config = args
-        .runtime
-        .config(db_writer::GROUP, "db-writer", all_topics())?;
+    // The eight topics and the pattern-extractor's outputs (templates, fix suggestions).
+    let mut topics = all_topics();
+    topics.extend(Topic::DERIVED.iter().map(|t| t.name().to_string()));
+    let config = args.runtime.config(db_writer::GROUP, "db-writer", topics)?;
     let options = args.database.settings().connect_options()?;
     let pool = db_writer::pool(options.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -419,6 +420,10 @@ async fn db_writer(
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+    // They may not exist yet when the pattern-extractor has never run.
+    if let Err(e) = agentbus_consumers::pattern_extractor::ensure_topics(&config.brokers).await {
+        tracing::warn!("cannot create the pattern-extractor's topics yet: {e}");
     }
     let metrics = agentbus_consumers::run(config, PgSink::new(pool), stopped()).await?;
     tracing::info!(

@@ -252,6 +252,35 @@ async fn templates_and_suggestions_equal_the_model() {
     check_outputs(&b, &specs, &execs, &fails, &events);
     let (status, _) = tokio::task::block_in_place(|| extractor.terminate(Duration::from_secs(30)));
     assert!(status.success());
+
+    // The db-writer stores every template version and every suggestion, once.
+    let pg = agentbus_testkit::Postgres::start().await.expect("postgres");
+    let writer = dbw::DbWriter::spawn(&b, pg.url(), &[]);
+    for (topic, table) in [
+        (TEMPLATES, "pattern_templates"),
+        (SUGGESTIONS, "fix_suggestions"),
+    ] {
+        let mut want: Vec<String> = patterns::values(&b, topic)
+            .iter()
+            .map(|v| v["event_id"].as_str().unwrap().to_string())
+            .collect();
+        want.sort();
+        assert!(!want.is_empty(), "{topic} is empty");
+        let stored = || -> Vec<String> {
+            let out = pg
+                .psql(&format!("SELECT id::text FROM {table} ORDER BY 1"))
+                .expect("psql");
+            out.lines().map(str::to_string).collect()
+        };
+        common::members::wait_for_showing(
+            &format!("{table} to hold {} rows", want.len()),
+            60,
+            || stored().len() >= want.len(),
+            || writer.log(),
+        )
+        .await;
+        assert_eq!(stored(), want, "{table}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

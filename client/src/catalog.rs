@@ -51,6 +51,13 @@ pub fn spec(topic: Topic) -> TopicSpec {
         Topic::TaskExecutions => (12, 90),
         Topic::CodeQualityMetrics => (6, 90),
         Topic::SuccessPatterns | Topic::FailurePatterns => (6, 365),
+        Topic::PatternTemplates | Topic::FixSuggestions => {
+            let name = topic.name();
+            if let Some(d) = derived().into_iter().find(|d| d.name == name) {
+                return d;
+            }
+            (6, 365)
+        }
     };
     TopicSpec {
         name: topic.name().to_string(),

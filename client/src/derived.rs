@@ -104,6 +104,48 @@ pub struct FixSuggestion {
     pub timestamp: Timestamp,
 }
 
+impl crate::Event for PatternTemplateEvent {
+    const TOPIC: crate::Topic = crate::Topic::PatternTemplates;
+
+    fn event_id(&self) -> &str {
+        self.event_id.as_str()
+    }
+
+    fn partition_key(&self) -> &str {
+        self.pattern_id.as_str()
+    }
+
+    fn validate(&self) -> Result<(), crate::ValidationError> {
+        self.event_id.check("event_id")?;
+        self.correlation_id.check("correlation_id")?;
+        self.pattern_id.check("pattern_id")?;
+        self.fingerprint_id.check("fingerprint_id")?;
+        crate::validate::non_empty(&self.pattern_name, "pattern_name")?;
+        self.timestamp.check("timestamp")
+    }
+}
+
+impl crate::Event for FixSuggestion {
+    const TOPIC: crate::Topic = crate::Topic::FixSuggestions;
+
+    fn event_id(&self) -> &str {
+        self.event_id.as_str()
+    }
+
+    fn partition_key(&self) -> &str {
+        &self.signature
+    }
+
+    fn validate(&self) -> Result<(), crate::ValidationError> {
+        self.event_id.check("event_id")?;
+        self.correlation_id.check("correlation_id")?;
+        self.failure_id.check("failure_id")?;
+        crate::validate::opt_id(self.fingerprint_id.as_ref(), "fingerprint_id")?;
+        crate::validate::non_empty(&self.signature, "signature")?;
+        self.timestamp.check("timestamp")
+    }
+}
+
 /// The derived topics that carry events, with their partition-key field.
 pub const TOPICS: [(&str, &str); 2] = [
     ("pattern-templates", "pattern_id"),

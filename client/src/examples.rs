@@ -22,8 +22,58 @@ pub fn json(topic: Topic) -> &'static str {
         Topic::CodeQualityMetrics => CODE_QUALITY,
         Topic::SuccessPatterns => SUCCESS_PATTERN,
         Topic::FailurePatterns => FAILURE_PATTERN,
+        Topic::PatternTemplates => PATTERN_TEMPLATE,
+        Topic::FixSuggestions => FIX_SUGGESTION,
     }
 }
+
+/// A template as the pattern-extractor publishes it (derived, not from the seeds).
+const PATTERN_TEMPLATE: &str = r#"{
+  "event_id": "0b9e4c2a-5f4d-4b8e-9a1c-3d2e1f0a9b8c",
+  "correlation_id": "7415f61f-ab2f-4961-97f5-a5f5c6499a4d",
+  "pattern_id": "c0ffee00-1234-4abc-8def-0123456789ab",
+  "fingerprint_id": "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+  "pattern_name": "code_generation: rag_query, generate_code, validate",
+  "pattern_type": "workflow",
+  "pattern_template": {
+    "steps": [
+      {"action": "rag_query", "files": ["{{entity}}"]},
+      {"action": "generate_code"},
+      {"action": "validate"}
+    ],
+    "placeholders": {"entity": "string"}
+  },
+  "applicability_criteria": {
+    "task_types": ["code_generation"],
+    "domains": ["api_development"],
+    "technologies": ["fastapi"]
+  },
+  "validation_criteria": {"min_quality_score": 0.85, "min_success_rate": 0.8},
+  "estimated_duration_ms": 14200,
+  "version": 1,
+  "status": "active",
+  "occurrences": 5,
+  "success_rate": 1.0,
+  "mean_quality_score": 0.9,
+  "timestamp": "2025-10-20T18:30:00.123Z"
+}"#;
+
+/// A fix suggestion as the pattern-extractor publishes it (derived, not from the seeds).
+const FIX_SUGGESTION: &str = r#"{
+  "event_id": "0b9e4c2a-5f4d-4b8e-9a1c-3d2e1f0a9b8c",
+  "correlation_id": "7415f61f-ab2f-4961-97f5-a5f5c6499a4d",
+  "failure_id": "deadbeef-0000-4000-8000-000000000001",
+  "fingerprint_id": "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+  "signature": "type_error:00c0ffee00c0ffee",
+  "error_category": "type_error",
+  "normalized_error": "expected str got int for field <str>",
+  "group_occurrences": 4,
+  "suggested_resolution": "Cast user_id to str before validation",
+  "resolution_steps": [{"action": "edit", "file": "models/user.py"}],
+  "resolution_count": 3,
+  "automated_fix_possible": true,
+  "timestamp": "2025-10-20T18:30:00.123Z"
+}"#;
 
 const AGENT_ACTION: &str = r#"{
   "event_id": "0b9e4c2a-5f4d-4b8e-9a1c-3d2e1f0a9b8c",

@@ -19,6 +19,8 @@ pub fn schema(topic: Topic) -> Value {
         Topic::CodeQualityMetrics => schemars::schema_for!(CodeQualityMetric),
         Topic::SuccessPatterns => schemars::schema_for!(SuccessPattern),
         Topic::FailurePatterns => schemars::schema_for!(FailurePattern),
+        Topic::PatternTemplates => schemars::schema_for!(crate::derived::PatternTemplateEvent),
+        Topic::FixSuggestions => schemars::schema_for!(crate::derived::FixSuggestion),
     };
     let mut value = schema.to_value();
     if let Some(obj) = value.as_object_mut() {

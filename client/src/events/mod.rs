@@ -52,6 +52,10 @@ pub enum Topic {
     SuccessPatterns,
     /// `failure-patterns`: failures, causes and resolutions.
     FailurePatterns,
+    /// `pattern-templates` (derived): the pattern-extractor's templates.
+    PatternTemplates,
+    /// `fix-suggestions` (derived): the pattern-extractor's fix suggestions.
+    FixSuggestions,
 }
 
 impl Topic {
@@ -67,6 +71,9 @@ impl Topic {
         Topic::FailurePatterns,
     ];
 
+    /// The topics the pattern-extractor derives from them, which the db-writer stores too.
+    pub const DERIVED: [Topic; 2] = [Topic::PatternTemplates, Topic::FixSuggestions];
+
     /// The Kafka topic name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -78,6 +85,8 @@ impl Topic {
             Topic::CodeQualityMetrics => "code-quality-metrics",
             Topic::SuccessPatterns => "success-patterns",
             Topic::FailurePatterns => "failure-patterns",
+            Topic::PatternTemplates => "pattern-templates",
+            Topic::FixSuggestions => "fix-suggestions",
         }
     }
 
@@ -92,6 +101,8 @@ impl Topic {
             Topic::CodeQualityMetrics => "code-quality",
             Topic::SuccessPatterns => "success-pattern",
             Topic::FailurePatterns => "failure-pattern",
+            Topic::PatternTemplates => "pattern-template",
+            Topic::FixSuggestions => "fix-suggestion",
         }
     }
 
@@ -102,6 +113,8 @@ impl Topic {
             Topic::CodeQualityMetrics => "path_id",
             Topic::SuccessPatterns => "pattern_id",
             Topic::FailurePatterns => "failure_id",
+            Topic::PatternTemplates => "pattern_id",
+            Topic::FixSuggestions => "signature",
             _ => "correlation_id",
         }
     }
@@ -125,6 +138,7 @@ impl FromStr for Topic {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Topic::ALL
             .into_iter()
+            .chain(Topic::DERIVED)
             .find(|t| t.name() == s || t.command() == s)
             .ok_or_else(|| UnknownTopic(s.to_string()))
     }
@@ -264,6 +278,8 @@ pub enum AnyEvent {
     CodeQuality(CodeQualityMetric),
     SuccessPattern(SuccessPattern),
     FailurePattern(FailurePattern),
+    PatternTemplate(crate::derived::PatternTemplateEvent),
+    FixSuggestion(crate::derived::FixSuggestion),
 }
 
 /// Applies `$body` to the event inside any variant.
@@ -278,6 +294,8 @@ macro_rules! each {
             AnyEvent::CodeQuality($e) => $body,
             AnyEvent::SuccessPattern($e) => $body,
             AnyEvent::FailurePattern($e) => $body,
+            AnyEvent::PatternTemplate($e) => $body,
+            AnyEvent::FixSuggestion($e) => $body,
         }
     };
 }
@@ -294,6 +312,8 @@ impl AnyEvent {
             Topic::CodeQualityMetrics => Self::CodeQuality(decode(bytes)?),
             Topic::SuccessPatterns => Self::SuccessPattern(decode(bytes)?),
             Topic::FailurePatterns => Self::FailurePattern(decode(bytes)?),
+            Topic::PatternTemplates => Self::PatternTemplate(decode(bytes)?),
+            Topic::FixSuggestions => Self::FixSuggestion(decode(bytes)?),
         })
     }
 
@@ -308,6 +328,8 @@ impl AnyEvent {
             Topic::CodeQualityMetrics => Self::CodeQuality(from_value(value)?),
             Topic::SuccessPatterns => Self::SuccessPattern(from_value(value)?),
             Topic::FailurePatterns => Self::FailurePattern(from_value(value)?),
+            Topic::PatternTemplates => Self::PatternTemplate(from_value(value)?),
+            Topic::FixSuggestions => Self::FixSuggestion(from_value(value)?),
         })
     }
 

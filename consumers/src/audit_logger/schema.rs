@@ -84,6 +84,8 @@ pub fn typed_columns(topic: Topic) -> &'static [(&'static str, Kind)] {
             ("failure_type", Text),
             ("error_category", Text),
         ],
+        // Not archived: the audit-logger reads the eight topics.
+        Topic::PatternTemplates | Topic::FixSuggestions => &[],
     }
 }
 
@@ -148,6 +150,7 @@ pub fn typed_cells(event: &AnyEvent) -> Vec<Option<Cell>> {
             text(&e.failure_type),
             e.error_category.as_deref().and_then(text),
         ],
+        AnyEvent::PatternTemplate(_) | AnyEvent::FixSuggestion(_) => vec![],
     }
 }
 
@@ -224,6 +227,8 @@ fn correlation_id(e: &AnyEvent) -> &str {
         AnyEvent::CodeQuality(e) => e.correlation_id.as_str(),
         AnyEvent::SuccessPattern(e) => e.correlation_id.as_str(),
         AnyEvent::FailurePattern(e) => e.correlation_id.as_str(),
+        AnyEvent::PatternTemplate(e) => e.correlation_id.as_str(),
+        AnyEvent::FixSuggestion(e) => e.correlation_id.as_str(),
     }
 }
 

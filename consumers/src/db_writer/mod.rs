@@ -127,7 +127,11 @@ pub struct PgSink {
 impl PgSink {
     /// A sink writing through `pool` (migrated already).
     pub fn new(pool: PgPool) -> Self {
-        let inserts = Topic::ALL.into_iter().map(|t| (t, insert_sql(t))).collect();
+        let inserts = Topic::ALL
+            .into_iter()
+            .chain(Topic::DERIVED)
+            .map(|t| (t, insert_sql(t)))
+            .collect();
         Self { pool, inserts }
     }
 }

@@ -32,6 +32,7 @@ struct Column {
 pub(super) async fn differences(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
     let mut wanted: Vec<(&str, Vec<(&str, &str)>)> = Topic::ALL
         .iter()
+        .chain(Topic::DERIVED.iter())
         .map(|t| (table_name(*t), expected_columns(*t)))
         .collect();
     wanted.push(("kafka_offsets", OFFSETS.to_vec()));

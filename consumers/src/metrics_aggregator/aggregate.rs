@@ -71,6 +71,8 @@ pub fn facts(event: &AnyEvent) -> Facts<'_> {
             f.latencies
                 .extend(e.time_to_resolve_ms.map(|d| ("time_to_resolve_ms", d)));
         }
+        // The derived topics are not among the aggregator's inputs.
+        AnyEvent::PatternTemplate(_) | AnyEvent::FixSuggestion(_) => {}
     }
     f
 }

@@ -28,6 +28,8 @@ pub fn short_name(topic: Topic) -> &'static str {
         Topic::CodeQualityMetrics => "quality",
         Topic::SuccessPatterns => "successes",
         Topic::FailurePatterns => "failures",
+        Topic::PatternTemplates => "templates",
+        Topic::FixSuggestions => "fixes",
     }
 }
 

@@ -21,7 +21,7 @@ mod sink;
 pub mod templates;
 
 pub use model::Model;
-pub use sink::{carriers, ExtractorSettings, ExtractorSink};
+pub use sink::{carriers, ensure_topics, ExtractorSettings, ExtractorSink};
 
 /// The consumer group of the seeds.
 pub const GROUP: &str = "ml-group";

@@ -332,8 +332,8 @@ fn json_out(topic: &str, key: String, event: &impl serde::Serialize) -> Out {
 }
 
 /// Creates the derived topics that do not exist (their specs in the catalog; the
-/// cluster's default replication).
-async fn ensure_topics(brokers: &str) -> Result<(), SinkError> {
+/// cluster's default replication). The db-writer, which stores two of them, calls it too.
+pub async fn ensure_topics(brokers: &str) -> Result<(), SinkError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()
