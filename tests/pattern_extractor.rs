@@ -237,6 +237,35 @@ fn check_outputs(
         })
         .collect();
     assert_eq!(state, counts, "the state in {CHANGELOG}");
+
+    // Every failure bucket's groups count what the model counted: one group per message
+    // family of the bucket's category, holding every failure of that family once.
+    let mut per_family: BTreeMap<(String, usize), u64> = BTreeMap::new();
+    for f in fails {
+        *per_family
+            .entry((f.category.clone(), f.family))
+            .or_default() += 1;
+    }
+    let mut want_groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for ((category, _), n) in per_family {
+        want_groups.entry(category).or_default().push(n);
+    }
+    let mut got_groups: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (k, v) in &latest {
+        if let Some(bucket) = k.strip_prefix("failures/") {
+            let counts = v["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["count"].as_u64().unwrap())
+                .collect();
+            got_groups.insert(bucket.to_string(), counts);
+        }
+    }
+    for counts in want_groups.values_mut().chain(got_groups.values_mut()) {
+        counts.sort_unstable();
+    }
+    assert_eq!(got_groups, want_groups, "the failure groups in {CHANGELOG}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
