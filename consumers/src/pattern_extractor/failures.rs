@@ -67,6 +67,20 @@ pub fn key(bucket: &str) -> String {
 }
 
 impl Bucket {
+    /// Drops the least-seen group that has no resolution, else the least-seen one (the
+    /// oldest of equals).
+    fn evict(&mut self) {
+        let victim = self
+            .groups
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, g)| (!g.resolutions.is_empty(), g.count, *i))
+            .map(|(i, _)| i);
+        if let Some(i) = victim {
+            self.groups.remove(i);
+        }
+    }
+
     /// Adds a failure; the suggestion for it, keyed by signature, when there is one.
     pub fn add(
         &mut self,
@@ -86,6 +100,9 @@ impl Bucket {
         let i = match nearest {
             Some((_, i)) => i,
             None => {
+                if self.groups.len() >= model.failures.max_groups {
+                    self.evict();
+                }
                 self.groups.push(Group {
                     signature: format!("{bucket}:{hash:016x}"),
                     hash,
@@ -146,5 +163,41 @@ impl Bucket {
             timestamp: f.timestamp.clone(),
         };
         Some((group.signature.clone(), event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentbus_client::{examples, AnyEvent, Topic};
+
+    fn failure(message: &str, resolution: Option<&str>) -> FailurePattern {
+        let mut v: Value =
+            serde_json::from_str(examples::json(Topic::FailurePatterns)).expect("example");
+        v["error_message"] = message.into();
+        v["resolution"] = resolution.map_or(Value::Null, Value::from);
+        match AnyEvent::from_value(Topic::FailurePatterns, v).expect("valid") {
+            AnyEvent::FailurePattern(f) => f,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_lets_the_least_seen_group_without_a_resolution_go() {
+        let mut model = Model::default();
+        model.failures.max_groups = 2;
+        let mut b = Bucket::default();
+        let resolved = "Connection to database host refused after retries on port";
+        let lonely = "Permission denied while writing cache file as user";
+        let newcomer = "Module has no attribute imported from package root";
+        b.add("c", &failure(resolved, Some("restart the pool")), &model);
+        b.add("c", &failure(lonely, None), &model);
+        b.add("c", &failure(lonely, None), &model);
+        assert_eq!(b.groups.len(), 2);
+        b.add("c", &failure(newcomer, None), &model);
+        let kept: Vec<&str> = b.groups.iter().map(|g| g.normalized.as_str()).collect();
+        assert_eq!(b.groups.len(), 2, "{kept:?}");
+        assert!(kept[0].starts_with("connection to database"), "{kept:?}");
+        assert!(kept[1].starts_with("module has no attribute"), "{kept:?}");
     }
 }

@@ -34,11 +34,18 @@ impl Default for TemplateRules {
 pub struct FailureRules {
     /// Largest Hamming distance between two 64-bit SimHashes of one group.
     pub max_distance: u32,
+    /// Most groups a bucket keeps (its state is one changelog record, which must stay
+    /// under the broker's message size): past it, the least-seen group without a
+    /// resolution (else the least-seen) gives way.
+    pub max_groups: usize,
 }
 
 impl Default for FailureRules {
     fn default() -> Self {
-        Self { max_distance: 3 }
+        Self {
+            max_distance: 3,
+            max_groups: 1000,
+        }
     }
 }
 
@@ -148,6 +155,9 @@ impl Model {
                 "failures.max_distance",
                 "must be within 0..=32 (of 64 bits)",
             ));
+        }
+        if !(1..=10_000).contains(&self.failures.max_groups) {
+            return Err(("failures.max_groups", "must be within 1..=10000"));
         }
         Ok(())
     }
