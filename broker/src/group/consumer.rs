@@ -161,7 +161,11 @@ impl ConsumerGroup {
             self.compute_targets();
         }
         let member_id = hb.member_id.clone();
-        let force_send = hb.member_epoch == 0;
+        // As Kafka: a joining member, and a full request (every field set, which a client
+        // sends after an error or a timed-out heartbeat, whose answer may have carried an
+        // assignment it never saw), get the assignment whether or not it changed.
+        let full = hb.rebalance_timeout_ms != -1 && hb.subscribed.is_some() && hb.owned.is_some();
+        let force_send = hb.member_epoch == 0 || full;
         self.reconcile(&member_id, hb.owned, now);
         let member = self
             .members
@@ -550,6 +554,25 @@ mod tests {
         owned.remove("a");
         settle(&mut g, &mut owned);
         assert!(owned.values().all(|(_, p)| p.len() == 3));
+    }
+
+    #[test]
+    fn a_full_request_gets_the_assignment_again() {
+        let mut g = ConsumerGroup::default();
+        let now = Instant::now();
+        let joined = g
+            .heartbeat(hb("a", 0, Some(&BTreeSet::new()), None), meta, now)
+            .unwrap();
+        let parts = joined.assignment.unwrap();
+        let epoch = joined.member_epoch;
+        // An ordinary heartbeat: nothing changed, nothing sent.
+        let plain = g.heartbeat(hb("a", epoch, None, None), meta, now).unwrap();
+        assert_eq!(plain.assignment, None);
+        // The client lost that answer and sends everything again: it hears its assignment.
+        let mut full = hb("a", epoch, Some(&BTreeSet::new()), None);
+        full.subscribed = Some(vec!["t".to_string()]);
+        let again = g.heartbeat(full, meta, now).unwrap();
+        assert_eq!(again.assignment, Some(parts));
     }
 
     #[test]
