@@ -57,7 +57,17 @@ impl ArchiveSettings {
             let secret = set(&self.secret_access_key).ok_or_else(|| {
                 ConfigError::new("AWS_SECRET_ACCESS_KEY", "is required with S3_BUCKET")
             })?;
+            // A short retry inside the client: the runtime retries a failed upload with
+            // its own backoff, paused and with `/ready` 503. The client's default (10
+            // retries, backoff up to 15 s) held one call through a whole outage, so the
+            // outage never showed.
+            let retry = object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(3),
+                backoff: object_store::BackoffConfig::default(),
+            };
             let mut b = object_store::aws::AmazonS3Builder::new()
+                .with_retry(retry)
                 .with_bucket_name(bucket)
                 .with_region(set(&self.region).unwrap_or("us-east-1"))
                 .with_access_key_id(key)
