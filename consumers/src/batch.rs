@@ -61,15 +61,32 @@ impl OpenBatch {
             });
     }
 
-    /// Forgets what the batch holds of the partitions `gone` selects.
-    pub(crate) fn drop_partitions(&mut self, gone: impl Fn(&TopicPartition) -> bool) {
-        self.records
-            .retain(|r| !gone(&(r.log().to_string(), r.partition)));
-        self.dead.retain(|d| !gone(&(d.topic.clone(), d.partition)));
-        self.ranges.retain(|tp, _| !gone(tp));
+    /// Moves what the batch holds of the partitions `take` selects into a batch of
+    /// their own (opened when this one was).
+    pub(crate) fn split_off(&mut self, take: impl Fn(&TopicPartition) -> bool) -> OpenBatch {
+        let (taken, kept) = std::mem::take(&mut self.records)
+            .into_iter()
+            .partition(|r| take(&(r.log().to_string(), r.partition)));
+        self.records = kept;
+        let (dead, kept) = std::mem::take(&mut self.dead)
+            .into_iter()
+            .partition(|d| take(&(d.topic.clone(), d.partition)));
+        self.dead = kept;
+        let (ranges, kept) = std::mem::take(&mut self.ranges)
+            .into_iter()
+            .partition(|(tp, _)| take(tp));
+        self.ranges = kept;
+        let split = OpenBatch {
+            records: taken,
+            dead,
+            ranges,
+            opened: self.opened,
+            carried: WriteOutcome::default(),
+        };
         if self.ranges.is_empty() {
             self.clear();
         }
+        split
     }
 
     pub(crate) fn clear(&mut self) {

@@ -453,9 +453,11 @@ impl<S: Sink> Pipeline<S> {
             .set_positioning(self.parts.values().filter(|p| !p.running).count());
     }
 
-    /// Partitions revoked or lost. Revoked: flush what the batch holds (if the sink is
-    /// down, drop it: its offsets were not stored, so the next owner reads it again).
-    /// Lost: drop it unflushed. Then the sink is told, and Kafka gets the offsets.
+    /// Partitions revoked or lost. Revoked: flush what the batch holds of them (if the
+    /// sink is down, drop it: its offsets were not stored, so the next owner reads it
+    /// again). Lost: drop it unflushed. What the batch holds of the partitions kept (an
+    /// incremental revoke) stays for its own deadline. Then the sink is told, and Kafka
+    /// gets the offsets.
     pub(crate) fn on_revoke<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
@@ -467,6 +469,7 @@ impl<S: Sink> Pipeline<S> {
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
+        let kept = self.batch.split_off(|tp| !revoked.contains(tp));
         if how == Revocation::Revoked && !self.is_empty() && !self.closed {
             self.retry_at = None;
             self.flush(consumer);
@@ -478,8 +481,9 @@ impl<S: Sink> Pipeline<S> {
                     "dropping the unflushed batch of revoked partitions; the next owner reads it again"
                 );
             }
-            self.batch.drop_partitions(|tp| revoked.contains(tp));
+            self.batch.clear();
         }
+        self.batch = kept;
         let parts: Vec<TopicPartition> = revoked.iter().cloned().collect();
         if let Err(e) = self
             .handle
