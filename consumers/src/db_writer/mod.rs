@@ -89,6 +89,15 @@ pub fn pool(options: PgConnectOptions) -> PgPool {
         )
 }
 
+/// The connection migrations run on: no statement timeout, whatever the database's or
+/// the role's default (`0` comes last, so it wins over one in `DATABASE_URL`).
+pub fn migration_options(options: &PgConnectOptions) -> PgConnectOptions {
+    options
+        .clone()
+        .application_name("agentbus-migrate")
+        .options([("statement_timeout", "0")])
+}
+
 /// Applies the migrations that are not applied yet, on a connection of their own
 /// without the pool's statement timeout (an index build on a big table must finish,
 /// not time out and start over), then checks the tables against what the db-writer
@@ -98,10 +107,9 @@ pub fn pool(options: PgConnectOptions) -> PgPool {
 pub async fn migrate(options: &PgConnectOptions) -> Result<(), SinkError> {
     use sqlx::migrate::MigrateError;
     use sqlx::Connection;
-    let mut conn =
-        sqlx::PgConnection::connect_with(&options.clone().application_name("agentbus-migrate"))
-            .await
-            .map_err(classify)?;
+    let mut conn = sqlx::PgConnection::connect_with(&migration_options(options))
+        .await
+        .map_err(classify)?;
     MIGRATOR.run(&mut conn).await.map_err(|e| match e {
         MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _) => classify(e),
         other => SinkError::Fatal(other.to_string()),
