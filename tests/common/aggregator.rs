@@ -295,3 +295,103 @@ pub fn assert_matches_model(conn: &mut redis::Connection, prefix: &str, events: 
     }
     assert_eq!(agents(conn, prefix), model.agents);
 }
+
+fn secs(res: &str) -> i64 {
+    match res {
+        "1m" => 60,
+        "5m" => 300,
+        "1h" => 3600,
+        _ => 5,
+    }
+}
+
+/// Asks `/api/metrics` (through `get`) for every topic's series and every agent's at
+/// each resolution over `from..=to`, and compares each point with the model: counts,
+/// outcomes, every latency field (count, sum, min, max, histogram) and quality.
+/// Returns how many points were compared.
+pub fn assert_api_matches_model(
+    get: impl Fn(&str) -> (u16, String),
+    model: &Model,
+    from: i64,
+    to: i64,
+) -> usize {
+    let mut compared = 0;
+    for t in Topic::ALL {
+        let s = short(t);
+        let agents = model.agents.get(&format!("metrics:{{{s}}}:agents"));
+        let series = std::iter::once(None).chain(agents.into_iter().flatten().map(Some));
+        for agent in series {
+            for res in ["5s", "1m", "5m", "1h"] {
+                let (prefix, param) = match agent {
+                    None => (format!("metrics:{{{s}}}:{res}:"), String::new()),
+                    Some(a) => (
+                        format!("metrics:{{{s}}}:agent:{a}:{res}:"),
+                        format!("&agent={}", a.replace(':', "%3A")),
+                    ),
+                };
+                let mut expected: Vec<(i64, &BTreeMap<String, i64>)> = model
+                    .buckets
+                    .iter()
+                    .filter_map(|(k, f)| Some((k.strip_prefix(&prefix)?.parse().ok()?, f)))
+                    .filter(|(start, _)| start + secs(res) > from && *start <= to)
+                    .collect();
+                expected.sort_by_key(|(start, _)| *start);
+                let path =
+                    format!("/api/metrics?topic={s}{param}&window={res}&from={from}&to={to}");
+                let (status, body) = get(&path);
+                assert_eq!(status, 200, "{path}: {body}");
+                let api: Value = serde_json::from_str(&body).unwrap();
+                let points = api["series"].as_array().unwrap();
+                assert_eq!(points.len(), expected.len(), "{path}: {body}");
+                for (point, (start, fields)) in points.iter().zip(&expected) {
+                    let at = format!("{path} at {start}");
+                    let field = |name: &str| fields.get(name).copied().unwrap_or(0);
+                    assert_eq!(point["start_unix"], *start, "{at}");
+                    assert_eq!(point["count"], field("count"), "{at}");
+                    assert_eq!(point["success"], field("success"), "{at}");
+                    assert_eq!(point["failure"], field("failure"), "{at}");
+                    assert_eq!(point["cache_hits"], field("cache_hit"), "{at}");
+                    let names: BTreeSet<&str> = fields
+                        .keys()
+                        .filter_map(|k| k.strip_suffix(":sum"))
+                        .filter(|n| *n != "quality")
+                        .collect();
+                    let latency = point["latency"].as_object().unwrap();
+                    let shown: BTreeSet<&str> = latency
+                        .iter()
+                        .filter(|(_, l)| l["count"].as_i64() > Some(0))
+                        .map(|(n, _)| n.as_str())
+                        .collect();
+                    assert_eq!(shown, names, "{at}");
+                    for name in names {
+                        let l = &latency[name];
+                        for part in ["count", "sum", "min", "max"] {
+                            assert_eq!(l[part], field(&format!("{name}:{part}")), "{at} {name}");
+                        }
+                        let buckets = l["buckets"].as_object().unwrap();
+                        for (i, bound) in BOUNDS
+                            .iter()
+                            .map(|b| b.to_string())
+                            .chain(["+Inf".to_string()])
+                            .enumerate()
+                        {
+                            let n = field(&format!("{name}:b{i}"));
+                            assert_eq!(buckets[&bound], n, "{at} {name} le={bound}");
+                        }
+                    }
+                    match fields.get("quality:count") {
+                        Some(c) => {
+                            assert_eq!(point["quality"]["count"], *c, "{at}");
+                            let avg = field("quality:sum_micro") as f64 / 1e6 / *c as f64;
+                            let got = point["quality"]["avg"].as_f64().unwrap();
+                            assert!((got - avg).abs() < 1e-4, "{at}: quality {got} vs {avg}");
+                        }
+                        None => assert!(point["quality"].is_null(), "{at}"),
+                    }
+                    compared += 1;
+                }
+            }
+        }
+    }
+    compared
+}

@@ -1,6 +1,7 @@
 //! The key layout in Redis (README, "metrics-aggregator"): every key of one topic
-//! shares the hash tag `{<short name>}`, so that one script can move a partition's
-//! offsets and its windows together on Redis Cluster too.
+//! shares the hash tag `{<short name>}`, so that the one script that moves a partition's
+//! offsets and its windows stays in one slot once Redis Cluster is supported (the sink
+//! refuses a cluster node today).
 //!
 //! | key | type | what | TTL |
 //! |---|---|---|---|

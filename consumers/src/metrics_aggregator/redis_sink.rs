@@ -8,6 +8,7 @@ use agentbus_client::Topic;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::warn;
 
 const APPLY: &str = include_str!("apply.lua");
 
@@ -120,6 +121,44 @@ pub(super) fn classify(e: redis::RedisError) -> SinkError {
     }
 }
 
+/// Stops on a server where effectively-once cannot hold: one that may evict keys (an
+/// evicted offsets hash would make every window of its topic count again), or a
+/// cluster (the client speaks to one server; MOVED answers would look like an outage
+/// for ever). A server that hides `CONFIG` gets a warning instead.
+async fn refuse_unsafe_server(conn: &mut ConnectionManager) -> Result<(), SinkError> {
+    let info: String = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(conn)
+        .await
+        .map_err(classify)?;
+    if info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+        return Err(SinkError::Fatal(
+            "REDIS_URL: the server runs in cluster mode, which the metrics-aggregator does not support yet; point it at a standalone Redis (a primary, with replicas if you like)".into(),
+        ));
+    }
+    let config = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory*")
+        .query_async::<std::collections::HashMap<String, String>>(conn)
+        .await;
+    match config {
+        Ok(c) => {
+            let limit = c.get("maxmemory").and_then(|v| v.parse::<u64>().ok());
+            let policy = c.get("maxmemory-policy").map_or("", String::as_str);
+            if limit.is_some_and(|l| l > 0) && policy != "noeviction" {
+                return Err(SinkError::Fatal(format!(
+                    "REDIS_URL: the server evicts keys (maxmemory {}, maxmemory-policy {policy}); an evicted offsets hash would count its topic's events again. Set maxmemory-policy noeviction (a full Redis then refuses writes, and the consumer waits), or maxmemory 0",
+                    limit.unwrap_or(0)
+                )));
+            }
+        }
+        Err(e) => warn!(
+            "cannot read the server's eviction settings ({e}); make sure maxmemory-policy is noeviction, or an evicted offsets hash counts its topic's events again"
+        ),
+    }
+    Ok(())
+}
+
 /// The metrics-aggregator's sink.
 pub struct RedisSink {
     client: redis::Client,
@@ -168,9 +207,10 @@ impl RedisSink {
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(10)))
             .set_number_of_retries(1);
-        let c = ConnectionManager::new_with_config(self.client.clone(), config)
+        let mut c = ConnectionManager::new_with_config(self.client.clone(), config)
             .await
             .map_err(classify)?;
+        refuse_unsafe_server(&mut c).await?;
         self.conn = Some(c.clone());
         Ok(c)
     }
