@@ -32,6 +32,10 @@ enum Group {
     /// Learn templates from task executions and fix suggestions from failures, exactly
     /// once through Kafka transactions (`pattern-templates`, `fix-suggestions`).
     PatternExtractor(Box<PatternExtractorArgs>),
+    /// Threshold alerts on failures, failed transformations and low quality, exactly
+    /// once to `agent-alerts` through Kafka transactions, then to PagerDuty, Slack and
+    /// a webhook.
+    AlertManager(Box<crate::consume_alerts::AlertManagerArgs>),
 }
 
 /// Settings every consumer takes (flags, or the seeds' environment variables).
@@ -66,8 +70,9 @@ pub(crate) struct RuntimeArgs {
     properties: Vec<String>,
     /// Where a partition the sink holds nothing of starts: `earliest`, `latest`, or a
     /// duration (`30m`, `24h`, `7d`: the first record not older than that).
-    #[arg(long, env = "START_FROM", default_value = "earliest")]
-    start_from: String,
+    /// (Default `earliest`; the alert-manager's `1h`.)
+    #[arg(long, env = "START_FROM")]
+    pub(crate) start_from: Option<String>,
     /// Forget the offsets the sink stored for these topics before starting (after a
     /// topic was recreated); they start at --start-from. Comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "TOPIC")]
@@ -75,7 +80,7 @@ pub(crate) struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
-    fn config(
+    pub(crate) fn config(
         &self,
         default_group: &str,
         processor: &str,
@@ -110,7 +115,7 @@ impl RuntimeArgs {
             c.kafka_properties
                 .push((k.trim().to_string(), v.trim().to_string()));
         }
-        c.start_from = self.start_from.parse()?;
+        c.start_from = self.start_from.as_deref().unwrap_or("earliest").parse()?;
         c.reset_sink_offsets = self.reset_sink_offsets.clone();
         c.validate()?;
         Ok(c)
@@ -255,6 +260,7 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         Group::MetricsAggregator(args) => metrics_aggregator(*args, shutdown).await,
         Group::AuditLogger(args) => audit_logger(*args, shutdown).await,
         Group::PatternExtractor(args) => pattern_extractor(*args, shutdown).await,
+        Group::AlertManager(args) => crate::consume_alerts::run(*args, shutdown).await,
     }
 }
 
@@ -295,7 +301,7 @@ async fn pattern_extractor(
     Ok(())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())

@@ -4,6 +4,7 @@ mod audit_cmd;
 mod bench;
 mod broker_cmd;
 mod cluster_args;
+mod consume_alerts;
 mod consume_cmd;
 mod groups;
 mod log_cmd;

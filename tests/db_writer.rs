@@ -461,7 +461,7 @@ async fn migrate_command_applies_the_schema() {
     let tables = pg.psql("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public' AND tablename NOT LIKE '\\_sqlx%'").unwrap();
     assert_eq!(
         tables.trim(),
-        "agent_actions,agent_routing_decisions,agent_transformation_events,code_artifacts,execution_paths,failure_patterns,fix_suggestions,kafka_offsets,pattern_templates,router_performance_metrics,success_patterns"
+        "agent_actions,agent_alerts,agent_routing_decisions,agent_transformation_events,code_artifacts,execution_paths,failure_patterns,fix_suggestions,kafka_offsets,pattern_templates,router_performance_metrics,success_patterns"
     );
     // The seeds' POSTGRES_* variables instead of a URL (and twice is fine).
     let rest = pg.url().split_once('@').unwrap().1;
@@ -482,7 +482,7 @@ async fn migrate_command_applies_the_schema() {
         String::from_utf8_lossy(&by_parts.stderr)
     );
     let versions = pg.psql("SELECT count(*) FROM _sqlx_migrations").unwrap();
-    assert_eq!(versions.trim(), "4");
+    assert_eq!(versions.trim(), "5");
     // Twice is fine.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
         .args(["migrate", "--database-url", pg.url()])

@@ -51,7 +51,7 @@ pub fn spec(topic: Topic) -> TopicSpec {
         Topic::TaskExecutions => (12, 90),
         Topic::CodeQualityMetrics => (6, 90),
         Topic::SuccessPatterns | Topic::FailurePatterns => (6, 365),
-        Topic::PatternTemplates | Topic::FixSuggestions => {
+        Topic::PatternTemplates | Topic::FixSuggestions | Topic::AgentAlerts => {
             let name = topic.name();
             if let Some(d) = derived().into_iter().find(|d| d.name == name) {
                 return d;
@@ -76,7 +76,10 @@ pub fn spec(topic: Topic) -> TopicSpec {
 /// outputs (`pattern-templates`, compacted, and `fix-suggestions`), its state changelog
 /// (`ml-group-state`, compacted, one partition per stateful input partition) and the
 /// repartition topic that brings failures of one error category together
-/// (`ml-group-failures`).
+/// (`ml-group-failures`); the alert-manager's alerts (`agent-alerts`), its state
+/// changelog (`alert-group-state`, one partition per partition of its repartition
+/// topic) and that repartition topic (`alert-group-subjects`, keyed by what a rule
+/// counts: a fingerprint, an agent, an artifact).
 pub fn derived() -> Vec<TopicSpec> {
     let spec = |name: &str, partitions, retention_ms, key: &str, compact: bool| {
         let mut configs = BTreeMap::from([
@@ -100,6 +103,9 @@ pub fn derived() -> Vec<TopicSpec> {
         spec("fix-suggestions", 6, 365 * DAY_MS, "signature", false),
         spec("ml-group-state", 18, -1, "state_key", true),
         spec("ml-group-failures", 6, 7 * DAY_MS, "error_category", false),
+        spec("agent-alerts", 6, 90 * DAY_MS, "dedup_key", false),
+        spec("alert-group-state", 6, -1, "state_key", true),
+        spec("alert-group-subjects", 6, 7 * DAY_MS, "subject", false),
     ]
 }
 

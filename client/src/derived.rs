@@ -147,9 +147,10 @@ impl crate::Event for FixSuggestion {
 }
 
 /// The derived topics that carry events, with their partition-key field.
-pub const TOPICS: [(&str, &str); 2] = [
+pub const TOPICS: [(&str, &str); 3] = [
     ("pattern-templates", "pattern_id"),
     ("fix-suggestions", "signature"),
+    ("agent-alerts", "dedup_key"),
 ];
 
 /// The JSON Schema of a derived topic's events.
@@ -157,6 +158,7 @@ pub fn schema(topic: &str) -> Option<serde_json::Value> {
     let schema = match topic {
         "pattern-templates" => schemars::schema_for!(PatternTemplateEvent),
         "fix-suggestions" => schemars::schema_for!(FixSuggestion),
+        "agent-alerts" => schemars::schema_for!(crate::alert::AgentAlert),
         _ => return None,
     };
     let key = TOPICS.iter().find(|(t, _)| *t == topic)?.1;

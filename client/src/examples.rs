@@ -24,8 +24,29 @@ pub fn json(topic: Topic) -> &'static str {
         Topic::FailurePatterns => FAILURE_PATTERN,
         Topic::PatternTemplates => PATTERN_TEMPLATE,
         Topic::FixSuggestions => FIX_SUGGESTION,
+        Topic::AgentAlerts => AGENT_ALERT,
     }
 }
+
+/// An alert as the alert-manager publishes it (derived, not from the seeds).
+const AGENT_ALERT: &str = r#"{
+  "event_id": "0b9e4c2a-5f4d-4b8e-9a1c-3d2e1f0a9b8c",
+  "correlation_id": "7415f61f-ab2f-4961-97f5-a5f5c6499a4d",
+  "dedup_key": "agentbus/repeated-failures/fingerprint:9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a/1760985000123",
+  "rule": "repeated-failures",
+  "kind": "repeated_failure",
+  "action": "trigger",
+  "severity": "critical",
+  "subject": "fingerprint:9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+  "summary": "4 failures of fingerprint 9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a within 15m (more than 3): Connection to database timed out",
+  "agent_name": null,
+  "occurrences": 4,
+  "window_seconds": 900,
+  "first_seen": "2025-10-20T18:30:00.123Z",
+  "last_seen": "2025-10-20T18:34:10.456Z",
+  "details": {"threshold": 3, "failure_type": "timeout", "error_category": "database", "error_message": "Connection to database timed out"},
+  "timestamp": "2025-10-20T18:34:10.456Z"
+}"#;
 
 /// A template as the pattern-extractor publishes it (derived, not from the seeds).
 const PATTERN_TEMPLATE: &str = r#"{

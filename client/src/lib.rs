@@ -8,6 +8,7 @@
 //!   seeds' environment variables;
 //! - [`examples`]: the seeds' example event of each topic.
 
+pub mod alert;
 pub mod catalog;
 pub mod config;
 pub mod derived;

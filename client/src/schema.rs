@@ -21,6 +21,7 @@ pub fn schema(topic: Topic) -> Value {
         Topic::FailurePatterns => schemars::schema_for!(FailurePattern),
         Topic::PatternTemplates => schemars::schema_for!(crate::derived::PatternTemplateEvent),
         Topic::FixSuggestions => schemars::schema_for!(crate::derived::FixSuggestion),
+        Topic::AgentAlerts => schemars::schema_for!(crate::alert::AgentAlert),
     };
     let mut value = schema.to_value();
     if let Some(obj) = value.as_object_mut() {

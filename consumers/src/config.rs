@@ -54,6 +54,9 @@ pub struct RuntimeConfig {
     /// Topics among `topics` that carry another topic's events (a repartition topic):
     /// their records are decoded as that topic's.
     pub carriers: Vec<(String, agentbus_client::Topic)>,
+    /// Topics among `topics` whose records name their event's topic in the
+    /// `agentbus-topic` header (a repartition topic that carries several).
+    pub tagged: Vec<String>,
 }
 
 impl RuntimeConfig {
@@ -79,6 +82,7 @@ impl RuntimeConfig {
             start_from: StartFrom::Earliest,
             reset_sink_offsets: Vec::new(),
             carriers: Vec::new(),
+            tagged: Vec::new(),
         }
     }
 

@@ -17,10 +17,14 @@
 //!   (`agentbus consume metrics-aggregator`);
 //! - [`audit_logger`]: the Parquet archive (`agentbus consume audit-logger`);
 //! - [`pattern_extractor`]: templates and fix suggestions through Kafka transactions
-//!   (`agentbus consume pattern-extractor`).
+//!   (`agentbus consume pattern-extractor`);
+//! - [`alert_manager`]: threshold alerts through Kafka transactions, delivered to
+//!   PagerDuty, Slack and webhooks (`agentbus consume alert-manager`).
 
+pub mod alert_manager;
 pub mod audit_logger;
 mod batch;
+mod changelog;
 mod commits;
 pub mod config;
 pub mod db_writer;
@@ -36,6 +40,7 @@ pub mod runtime;
 pub mod sink;
 pub mod start;
 pub mod topic_ids;
+mod txn;
 
 pub use config::{ConfigError, RuntimeConfig};
 pub use positions::OtherLog;

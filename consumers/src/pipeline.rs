@@ -197,7 +197,17 @@ impl<S: Sink> Pipeline<S> {
             .carriers
             .iter()
             .find(|(name, _)| name == msg.topic())
-            .map(|(_, t)| *t);
+            .map(|(_, t)| *t)
+            .or_else(|| {
+                if !self.config.tagged.iter().any(|t| t == msg.topic()) {
+                    return None;
+                }
+                let headers = msg.headers()?;
+                let tag = headers
+                    .iter()
+                    .find(|h| h.key == crate::alert_manager::TOPIC_HEADER)?;
+                std::str::from_utf8(tag.value?).ok()?.parse().ok()
+            });
         match decode(msg, carried) {
             Ok((topic, event, bytes)) => self.batch.records.push(Record {
                 topic,

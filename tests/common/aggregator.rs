@@ -83,7 +83,7 @@ pub fn event(run: u32, i: usize, bad_every: usize, now: i64) -> dbw::Event {
         Topic::FailurePatterns => {
             v["time_to_resolve_ms"] = ((n * 5) % 100_000).into();
         }
-        Topic::PatternTemplates | Topic::FixSuggestions => {}
+        Topic::PatternTemplates | Topic::FixSuggestions | Topic::AgentAlerts => {}
     }
     e.value = serde_json::to_vec(&v).unwrap();
     e
@@ -147,7 +147,9 @@ impl Model {
             Topic::CodeQualityMetrics => (None, None, None, Some("quality_score"), None),
             Topic::SuccessPatterns => (None, Some("estimated_duration_ms"), None, None, None),
             Topic::FailurePatterns => (None, Some("time_to_resolve_ms"), None, None, None),
-            Topic::PatternTemplates | Topic::FixSuggestions => (None, None, None, None, None),
+            Topic::PatternTemplates | Topic::FixSuggestions | Topic::AgentAlerts => {
+                (None, None, None, None, None)
+            }
         };
         let agent = agent.and_then(|f| v[f].as_str()).map(str::to_string);
         if let Some(a) = &agent {

@@ -56,6 +56,8 @@ pub enum Topic {
     PatternTemplates,
     /// `fix-suggestions` (derived): the pattern-extractor's fix suggestions.
     FixSuggestions,
+    /// `agent-alerts` (derived): the alert-manager's alerts.
+    AgentAlerts,
 }
 
 impl Topic {
@@ -71,8 +73,13 @@ impl Topic {
         Topic::FailurePatterns,
     ];
 
-    /// The topics the pattern-extractor derives from them, which the db-writer stores too.
-    pub const DERIVED: [Topic; 2] = [Topic::PatternTemplates, Topic::FixSuggestions];
+    /// The topics the pattern-extractor and the alert-manager derive from them, which
+    /// the db-writer stores too.
+    pub const DERIVED: [Topic; 3] = [
+        Topic::PatternTemplates,
+        Topic::FixSuggestions,
+        Topic::AgentAlerts,
+    ];
 
     /// The Kafka topic name.
     pub const fn name(self) -> &'static str {
@@ -87,6 +94,7 @@ impl Topic {
             Topic::FailurePatterns => "failure-patterns",
             Topic::PatternTemplates => "pattern-templates",
             Topic::FixSuggestions => "fix-suggestions",
+            Topic::AgentAlerts => "agent-alerts",
         }
     }
 
@@ -103,6 +111,7 @@ impl Topic {
             Topic::FailurePatterns => "failure-pattern",
             Topic::PatternTemplates => "pattern-template",
             Topic::FixSuggestions => "fix-suggestion",
+            Topic::AgentAlerts => "alert",
         }
     }
 
@@ -115,6 +124,7 @@ impl Topic {
             Topic::FailurePatterns => "failure_id",
             Topic::PatternTemplates => "pattern_id",
             Topic::FixSuggestions => "signature",
+            Topic::AgentAlerts => "dedup_key",
             _ => "correlation_id",
         }
     }
@@ -280,6 +290,7 @@ pub enum AnyEvent {
     FailurePattern(FailurePattern),
     PatternTemplate(crate::derived::PatternTemplateEvent),
     FixSuggestion(crate::derived::FixSuggestion),
+    Alert(crate::alert::AgentAlert),
 }
 
 /// Applies `$body` to the event inside any variant.
@@ -296,6 +307,7 @@ macro_rules! each {
             AnyEvent::FailurePattern($e) => $body,
             AnyEvent::PatternTemplate($e) => $body,
             AnyEvent::FixSuggestion($e) => $body,
+            AnyEvent::Alert($e) => $body,
         }
     };
 }
@@ -314,6 +326,7 @@ impl AnyEvent {
             Topic::FailurePatterns => Self::FailurePattern(decode(bytes)?),
             Topic::PatternTemplates => Self::PatternTemplate(decode(bytes)?),
             Topic::FixSuggestions => Self::FixSuggestion(decode(bytes)?),
+            Topic::AgentAlerts => Self::Alert(decode(bytes)?),
         })
     }
 
@@ -330,6 +343,7 @@ impl AnyEvent {
             Topic::FailurePatterns => Self::FailurePattern(from_value(value)?),
             Topic::PatternTemplates => Self::PatternTemplate(from_value(value)?),
             Topic::FixSuggestions => Self::FixSuggestion(from_value(value)?),
+            Topic::AgentAlerts => Self::Alert(from_value(value)?),
         })
     }
 

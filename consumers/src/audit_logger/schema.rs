@@ -85,7 +85,7 @@ pub fn typed_columns(topic: Topic) -> &'static [(&'static str, Kind)] {
             ("error_category", Text),
         ],
         // Not archived: the audit-logger reads the eight topics.
-        Topic::PatternTemplates | Topic::FixSuggestions => &[],
+        Topic::PatternTemplates | Topic::FixSuggestions | Topic::AgentAlerts => &[],
     }
 }
 
@@ -150,7 +150,7 @@ pub fn typed_cells(event: &AnyEvent) -> Vec<Option<Cell>> {
             text(&e.failure_type),
             e.error_category.as_deref().and_then(text),
         ],
-        AnyEvent::PatternTemplate(_) | AnyEvent::FixSuggestion(_) => vec![],
+        AnyEvent::PatternTemplate(_) | AnyEvent::FixSuggestion(_) | AnyEvent::Alert(_) => vec![],
     }
 }
 
@@ -229,6 +229,7 @@ fn correlation_id(e: &AnyEvent) -> &str {
         AnyEvent::FailurePattern(e) => e.correlation_id.as_str(),
         AnyEvent::PatternTemplate(e) => e.correlation_id.as_str(),
         AnyEvent::FixSuggestion(e) => e.correlation_id.as_str(),
+        AnyEvent::Alert(e) => e.correlation_id.as_str(),
     }
 }
 

@@ -223,6 +223,27 @@ fn table(topic: Topic) -> Table {
                 CREATED,
             ],
         },
+        Topic::AgentAlerts => Table {
+            name: "agent_alerts",
+            columns: &[
+                ID,
+                CORRELATION,
+                ("dedup_key", "dedup_key", Text),
+                ("rule", "rule", Text),
+                ("kind", "kind", Text),
+                ("action", "action", Text),
+                ("severity", "severity", Text),
+                ("subject", "subject", Text),
+                ("summary", "summary", Text),
+                ("agent_name", "agent_name", Text),
+                ("occurrences", "occurrences", BigInt),
+                ("window_seconds", "window_seconds", BigInt),
+                ("first_seen", "first_seen", Timestamp),
+                ("last_seen", "last_seen", Timestamp),
+                ("details", "details", Json),
+                CREATED,
+            ],
+        },
     }
 }
 

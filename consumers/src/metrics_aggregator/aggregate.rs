@@ -72,7 +72,7 @@ pub fn facts(event: &AnyEvent) -> Facts<'_> {
                 .extend(e.time_to_resolve_ms.map(|d| ("time_to_resolve_ms", d)));
         }
         // The derived topics are not among the aggregator's inputs.
-        AnyEvent::PatternTemplate(_) | AnyEvent::FixSuggestion(_) => {}
+        AnyEvent::PatternTemplate(_) | AnyEvent::FixSuggestion(_) | AnyEvent::Alert(_) => {}
     }
     f
 }

@@ -31,6 +31,7 @@ pub fn short_name(topic: Topic) -> &'static str {
         Topic::FailurePatterns => "failures",
         Topic::PatternTemplates => "templates",
         Topic::FixSuggestions => "fixes",
+        Topic::AgentAlerts => "alerts",
     }
 }
 

@@ -6,24 +6,19 @@
 use super::restore::{self, Entry, State};
 use super::{changelog_partition, failures, templates, Model, CHANGELOG, REPARTITION};
 use super::{SUGGESTIONS, TEMPLATES};
-use crate::dlq::dlq_topic;
 use crate::sink::{
     Batch, OffsetStore, Revocation, Sink, SinkError, StoredOffset, TopicPartition, WriteOutcome,
 };
+use crate::txn::{self, Out, TxnProducer};
 use agentbus_client::{AnyEvent, Topic};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::error::RDKafkaErrorCode;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
-use tracing::{info, warn};
+use tracing::info;
 
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 const PROCESSOR: &str = "pattern-extractor";
 
 /// How the extractor reaches Kafka.
@@ -38,16 +33,6 @@ pub struct ExtractorSettings {
     pub model: Model,
 }
 
-/// One record to produce in the transaction.
-struct Out {
-    topic: String,
-    partition: Option<i32>,
-    key: Option<Vec<u8>>,
-    value: Vec<u8>,
-    headers: Vec<(String, Vec<u8>)>,
-    timestamp: Option<i64>,
-}
-
 /// What a batch computed: records to produce and state to keep once committed.
 #[derive(Default)]
 struct Computed {
@@ -58,9 +43,7 @@ struct Computed {
 /// The pattern-extractor's sink.
 pub struct ExtractorSink {
     settings: ExtractorSettings,
-    /// A base producer: the commit waits for every delivery, so no poll thread and no
-    /// delivery futures are needed.
-    producer: Arc<BaseProducer>,
+    producer: TxnProducer,
     state: State,
 }
 
@@ -72,56 +55,13 @@ impl std::fmt::Debug for ExtractorSink {
     }
 }
 
-/// Whether `code` says that a newer process of this instance took the transactional id.
-fn fenced(code: RDKafkaErrorCode) -> bool {
-    matches!(
-        code,
-        RDKafkaErrorCode::Fenced
-            | RDKafkaErrorCode::ProducerFenced
-            | RDKafkaErrorCode::InvalidProducerEpoch
-    )
-}
-
-fn kafka(e: KafkaError) -> SinkError {
-    match &e {
-        KafkaError::Transaction(r) if r.is_fatal() || fenced(r.code()) => {
-            SinkError::Fatal(format!("transactional producer: {e} (fenced by a newer instance with the same transactional.id?)"))
-        }
-        _ if e.rdkafka_error_code().is_some_and(fenced) => SinkError::Fatal(format!(
-            "transactional producer: {e} (fenced by a newer instance with the same transactional.id)"
-        )),
-        _ => SinkError::Unavailable(e.to_string()),
-    }
-}
-
 impl ExtractorSink {
     /// Creates the derived topics that are missing, and the transactional producer
     /// (`init_transactions` fences an older process of this instance and aborts its
     /// open transaction).
     pub async fn new(settings: ExtractorSettings) -> Result<Self, SinkError> {
         ensure_topics(&settings.brokers).await?;
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.brokers)
-            .set("client.id", format!("agentbus-{PROCESSOR}"))
-            .set(
-                "transactional.id",
-                format!("{PROCESSOR}-{}", settings.instance),
-            )
-            .set("transaction.timeout.ms", "60000")
-            .set("linger.ms", "2")
-            .set("queue.buffering.max.messages", "1000000")
-            .create()
-            .map_err(|e| SinkError::Fatal(format!("producer: {e}")))?;
-        let producer = Arc::new(producer);
-        let p = producer.clone();
-        tokio::task::spawn_blocking(move || p.init_transactions(TXN_TIMEOUT))
-            .await
-            .map_err(|e| SinkError::Fatal(e.to_string()))?
-            .map_err(kafka)?;
-        info!(
-            "transactional producer ready: transactional.id={PROCESSOR}-{}",
-            settings.instance
-        );
+        let producer = TxnProducer::new(&settings.brokers, PROCESSOR, &settings.instance).await?;
         Ok(Self {
             settings,
             producer,
@@ -159,7 +99,7 @@ impl ExtractorSink {
                         topic: REPARTITION.to_string(),
                         partition: None,
                         key: Some(failures::bucket(f).into_bytes()),
-                        value: r.json.clone().into_bytes(),
+                        value: Some(r.json.clone().into_bytes()),
                         headers: Vec::new(),
                         timestamp: r.timestamp,
                     });
@@ -182,7 +122,7 @@ impl ExtractorSink {
                     if let Entry::Sequence(seq) = entry {
                         seq.add(e);
                         if let Some((pattern_id, event)) = seq.publish(&model.templates, e) {
-                            c.out.push(json_out(TEMPLATES, pattern_id, &event));
+                            c.out.push(Out::json(TEMPLATES, pattern_id, &event));
                         }
                     }
                 }
@@ -194,7 +134,7 @@ impl ExtractorSink {
                     });
                     if let Entry::Bucket(b) = entry {
                         if let Some((signature, event)) = b.add(&bucket, f, model) {
-                            c.out.push(json_out(SUGGESTIONS, signature, &event));
+                            c.out.push(Out::json(SUGGESTIONS, signature, &event));
                         }
                     }
                 }
@@ -206,128 +146,14 @@ impl ExtractorSink {
                 topic: CHANGELOG.to_string(),
                 partition: Some(*cp),
                 key: Some(key.clone().into_bytes()),
-                value: entry.encode(),
+                value: Some(entry.encode()),
                 headers: Vec::new(),
                 timestamp: None,
             });
         }
-        for d in batch.dead {
-            c.out.push(Out {
-                topic: dlq_topic(&d.topic),
-                partition: None,
-                key: d.key.clone(),
-                value: d.value.clone().unwrap_or_default(),
-                headers: d.headers(batch.group, PROCESSOR),
-                timestamp: d.timestamp,
-            });
-        }
+        c.out.extend(txn::dead_letters(batch, PROCESSOR));
         c.changed = changed;
         c
-    }
-
-    /// Begin, produce, send the offsets, commit; abort on an abortable error.
-    fn transact(&self, batch: &Batch<'_>, out: &[Out]) -> Result<(), SinkError> {
-        let metadata = batch
-            .group_metadata
-            .ok_or_else(|| SinkError::Unavailable("no consumer group metadata yet".to_string()))?;
-        self.producer.begin_transaction().map_err(kafka)?;
-        let result = self.produce_and_commit(batch, out, metadata);
-        if result.is_err() {
-            // A fenced producer has a fatal error whatever the call that met it said; it
-            // cannot abort (the attempt would wait out its timeout), only stop.
-            if let Some((code, reason)) = self.producer.client().fatal_error() {
-                return Err(SinkError::Fatal(format!(
-                    "transactional producer: {reason} ({code:?}; fenced by a newer instance with the same transactional.id?)"
-                )));
-            }
-        }
-        if let Err(e) = &result {
-            if !matches!(e, SinkError::Fatal(_)) {
-                warn!("aborting the transaction: {e}");
-                if let Err(abort) = self.producer.abort_transaction(TXN_TIMEOUT) {
-                    return Err(kafka(abort));
-                }
-            }
-        }
-        result
-    }
-
-    fn produce_and_commit(
-        &self,
-        batch: &Batch<'_>,
-        out: &[Out],
-        metadata: &rdkafka::consumer::ConsumerGroupMetadata,
-    ) -> Result<(), SinkError> {
-        for o in out {
-            let mut headers = OwnedHeaders::new();
-            for (k, v) in &o.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v),
-                });
-            }
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&o.topic)
-                .payload(o.value.as_slice())
-                .headers(headers);
-            if let Some(k) = &o.key {
-                record = record.key(k.as_slice());
-            }
-            if let Some(p) = o.partition {
-                record = record.partition(p);
-            }
-            if let Some(ts) = o.timestamp {
-                record = record.timestamp(ts);
-            }
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        self.producer.poll(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => return Err(kafka(e)),
-                }
-            }
-        }
-        let mut offsets = TopicPartitionList::new();
-        for ((topic, partition), range) in batch.ranges {
-            offsets
-                .add_partition_offset(topic, *partition, Offset::Offset(range.next))
-                .map_err(kafka)?;
-        }
-        self.producer
-            .send_offsets_to_transaction(&offsets, metadata, TXN_TIMEOUT)
-            .map_err(kafka)?;
-        // `commit_transaction` flushes first, polling in steps of 100 ms: wait for the
-        // deliveries here in short steps, so that a commit takes what the broker takes.
-        let until = std::time::Instant::now() + TXN_TIMEOUT;
-        while self.producer.in_flight_count() > 0 && std::time::Instant::now() < until {
-            self.producer.poll(Duration::from_millis(1));
-        }
-        let mut tries = 0;
-        loop {
-            match self.producer.commit_transaction(TXN_TIMEOUT) {
-                Ok(()) => break,
-                Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < 3 => {
-                    tries += 1;
-                    warn!("commit not confirmed ({e}); asking again");
-                }
-                Err(e) => return Err(kafka(e)),
-            }
-        }
-        Ok(())
-    }
-}
-
-fn json_out(topic: &str, key: String, event: &impl serde::Serialize) -> Out {
-    Out {
-        topic: topic.to_string(),
-        partition: None,
-        key: Some(key.into_bytes()),
-        // Serializing these plain structs cannot fail.
-        value: serde_json::to_vec(event).unwrap_or_default(),
-        headers: Vec::new(),
-        timestamp: None,
     }
 }
 
@@ -407,7 +233,7 @@ impl Sink for ExtractorSink {
         let computed = self.compute(batch);
         // librdkafka's transaction calls block; the runtime polls sinks on the group's
         // own consumer thread, so blocking here holds up nothing else.
-        self.transact(batch, &computed.out)?;
+        self.producer.transact(Some(batch), &computed.out)?;
         for ((cp, key), entry) in computed.changed {
             self.state.parts.entry(cp).or_default().insert(key, entry);
         }
@@ -431,15 +257,7 @@ impl Sink for ExtractorSink {
     }
 
     async fn check(&mut self) -> Result<(), SinkError> {
-        let p = self.producer.clone();
-        tokio::task::spawn_blocking(move || {
-            p.client()
-                .fetch_metadata(Some(CHANGELOG), Duration::from_secs(5))
-                .map(|_| ())
-        })
-        .await
-        .map_err(|e| SinkError::Unavailable(e.to_string()))?
-        .map_err(|e| SinkError::Unavailable(e.to_string()))
+        self.producer.check(CHANGELOG).await
     }
 }
 

@@ -1,0 +1,46 @@
+//! The alert-manager (`alert-group`): threshold alerts on failures, failed
+//! transformations and low quality, produced to `agent-alerts` exactly once, then
+//! delivered to PagerDuty, Slack and a webhook at least once (PagerDuty dedups by the
+//! alert's `dedup_key`).
+//!
+//! ```text
+//! failure-patterns ─────────────┐  keyed by subject           rules (state in
+//! agent-transformation-events ──┼─► alert-group-subjects ─► alert-group-state) ─► agent-alerts
+//! code-quality-metrics ─────────┘    (one transaction per batch: subjects, alerts, state, offsets)
+//!
+//! agent-alerts (read_committed) ─► PagerDuty / Slack / webhook ─► commit (group alert-group-delivery)
+//!                                     └─ refused (4xx) ─► agent-alerts-dlq
+//! ```
+
+pub mod deliver;
+pub mod destinations;
+pub mod evaluate;
+pub mod rules;
+mod sink;
+pub mod subjects;
+
+pub use deliver::{DeliverySettings, DeliverySink};
+pub use rules::{Rule, Rules};
+pub use sink::{AlertSettings, AlertSink, TOPIC_HEADER};
+
+/// The evaluator's consumer group (the seeds').
+pub const GROUP: &str = "alert-group";
+/// The delivery loop's consumer group.
+pub const DELIVERY_GROUP: &str = "alert-group-delivery";
+/// The alerts.
+pub const ALERTS: &str = "agent-alerts";
+/// The rule state changelog (one partition per partition of [`SUBJECTS`]).
+pub const CHANGELOG: &str = "alert-group-state";
+/// The events of the three watched topics, keyed by subject.
+pub const SUBJECTS: &str = "alert-group-subjects";
+
+/// The topics the evaluator reads.
+pub fn topics() -> Vec<String> {
+    use agentbus_client::Topic;
+    vec![
+        Topic::FailurePatterns.name().to_string(),
+        Topic::AgentTransformationEvents.name().to_string(),
+        Topic::CodeQualityMetrics.name().to_string(),
+        SUBJECTS.to_string(),
+    ]
+}

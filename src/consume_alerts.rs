@@ -1,0 +1,162 @@
+//! `agentbus consume alert-manager`: the evaluator (`alert-group`) and the delivery
+//! loop (`alert-group-delivery`) in one process, behind one HTTP listener.
+
+use crate::consume_cmd::RuntimeArgs;
+use agentbus_consumers::alert_manager::destinations::{Destination, PAGERDUTY_EVENTS_URL};
+use agentbus_consumers::alert_manager::{
+    self, AlertSettings, AlertSink, DeliverySettings, DeliverySink, Rules,
+};
+use agentbus_consumers::config::ConfigError;
+use agentbus_consumers::{Service, StartFrom};
+use anyhow::Context;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AlertManagerArgs {
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    /// The rules: a TOML file (built-in defaults that match the seeds without it).
+    #[arg(long, env = "ALERT_RULES")]
+    rules: Option<String>,
+    /// Failures of one fingerprint or signature that may fall in the window before the
+    /// repeated-failure rule fires (it fires above it).
+    #[arg(long, env = "FAILURE_THRESHOLD", default_value = "3")]
+    failure_threshold: String,
+    /// PagerDuty Events API v2 routing (integration) key; PagerDuty gets no alerts
+    /// without it.
+    #[arg(long, env = "PAGERDUTY_API_KEY", hide_env_values = true)]
+    pagerduty_api_key: Option<String>,
+    /// PagerDuty's events endpoint.
+    #[arg(long, env = "PAGERDUTY_EVENTS_URL", default_value = PAGERDUTY_EVENTS_URL)]
+    pagerduty_events_url: String,
+    /// A Slack incoming webhook.
+    #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
+    slack_webhook_url: Option<String>,
+    /// Any endpoint that takes the alert event as JSON.
+    #[arg(long, env = "ALERT_WEBHOOK_URL")]
+    alert_webhook_url: Option<String>,
+    /// A link shown with every alert; `{dedup_key}` is filled in.
+    #[arg(long, env = "ALERT_LINK_URL")]
+    alert_link_url: Option<String>,
+    /// Most triggers sent per minute (0: no limit); the rest are held back and summed up.
+    #[arg(long, env = "ALERT_RATE_LIMIT", default_value_t = 30)]
+    rate_limit: u32,
+    /// This instance's name, stable across its restarts: the transactional id is
+    /// `alert-manager-<instance>` (default: the host name).
+    #[arg(long, env = "INSTANCE_ID")]
+    instance: Option<String>,
+}
+
+fn url(setting: &'static str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim();
+    if v.starts_with("http://") || v.starts_with("https://") {
+        Ok(v.to_string())
+    } else {
+        Err(ConfigError::new(
+            setting,
+            format!("{v:?} is not an http:// or https:// URL"),
+        ))
+    }
+}
+
+impl AlertManagerArgs {
+    fn destinations(&self) -> Result<Vec<Destination>, ConfigError> {
+        fn set(v: &Option<String>) -> Option<&str> {
+            v.as_deref().filter(|s| !s.trim().is_empty())
+        }
+        let mut out = Vec::new();
+        if let Some(key) = set(&self.pagerduty_api_key) {
+            out.push(Destination::PagerDuty {
+                url: url("PAGERDUTY_EVENTS_URL", &self.pagerduty_events_url)?,
+                routing_key: key.trim().to_string(),
+            });
+        }
+        if let Some(u) = set(&self.slack_webhook_url) {
+            out.push(Destination::Slack {
+                url: url("SLACK_WEBHOOK_URL", u)?,
+            });
+        }
+        if let Some(u) = set(&self.alert_webhook_url) {
+            out.push(Destination::Webhook {
+                url: url("ALERT_WEBHOOK_URL", u)?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) async fn run(
+    args: AlertManagerArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let threshold: u64 = args.failure_threshold.trim().parse().map_err(|_| {
+        ConfigError::new(
+            "FAILURE_THRESHOLD",
+            format!("{:?} is not a whole number", args.failure_threshold),
+        )
+    })?;
+    let rules = Rules::load(args.rules.as_deref(), threshold)?;
+    let destinations = args.destinations()?;
+    let link = match args
+        .alert_link_url
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        Some(u) => Some(url("ALERT_LINK_URL", u)?),
+        None => None,
+    };
+    let mut evaluate = args.runtime.config(
+        alert_manager::GROUP,
+        "alert-manager",
+        alert_manager::topics(),
+    )?;
+    evaluate.tagged = vec![alert_manager::SUBJECTS.to_string()];
+    let mut deliver = args.runtime.config(
+        alert_manager::DELIVERY_GROUP,
+        "alert-manager",
+        vec![alert_manager::ALERTS.to_string()],
+    )?;
+    deliver.group_id = format!("{}-delivery", evaluate.group_id);
+    deliver.reset_sink_offsets.clear();
+    // A new alerting group does not page for a year of history.
+    if args.runtime.start_from.is_none() {
+        evaluate.start_from = StartFrom::NotOlderThan(Duration::from_secs(3600));
+        deliver.start_from = evaluate.start_from;
+    }
+    if destinations.is_empty() {
+        tracing::warn!("no PAGERDUTY_API_KEY, SLACK_WEBHOOK_URL or ALERT_WEBHOOK_URL: alerts are logged and kept in agent-alerts");
+    }
+    let instance = match args.instance.filter(|i| !i.trim().is_empty()) {
+        Some(i) => i,
+        None => crate::consume_cmd::hostname(),
+    };
+    tracing::info!(
+        rules = %rules.rules.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","),
+        destinations = %destinations.iter().map(Destination::name).collect::<Vec<_>>().join(","),
+        "alert-manager starting"
+    );
+    let sink = AlertSink::new(AlertSettings {
+        brokers: evaluate.brokers.clone(),
+        instance,
+        rules,
+    })
+    .await
+    .context("KAFKA_BROKERS: cannot start the transactional producer")?;
+    let delivery = DeliverySink::new(DeliverySettings {
+        destinations,
+        link,
+        rate_per_minute: args.rate_limit,
+        request_timeout: Duration::from_secs(10),
+    })?;
+    let mut service = Service::new(evaluate.http_addr);
+    let evaluated = service.add(evaluate, sink);
+    let delivered = service.add(deliver, delivery);
+    service.run(shutdown).await?;
+    tracing::info!(
+        "stopped: {} evaluated, {} alerts delivered, {} sent to the DLQ",
+        evaluated.events_received(),
+        delivered.events_written(),
+        evaluated.dead_letters() + delivered.dead_letters()
+    );
+    Ok(())
+}
