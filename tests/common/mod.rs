@@ -124,10 +124,12 @@ pub fn consume_all(
     out
 }
 pub mod aggregator;
+pub mod alerts;
 pub mod audit;
 pub mod db_writer;
 pub mod members;
 pub mod outage;
 pub mod patterns;
 pub mod raw;
+pub mod receiver;
 pub mod s3;

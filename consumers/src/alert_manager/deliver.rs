@@ -313,6 +313,23 @@ impl Sink for DeliverySink {
         })
     }
 
+    fn deadline(&self) -> Option<Instant> {
+        (!self.held.is_empty()).then(|| self.minute.0 + Duration::from_secs(60))
+    }
+
+    /// The minute of a rate limit that held triggers back ended: its summary.
+    async fn tick(&mut self) -> Result<(), SinkError> {
+        if let Some(summary) = self.held_summary() {
+            warn!("{}", summary.summary);
+            let until = Instant::now() + WRITE_BUDGET;
+            if let Err(e) = self.deliver(&summary, until).await {
+                warn!("the rate limit's summary was not delivered: {e}");
+            }
+        }
+        self.minute = (Instant::now(), 0);
+        Ok(())
+    }
+
     async fn check(&mut self) -> Result<(), SinkError> {
         Ok(())
     }

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  quiet ──(needed events within window)──► firing ──(no event for a window)──► resolved
-//!    ▲   (within the cool-down of the last trigger: counted as suppressed instead)   │
+//!    ▲   (within the cool-down of the last trigger: a silent incident, counted as    │
+//!    │    suppressed, summed up in the next trigger or once the cool-down is over)   │
 //!    └───────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
@@ -35,7 +36,7 @@ pub struct SubjectState {
     pub firing: Option<Episode>,
     /// Event time of the last trigger (the cool-down runs from it).
     pub last_trigger: Option<i64>,
-    /// Events that met the rule during the cool-down, since the last trigger.
+    /// Incidents held back by the cool-down since the last trigger.
     pub suppressed: u64,
 }
 
@@ -54,6 +55,9 @@ pub struct Episode {
     pub correlation_id: String,
     /// The latest event's facts.
     pub details: serde_json::Value,
+    /// Held back by the cool-down: no alert opens or resolves it.
+    #[serde(default)]
+    pub silent: bool,
 }
 
 /// A qualifying event for one rule and subject.
@@ -83,10 +87,11 @@ impl SubjectState {
         }
     }
 
-    /// Counts `obs`; the trigger when it opens an incident.
-    pub fn observe(&mut self, rule: &Rule, obs: &Observation) -> Option<AgentAlert> {
-        let window = rule.window_ms();
+    /// Counts `obs`: the resolve of an incident that stayed clear for a window before
+    /// it, and the trigger when it opens one.
+    pub fn observe(&mut self, rule: &Rule, obs: &Observation) -> Vec<AgentAlert> {
         let at = obs.at;
+        let mut out: Vec<AgentAlert> = self.expire(rule, at).into_iter().collect();
         let i = self
             .times
             .iter()
@@ -94,7 +99,11 @@ impl SubjectState {
             .map_or(0, |i| i + 1);
         self.times.insert(i, at);
         let newest = self.times.back().copied().unwrap_or(at);
-        while self.times.front().is_some_and(|t| *t <= newest - window) {
+        while self
+            .times
+            .front()
+            .is_some_and(|t| *t <= newest - rule.window_ms())
+        {
             self.times.pop_front();
         }
         if let Some(ep) = &mut self.firing {
@@ -104,21 +113,31 @@ impl SubjectState {
                 ep.correlation_id = obs.correlation_id.clone();
                 ep.details = obs.details.clone();
             }
-            return None;
+            return out;
         }
         if (self.times.len() as u64) < rule.needed() {
-            return None;
+            return out;
         }
+        let first_seen = self.times.front().copied().unwrap_or(at);
+        let mut ep = Episode {
+            dedup_key: dedup_key(&rule.name, &self.subject, first_seen),
+            first_seen,
+            last_seen: at,
+            occurrences: self.times.len() as u64,
+            correlation_id: obs.correlation_id.clone(),
+            details: obs.details.clone(),
+            silent: false,
+        };
         if self
             .last_trigger
             .is_some_and(|t| at < t + rule.cooldown_ms())
         {
             self.suppressed += 1;
-            return None;
+            ep.silent = true;
+            self.firing = Some(ep);
+            return out;
         }
-        let first_seen = self.times.front().copied().unwrap_or(at);
-        let mut details = obs.details.clone();
-        if let Some(d) = details.as_object_mut() {
+        if let Some(d) = ep.details.as_object_mut() {
             if rule.kind != AlertKind::FailedTransformation {
                 d.insert("threshold".into(), rule.threshold.into());
             }
@@ -128,18 +147,10 @@ impl SubjectState {
         }
         self.suppressed = 0;
         self.last_trigger = Some(at);
-        let ep = Episode {
-            dedup_key: dedup_key(&rule.name, &self.subject, first_seen),
-            first_seen,
-            last_seen: at,
-            occurrences: self.times.len() as u64,
-            correlation_id: obs.correlation_id.clone(),
-            details,
-        };
         let summary = trigger_summary(rule, &self.subject, ep.occurrences, &obs.what);
-        let alert = self.alert(rule, &ep, AlertAction::Trigger, at, summary);
+        out.push(self.alert(rule, &ep, AlertAction::Trigger, at, summary));
         self.firing = Some(ep);
-        Some(alert)
+        out
     }
 
     /// At `now` (ms): the resolve of an incident whose condition stayed clear for a
@@ -154,6 +165,9 @@ impl SubjectState {
             return None;
         }
         let ep = self.firing.take()?;
+        if ep.silent {
+            return None;
+        }
         let summary = format!(
             "resolved: {} clear for {} ({} event(s) in the incident)",
             self.subject,
@@ -197,6 +211,7 @@ impl SubjectState {
             occurrences: self.suppressed,
             correlation_id: String::new(),
             details: serde_json::json!({ "suppressed": self.suppressed, "cooldown_seconds": rule.cooldown.as_secs() }),
+            silent: false,
         };
         let summary = format!(
             "{} more incident(s) of {} for {} held back by the {} cool-down",
@@ -323,26 +338,55 @@ mod tests {
         let r = rule(AlertKind::RepeatedFailure, 3.0);
         let mut s = SubjectState::new("r", "fingerprint:x", None);
         for t in [0, 10_000, 20_000] {
-            assert!(s.observe(&r, &obs(t)).is_none());
+            assert!(s.observe(&r, &obs(t)).is_empty());
         }
-        let fired = s.observe(&r, &obs(30_000)).expect("the fourth fires");
+        let fired = s.observe(&r, &obs(30_000)).pop().expect("the fourth fires");
         assert_eq!(fired.dedup_key, "agentbus/r/fingerprint:x/0");
         assert_eq!(fired.occurrences, 4);
-        assert!(s.observe(&r, &obs(40_000)).is_none(), "one incident");
+        assert!(s.observe(&r, &obs(40_000)).is_empty(), "one incident");
         assert!(s.expire(&r, 99_999).is_none());
         let resolved = s.expire(&r, 100_000).expect("clear for a window");
         assert_eq!(resolved.dedup_key, fired.dedup_key);
         assert_eq!(resolved.action, AlertAction::Resolve);
+        assert_eq!(resolved.occurrences, 5);
         assert_ne!(resolved.event_id, fired.event_id);
-        // Within the cool-down: held back, then summarised.
-        for t in 110_000..110_004 {
-            assert!(s.observe(&r, &obs(t)).is_none());
+        // Within the cool-down: a silent incident, then summed up.
+        for t in 110_000..110_010 {
+            assert!(s.observe(&r, &obs(t)).is_empty());
         }
         assert_eq!(s.suppressed, 1);
-        assert!(!s.idle(&r, 200_000));
-        assert!(s.idle(&r, 700_000));
-        let summary = s.suppression_summary(&r, 700_000).unwrap();
+        assert!(
+            s.expire(&r, 200_000).is_none(),
+            "a silent incident resolves silently"
+        );
+        assert!(!s.idle(&r, 200_000), "the cool-down runs until 630 s");
+        assert!(s.idle(&r, 630_000));
+        let summary = s.suppression_summary(&r, 630_000).unwrap();
         assert_eq!(summary.kind, AlertKind::Suppressed);
+        assert_eq!(summary.occurrences, 1);
+    }
+
+    #[test]
+    fn an_event_after_a_clear_window_resolves_before_it_counts() {
+        let r = rule(AlertKind::FailedTransformation, 0.0);
+        let mut s = SubjectState::new("r", "agent:a", Some("a".into()));
+        assert_eq!(s.observe(&r, &obs(0)).len(), 1);
+        let out = s.observe(&r, &obs(60_000));
+        assert_eq!(
+            out.len(),
+            1,
+            "the resolve; the new one is within the cool-down"
+        );
+        assert_eq!(out[0].action, AlertAction::Resolve);
+        assert_eq!(s.suppressed, 1);
+        let out = s.observe(&r, &obs(700_000));
+        let actions: Vec<_> = out.iter().map(|a| a.action).collect();
+        assert_eq!(
+            actions,
+            [AlertAction::Trigger],
+            "the silent one ended quietly"
+        );
+        assert_eq!(out[0].details["suppressed_before"], 1);
     }
 
     #[test]
@@ -350,7 +394,7 @@ mod tests {
         let r = rule(AlertKind::RepeatedFailure, 3.0);
         let mut s = SubjectState::new("r", "s", None);
         for t in [0, 30_000, 60_000, 90_000, 120_000] {
-            assert!(s.observe(&r, &obs(t)).is_none(), "never 4 within 60 s");
+            assert!(s.observe(&r, &obs(t)).is_empty(), "never 4 within 60 s");
         }
     }
 

@@ -38,8 +38,11 @@ pub struct AlertSink {
     producer: TxnProducer,
     /// Subjects partition → `<rule>/<subject>` → state.
     state: HashMap<i32, HashMap<String, SubjectState>>,
-    /// Subjects partition → the latest event time seen (ms).
-    stream_time: HashMap<i32, i64>,
+    /// Subjects partition → the latest event time seen (ms), and when it was seen. The
+    /// partition's clock is that time plus the wall time since: event time while
+    /// events flow (a replay or a flood is judged by its own times), real time once
+    /// they stop (so that a quiet system still resolves).
+    stream_time: HashMap<i32, (i64, Instant)>,
     next_tick: Instant,
 }
 
@@ -143,9 +146,7 @@ impl AlertSink {
                 .or(r.timestamp)
                 .unwrap_or_else(now_ms);
             let p = r.partition;
-            let clock = clocks
-                .entry(p)
-                .or_insert_with(|| self.stream_time.get(&p).copied().unwrap_or(i64::MIN));
+            let clock = clocks.entry(p).or_insert(i64::MIN);
             *clock = (*clock).max(at);
             for rule in &rules.rules {
                 let Some(obs) = subjects::observe(rule, &r.event, at) else {
@@ -156,8 +157,8 @@ impl AlertSink {
                     SubjectState::new(&rule.name, &subject, agent.clone())
                 });
                 if let Some(state) = slot {
-                    if let Some(alert) = state.observe(rule, &obs) {
-                        info!(rule = %alert.rule, dedup_key = %alert.dedup_key, "alert fired: {}", alert.summary);
+                    for alert in state.observe(rule, &obs) {
+                        info!(rule = %alert.rule, dedup_key = %alert.dedup_key, action = alert.action.as_str(), "{}", alert.summary);
                         out.push(alert_out(&alert));
                     }
                 }
@@ -180,13 +181,16 @@ impl AlertSink {
         }
     }
 
-    /// Resolves, suppression summaries and forgotten states at `now`, per partition
-    /// at the later of the wall clock and the partition's stream time.
-    fn expire(&self, wall: i64) -> (Vec<Out>, BTreeMap<(i32, String), Option<SubjectState>>) {
+    /// Resolves, suppression summaries and forgotten states, each partition at its
+    /// clock.
+    fn expire(&self) -> (Vec<Out>, BTreeMap<(i32, String), Option<SubjectState>>) {
         let mut out = Vec::new();
         let mut changed = BTreeMap::new();
         for (p, states) in &self.state {
-            let now = wall.max(self.stream_time.get(p).copied().unwrap_or(i64::MIN));
+            let Some((t, seen)) = self.stream_time.get(p) else {
+                continue;
+            };
+            let now = t.saturating_add(seen.elapsed().as_millis() as i64);
             for (key, s) in states {
                 let Some(rule) = self.settings.rules.named(&s.rule) else {
                     // A rule removed from the file: its state goes.
@@ -266,7 +270,7 @@ impl Sink for AlertSink {
                 })
                 .max();
             if let Some(t) = latest {
-                self.stream_time.insert(p, t);
+                self.stream_time.insert(p, (t, Instant::now()));
             }
             info!(
                 partition = p,
@@ -285,7 +289,8 @@ impl Sink for AlertSink {
         self.producer.transact(Some(batch), &out)?;
         self.apply(changed);
         for (p, t) in clocks {
-            self.stream_time.insert(p, t);
+            let was = self.stream_time.get(&p).map_or(i64::MIN, |s| s.0);
+            self.stream_time.insert(p, (was.max(t), Instant::now()));
         }
         Ok(WriteOutcome {
             written: batch.records.len() as u64,
@@ -313,7 +318,7 @@ impl Sink for AlertSink {
 
     async fn tick(&mut self) -> Result<(), SinkError> {
         self.next_tick = Instant::now() + TICK;
-        let (out, changed) = self.expire(now_ms());
+        let (out, changed) = self.expire();
         if out.is_empty() {
             return Ok(());
         }
