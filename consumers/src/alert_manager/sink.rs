@@ -54,6 +54,9 @@ impl std::fmt::Debug for AlertSink {
     }
 }
 
+/// States a batch or a tick changed: `None` forgets the key.
+type Changed = BTreeMap<(i32, String), Option<SubjectState>>;
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -96,7 +99,7 @@ impl AlertSink {
     /// The state of `key` in partition `p` as this batch left it so far.
     fn entry<'a>(
         &'a self,
-        changed: &'a mut BTreeMap<(i32, String), Option<SubjectState>>,
+        changed: &'a mut Changed,
         p: i32,
         key: &str,
         fresh: impl FnOnce() -> SubjectState,
@@ -116,11 +119,7 @@ impl AlertSink {
     fn compute(
         &self,
         batch: &Batch<'_>,
-    ) -> (
-        Vec<Out>,
-        BTreeMap<(i32, String), Option<SubjectState>>,
-        HashMap<i32, i64>,
-    ) {
+    ) -> (Vec<Out>, Changed, HashMap<i32, i64>) {
         let rules = &self.settings.rules;
         let mut out = Vec::new();
         let mut changed = BTreeMap::new();
@@ -171,7 +170,7 @@ impl AlertSink {
         (out, changed, clocks)
     }
 
-    fn apply(&mut self, changed: BTreeMap<(i32, String), Option<SubjectState>>) {
+    fn apply(&mut self, changed: Changed) {
         for ((p, key), state) in changed {
             let part = self.state.entry(p).or_default();
             match state {
@@ -183,7 +182,7 @@ impl AlertSink {
 
     /// Resolves, suppression summaries and forgotten states, each partition at its
     /// clock.
-    fn expire(&self) -> (Vec<Out>, BTreeMap<(i32, String), Option<SubjectState>>) {
+    fn expire(&self) -> (Vec<Out>, Changed) {
         let mut out = Vec::new();
         let mut changed = BTreeMap::new();
         for (p, states) in &self.state {
