@@ -148,9 +148,12 @@ pub(crate) async fn run(
         rate_per_minute: args.rate_limit,
         request_timeout: Duration::from_secs(10),
     })?;
+    let (evaluator_stats, delivery_stats) = (sink.stats(), delivery.stats());
     let mut service = Service::new(evaluate.http_addr);
     let evaluated = service.add(evaluate, sink);
+    evaluated.attach_alerts(evaluator_stats);
     let delivered = service.add(deliver, delivery);
+    delivered.attach_alerts(delivery_stats);
     service.run(shutdown).await?;
     tracing::info!(
         "stopped: {} evaluated, {} alerts delivered, {} sent to the DLQ",

@@ -167,8 +167,19 @@ async fn a_known_stream_gives_exactly_the_models_alerts_at_every_destination() {
     let stored: BTreeSet<Expected> = topic.iter().map(alerts::expected_of).collect();
     assert_eq!(stored, model);
     let m = manager.get("/metrics").1;
-    assert!(m.contains("group=\"alert-group\""), "{m}");
-    assert!(m.contains("group=\"alert-group-delivery\""), "{m}");
+    let triggers = model.iter().filter(|e| e.action == "trigger").count() as f64;
+    let fired = dbw::sum_samples(&m, "agentbus_alerts_total", "action=\"trigger\"");
+    assert_eq!(fired, triggers, "{m}");
+    let delivered = dbw::sum_samples(
+        &m,
+        "agentbus_alert_deliveries_total",
+        "destination=\"pagerduty\",outcome=\"delivered\"",
+    );
+    assert_eq!(delivered, model.len() as f64, "{m}");
+    assert!(
+        m.contains("agentbus_alert_delivery_latency_seconds_count{group=\"alert-group-delivery\"}"),
+        "{m}"
+    );
     let (status, _) = tokio::task::block_in_place(|| manager.terminate(Duration::from_secs(30)));
     assert!(status.success());
 }

@@ -10,14 +10,14 @@
 //! a summary of what it held back.
 
 use super::destinations::{self, Destination, Outcome};
+use super::stats::AlertStats;
 use crate::sink::{
     Batch, OffsetStore, Sink, SinkError, StoredOffset, TopicPartition, WriteOutcome,
 };
 use agentbus_client::alert::{AgentAlert, AlertAction, AlertKind, Severity};
 use agentbus_client::{AnyEvent, Id};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
@@ -40,41 +40,6 @@ pub struct DeliverySettings {
     pub request_timeout: Duration,
 }
 
-/// What delivery did, for `/metrics`.
-#[derive(Debug, Default)]
-pub struct DeliveryStats {
-    /// (destination, outcome: `delivered` | `retried` | `refused`) → requests.
-    pub requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    /// Triggers the rate limit held back.
-    pub held_back: AtomicU64,
-    /// Seconds from an alert's event time to its acceptance: (bucket counts, sum, n).
-    pub latency: Mutex<(Vec<u64>, f64, u64)>,
-}
-
-/// Upper bounds (s) of the delivery latency histogram.
-pub const LATENCY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
-
-impl DeliveryStats {
-    fn count(&self, destination: &'static str, outcome: &'static str) {
-        let mut r = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *r.entry((destination, outcome)).or_default() += 1;
-    }
-
-    fn observe(&self, seconds: f64) {
-        let mut h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        if h.0.is_empty() {
-            h.0 = vec![0; LATENCY_BUCKETS.len()];
-        }
-        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                h.0[i] += 1;
-            }
-        }
-        h.1 += seconds;
-        h.2 += 1;
-    }
-}
-
 /// The delivery loop's sink.
 #[derive(Debug)]
 pub struct DeliverySink {
@@ -93,7 +58,7 @@ pub struct DeliverySink {
     held: BTreeMap<String, u64>,
     /// Dedup keys whose trigger was held back (their resolve is not sent either).
     held_keys: HashSet<String>,
-    stats: Arc<DeliveryStats>,
+    stats: Arc<AlertStats>,
 }
 
 fn now_ms() -> i64 {
@@ -128,12 +93,12 @@ impl DeliverySink {
             minute: (Instant::now(), 0),
             held: BTreeMap::new(),
             held_keys: HashSet::new(),
-            stats: Arc::new(DeliveryStats::default()),
+            stats: Arc::new(AlertStats::default()),
         })
     }
 
     /// The delivery figures.
-    pub fn stats(&self) -> Arc<DeliveryStats> {
+    pub fn stats(&self) -> Arc<AlertStats> {
         self.stats.clone()
     }
 
@@ -161,7 +126,7 @@ impl DeliverySink {
         }
         *self.held.entry(alert.rule.clone()).or_default() += 1;
         self.held_keys.insert(alert.dedup_key.clone());
-        self.stats.held_back.fetch_add(1, Relaxed);
+        self.stats.held_back();
         false
     }
 
@@ -193,21 +158,21 @@ impl DeliverySink {
                 }
                 match destinations::send(&self.client, d.url(), &body).await {
                     Outcome::Accepted => {
-                        self.stats.count(d.name(), "delivered");
+                        self.stats.request(d.name(), "delivered");
                         let secs = alert
                             .timestamp
                             .millis()
                             .map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0);
-                        self.stats.observe(secs);
+                        self.stats.delivered_after(secs);
                         self.accepted.insert(key);
                         break;
                     }
                     Outcome::Refused(reason) => {
-                        self.stats.count(d.name(), "refused");
+                        self.stats.request(d.name(), "refused");
                         return Err(SinkError::Rejected(format!("{}: {reason}", d.name())));
                     }
                     Outcome::Retry { reason, after } => {
-                        self.stats.count(d.name(), "retried");
+                        self.stats.request(d.name(), "retried");
                         let pause = after.unwrap_or_else(|| jitter(wait));
                         warn!(
                             destination = d.name(),

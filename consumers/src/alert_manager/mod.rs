@@ -17,11 +17,13 @@ pub mod destinations;
 pub mod evaluate;
 pub mod rules;
 mod sink;
+mod stats;
 pub mod subjects;
 
 pub use deliver::{DeliverySettings, DeliverySink};
 pub use rules::{Rule, Rules};
 pub use sink::{AlertSettings, AlertSink, TOPIC_HEADER};
+pub use stats::AlertStats;
 
 /// The evaluator's consumer group (the seeds').
 pub const GROUP: &str = "alert-group";

@@ -6,13 +6,15 @@
 
 use super::evaluate::SubjectState;
 use super::rules::Rules;
+use super::stats::AlertStats;
 use super::{subjects, ALERTS, CHANGELOG, SUBJECTS};
 use crate::sink::{
     Batch, OffsetStore, Revocation, Sink, SinkError, StoredOffset, TopicPartition, WriteOutcome,
 };
 use crate::txn::{self, Out, TxnProducer};
-use agentbus_client::alert::AgentAlert;
+use agentbus_client::alert::{AgentAlert, AlertAction, AlertKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::info;
 
@@ -44,6 +46,7 @@ pub struct AlertSink {
     /// they stop (so that a quiet system still resolves).
     stream_time: HashMap<i32, (i64, Instant)>,
     next_tick: Instant,
+    stats: Arc<AlertStats>,
 }
 
 impl std::fmt::Debug for AlertSink {
@@ -93,7 +96,28 @@ impl AlertSink {
             state: HashMap::new(),
             stream_time: HashMap::new(),
             next_tick: Instant::now() + TICK,
+            stats: Arc::new(AlertStats::default()),
         })
+    }
+
+    /// The evaluator's figures.
+    pub fn stats(&self) -> Arc<AlertStats> {
+        self.stats.clone()
+    }
+
+    /// Counts the alerts among `out` (after their transaction committed).
+    fn count(&self, out: &[Out]) {
+        for o in out.iter().filter(|o| o.topic == ALERTS) {
+            let Some(Ok(a)) = o.value.as_deref().map(serde_json::from_slice::<AgentAlert>) else {
+                continue;
+            };
+            let action = match (a.kind, a.action) {
+                (AlertKind::Suppressed, _) => "suppressed",
+                (_, AlertAction::Trigger) => "trigger",
+                (_, AlertAction::Resolve) => "resolve",
+            };
+            self.stats.alert(&a.rule, action);
+        }
     }
 
     /// The state of `key` in partition `p` as this batch left it so far.
@@ -116,10 +140,7 @@ impl AlertSink {
     }
 
     /// The records to produce for `batch`, and the state they leave.
-    fn compute(
-        &self,
-        batch: &Batch<'_>,
-    ) -> (Vec<Out>, Changed, HashMap<i32, i64>) {
+    fn compute(&self, batch: &Batch<'_>) -> (Vec<Out>, Changed, HashMap<i32, i64>) {
         let rules = &self.settings.rules;
         let mut out = Vec::new();
         let mut changed = BTreeMap::new();
@@ -286,6 +307,7 @@ impl Sink for AlertSink {
         // librdkafka's transaction calls block; the runtime polls sinks on the group's
         // own consumer thread, so blocking here holds up nothing else.
         self.producer.transact(Some(batch), &out)?;
+        self.count(&out);
         self.apply(changed);
         for (p, t) in clocks {
             let was = self.stream_time.get(&p).map_or(i64::MIN, |s| s.0);
@@ -322,6 +344,7 @@ impl Sink for AlertSink {
             return Ok(());
         }
         self.producer.transact(None, &out)?;
+        self.count(&out);
         self.apply(changed);
         Ok(())
     }

@@ -78,6 +78,8 @@ pub struct Metrics {
     positioning: AtomicU64,
     /// The audit-logger's own figures, when this group is one.
     audit: Mutex<Option<crate::audit_logger::AuditStats>>,
+    /// The alert-manager's own figures, when this group is one of its two.
+    alerts: Mutex<Option<Arc<crate::alert_manager::AlertStats>>>,
 }
 
 impl Metrics {
@@ -108,12 +110,18 @@ impl Metrics {
             assigned: AtomicU64::new(0),
             positioning: AtomicU64::new(0),
             audit: Mutex::new(None),
+            alerts: Mutex::new(None),
         }
     }
 
     /// Reports the audit-logger's figures with this group's.
     pub fn attach_audit(&self, stats: crate::audit_logger::AuditStats) {
         *lock(&self.audit) = Some(stats);
+    }
+
+    /// Reports the alert-manager's figures with this group's.
+    pub fn attach_alerts(&self, stats: Arc<crate::alert_manager::AlertStats>) {
+        *lock(&self.alerts) = Some(stats);
     }
 
     /// The consumer group.
@@ -307,6 +315,14 @@ impl Metrics {
             | Metric::AuditLag => {
                 if let Some(a) = lock(&self.audit).as_ref() {
                     audit_samples(a, metric, out, &group);
+                }
+            }
+            Metric::Alerts
+            | Metric::AlertDeliveries
+            | Metric::AlertDeliveryLatency
+            | Metric::AlertsHeldBack => {
+                if let Some(a) = lock(&self.alerts).as_ref() {
+                    a.samples(metric, out, &group);
                 }
             }
         }

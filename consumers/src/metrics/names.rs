@@ -68,11 +68,19 @@ pub enum Metric {
     AuditOpenRecords,
     /// `agentbus_audit_lag_seconds` (audit-logger)
     AuditLag,
+    /// `agentbus_alerts_total{rule,action}` (alert-manager)
+    Alerts,
+    /// `agentbus_alert_deliveries_total{destination,outcome}` (alert-manager)
+    AlertDeliveries,
+    /// `agentbus_alert_delivery_latency_seconds` (alert-manager)
+    AlertDeliveryLatency,
+    /// `agentbus_alerts_held_back_total` (alert-manager)
+    AlertsHeldBack,
 }
 
 impl Metric {
     /// Every family, in the order they are rendered.
-    pub const ALL: [Metric; 21] = [
+    pub const ALL: [Metric; 25] = [
         Metric::EventsReceived,
         Metric::EventsWritten,
         Metric::EventsDuplicate,
@@ -94,6 +102,10 @@ impl Metric {
         Metric::AuditUploadDuration,
         Metric::AuditOpenRecords,
         Metric::AuditLag,
+        Metric::Alerts,
+        Metric::AlertDeliveries,
+        Metric::AlertDeliveryLatency,
+        Metric::AlertsHeldBack,
     ];
 
     /// The series every consumer must expose (CONVENTIONS.md); dashboards and alert
@@ -137,6 +149,10 @@ impl Metric {
             Metric::AuditUploadDuration => "agentbus_audit_upload_duration_seconds",
             Metric::AuditOpenRecords => "agentbus_audit_open_records",
             Metric::AuditLag => "agentbus_audit_lag_seconds",
+            Metric::Alerts => "agentbus_alerts_total",
+            Metric::AlertDeliveries => "agentbus_alert_deliveries_total",
+            Metric::AlertDeliveryLatency => "agentbus_alert_delivery_latency_seconds",
+            Metric::AlertsHeldBack => "agentbus_alerts_held_back_total",
         }
     }
 
@@ -164,15 +180,20 @@ impl Metric {
             Metric::AuditUploadDuration => "Time to upload one archive file and its marker.",
             Metric::AuditOpenRecords => "Records in open or not yet uploaded archive files.",
             Metric::AuditLag => "Age of the oldest record not yet archived.",
+            Metric::Alerts => "Alerts produced to agent-alerts, by rule and action (trigger, resolve, suppressed).",
+            Metric::AlertDeliveries => "Alert requests to a destination, by outcome (delivered, retried, refused).",
+            Metric::AlertDeliveryLatency => "Time from an alert's event to its acceptance by a destination.",
+            Metric::AlertsHeldBack => "Triggers held back by the rate limit.",
         }
     }
 
     /// The Prometheus type.
     pub const fn kind(self) -> Kind {
         match self {
-            Metric::BatchFlushDuration | Metric::BatchSize | Metric::AuditUploadDuration => {
-                Kind::Histogram
-            }
+            Metric::BatchFlushDuration
+            | Metric::BatchSize
+            | Metric::AuditUploadDuration
+            | Metric::AlertDeliveryLatency => Kind::Histogram,
             Metric::Up
             | Metric::Uptime
             | Metric::CurrentOffset
