@@ -2,6 +2,7 @@
 //! against a broker this command starts as a child process (so its CPU time can be read
 //! from /proc), librdkafka's mock cluster (also in a child process), or any running broker.
 
+mod alert_manager;
 mod audit_logger;
 mod consumer_run;
 mod db_writer;
@@ -59,6 +60,9 @@ enum What {
     /// Input events/s of `agentbus consume pattern-extractor` (a Kafka transaction per
     /// batch), transaction p99 and RSS.
     PatternExtractor(pattern_extractor::PatternExtractorBench),
+    /// Events/s the alert-manager's evaluator takes in (two transactions per event's
+    /// way), and the time from an event to its PagerDuty request.
+    AlertManager(alert_manager::AlertManagerBench),
     /// `agentbus log` p50/p99 with the broker up and down (spooling), and the spool's
     /// drain rate.
     Log(log::LogBench),
@@ -318,6 +322,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         What::MetricsAggregator(args) => metrics_aggregator::run(&args),
         What::AuditLogger(args) => audit_logger::run(&args),
         What::PatternExtractor(args) => pattern_extractor::run(&args),
+        What::AlertManager(args) => alert_manager::run(&args),
         What::Log(args) => log::run(&args),
         What::ServeMock { partitions } => serve_mock(partitions),
     })

@@ -126,13 +126,13 @@ pub(super) fn broker_with(shape: &Shape, events: Events) -> anyhow::Result<Runni
     Ok(broker)
 }
 
-fn get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+pub(super) fn get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
     Ok(agentbus_consumers::http::get(port, path)?)
 }
 
-struct Consumer {
+pub(super) struct Consumer {
     child: Child,
-    port: u16,
+    pub(super) port: u16,
 }
 
 impl Drop for Consumer {
@@ -142,7 +142,7 @@ impl Drop for Consumer {
     }
 }
 
-fn spawn(
+pub(super) fn spawn(
     group: &str,
     bootstrap: &str,
     batch: usize,
@@ -232,6 +232,31 @@ pub(super) fn measure(
     done: &str,
     env: &[(&str, String)],
 ) -> anyhow::Result<Run> {
+    let target = Until {
+        path: "/metrics.json".into(),
+        done: done.to_string(),
+        value: count,
+    };
+    measure_until(group, bootstrap, batch, count, &target, env)
+}
+
+/// When a run is over: `done` of the JSON at `path` reaches `value`.
+pub(super) struct Until {
+    pub(super) path: String,
+    pub(super) done: String,
+    pub(super) value: u64,
+}
+
+/// [`measure`] for a process of several groups: `count` events are in when `target`
+/// holds.
+pub(super) fn measure_until(
+    group: &str,
+    bootstrap: &str,
+    batch: usize,
+    count: u64,
+    target: &Until,
+    env: &[(&str, String)],
+) -> anyhow::Result<Run> {
     let consumer = spawn(group, bootstrap, batch, env)?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut started = None;
@@ -242,9 +267,9 @@ pub(super) fn measure(
         if started.is_none() && get(consumer.port, "/ready")?.0 == 200 {
             started = Some(Instant::now());
         }
-        let (_, body) = get(consumer.port, "/metrics.json")?;
+        let (_, body) = get(consumer.port, &target.path)?;
         let m: serde_json::Value = serde_json::from_str(&body)?;
-        if m[done].as_u64() == Some(count) {
+        if m[target.done.as_str()].as_u64() == Some(target.value) {
             let took = started.map(|s| s.elapsed()).unwrap_or_default();
             return Ok(Run {
                 batch,
