@@ -118,6 +118,13 @@ pub(crate) async fn run(
     )?;
     deliver.group_id = format!("{}-delivery", evaluate.group_id);
     deliver.reset_sink_offsets.clear();
+    // An alert crosses three batches (the keyed copy, the evaluation, the delivery):
+    // shorter waits than the runtime's 500 ms keep an event within a second of its page.
+    // Busy streams fill their batches by size anyway.
+    if !args.runtime.batch_timeout_given() {
+        evaluate.batch_timeout = Duration::from_millis(100);
+        deliver.batch_timeout = Duration::from_millis(20);
+    }
     // A new alerting group does not page for a year of history.
     if args.runtime.start_from.is_none() {
         evaluate.start_from = StartFrom::NotOlderThan(Duration::from_secs(3600));

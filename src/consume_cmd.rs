@@ -80,6 +80,11 @@ pub(crate) struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
+    /// Whether BATCH_TIMEOUT_MS (or MAX_LATENCY_MS) was given.
+    pub(crate) fn batch_timeout_given(&self) -> bool {
+        self.batch_timeout_ms.is_some() || std::env::var_os("MAX_LATENCY_MS").is_some()
+    }
+
     pub(crate) fn config(
         &self,
         default_group: &str,

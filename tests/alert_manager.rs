@@ -166,6 +166,35 @@ async fn a_known_stream_gives_exactly_the_models_alerts_at_every_destination() {
         tokio::task::block_in_place(|| alerts::read_alerts(&bootstrap, model.len()));
     let stored: BTreeSet<Expected> = topic.iter().map(alerts::expected_of).collect();
     assert_eq!(stored, model);
+
+    // The db-writer stores every alert in agent_alerts, once.
+    let pg = agentbus_testkit::Postgres::start().await.expect("postgres");
+    let writer = dbw::DbWriter::spawn(&bootstrap, pg.url(), &[]);
+    let mut want: Vec<String> = topic
+        .iter()
+        .map(|v| v["event_id"].as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    let rows = || -> Vec<String> {
+        let out = pg
+            .psql("SELECT id::text FROM agent_alerts ORDER BY 1")
+            .expect("psql");
+        out.lines().map(str::to_string).collect()
+    };
+    common::members::wait_for_showing(
+        "agent_alerts to hold every alert",
+        60,
+        || rows().len() >= want.len(),
+        || writer.log(),
+    )
+    .await;
+    assert_eq!(rows(), want);
+    let resolves = pg
+        .psql("SELECT count(*) FROM agent_alerts WHERE action = 'resolve'")
+        .unwrap();
+    assert_eq!(resolves.trim(), (model.len() / 2).to_string());
+    drop(writer);
+
     let m = manager.get("/metrics").1;
     let triggers = model.iter().filter(|e| e.action == "trigger").count() as f64;
     let fired = dbw::sum_samples(&m, "agentbus_alerts_total", "action=\"trigger\"");

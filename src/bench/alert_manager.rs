@@ -52,12 +52,11 @@ pub(super) fn run(args: &AlertManagerBench) -> anyhow::Result<()> {
         topic: Topic::FailurePatterns,
         make: bench_failure,
     };
-    let broker = consumer_run::broker_with(&args.shape, events)?;
-    println!(
-        "{}",
-        consumer_run::header("the evaluator", "transaction", &[])
-    );
+    let header = consumer_run::header("the evaluator", "transaction", &[]);
+    let mut rows = Vec::new();
     for (n, &batch) in args.shape.batch_sizes.iter().enumerate() {
+        // A broker per run: the keyed copies of one run would be read by the next.
+        let broker = consumer_run::broker_with(&args.shape, events)?;
         let group = format!("alert-bench-{n}");
         // Each failure is read twice: from failure-patterns, then keyed by subject.
         let until = Until {
@@ -78,9 +77,12 @@ pub(super) fn run(args: &AlertManagerBench) -> anyhow::Result<()> {
                 ("ALERT_RATE_LIMIT", "0".into()),
             ],
         );
-        println!("{}", run?.row());
+        rows.push(run?.row());
     }
-    drop(broker);
+    println!("{header}");
+    for r in rows {
+        println!("{r}");
+    }
     latency(args)
 }
 
