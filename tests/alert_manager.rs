@@ -335,7 +335,7 @@ async fn errors_and_retry_after_hold_delivery_back_and_a_400_goes_to_the_dlq() {
 /// `agent-alerts-dlq`: value and headers of each record.
 fn read_alert_dlq(bootstrap: &str, expected: usize) -> Vec<(Vec<u8>, BTreeMap<String, String>)> {
     use rdkafka::consumer::Consumer;
-    use rdkafka::message::{Headers, Message};
+    use rdkafka::message::Message;
     let consumer = common::consumer(bootstrap, &[]);
     let md = consumer
         .fetch_metadata(Some("agent-alerts-dlq"), Duration::from_secs(10))
@@ -344,19 +344,7 @@ fn read_alert_dlq(bootstrap: &str, expected: usize) -> Vec<(Vec<u8>, BTreeMap<St
     common::consume_all(&consumer, "agent-alerts-dlq", partitions, expected)
         .iter()
         .map(|m| {
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_string(),
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let headers = common::headers_of(m);
             (m.payload().unwrap_or_default().to_vec(), headers)
         })
         .collect()

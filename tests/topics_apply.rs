@@ -57,7 +57,7 @@ async fn apply_creates_the_eight_topics_with_the_seeds_settings() {
     let broker = Broker::start().await.expect("broker");
     let run = apply(&broker.bootstrap(), &deploy_file()).await;
     assert_eq!(run.code, Some(0), "{run:?}");
-    // The eight, then the derived topics (the pattern-extractor's).
+    // The eight, then the derived topics (the pattern-extractor's and the alert-manager's).
     for spec in catalog::deployment() {
         let (partitions, configs) = topic_state(&broker, &spec.name);
         assert_eq!(partitions, spec.partitions, "{}", spec.name);
@@ -90,7 +90,7 @@ async fn apply_creates_the_eight_topics_with_the_seeds_settings() {
             run.stderr
         );
     }
-    assert_eq!(broker.state().topics().len(), 12);
+    assert_eq!(broker.state().topics().len(), catalog::deployment().len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,14 +164,18 @@ pub trait Sink: Send + 'static {
     }
 
     /// The offsets this sink stored with its data, for the partitions just assigned
-    /// (only asked when [`Sink::offset_store`] is [`OffsetStore::Sink`]). A partition
-    /// missing from the answer holds nothing yet and starts at the group's start
-    /// position.
+    /// (only asked when [`Sink::offset_store`] is [`OffsetStore::Sink`]; a sink whose
+    /// offsets live in Kafka keeps this default). A partition missing from the answer
+    /// holds nothing yet and starts at the group's start position.
     fn stored_offsets(
         &mut self,
         group: &str,
         partitions: &[TopicPartition],
-    ) -> impl Future<Output = Result<BTreeMap<TopicPartition, StoredOffset>, SinkError>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<TopicPartition, StoredOffset>, SinkError>> + Send
+    {
+        let _ = (group, partitions);
+        async { Ok(BTreeMap::new()) }
+    }
 
     /// Partitions were just assigned and Kafka's committed offsets for them are stable:
     /// the sink restores what it keeps for them (state from a changelog). They stay

@@ -4,7 +4,7 @@
 
 use agentbus_client::{examples, Topic};
 use rdkafka::consumer::Consumer as _;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -417,20 +417,7 @@ pub fn read_dlq(bootstrap: &str, expected: usize) -> Vec<DeadRecord> {
         );
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_string(),
-                                    String::from_utf8_lossy(h.value.unwrap_or_default())
-                                        .into_owned(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let headers = super::headers_of(&m);
                 let source = m.topic().trim_end_matches("-dlq").to_string();
                 out.push(DeadRecord {
                     source,

@@ -90,6 +90,25 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs:
     }
 }
 
+/// A record's headers as text, by key.
+pub fn headers_of(
+    m: &impl rdkafka::message::Message,
+) -> std::collections::BTreeMap<String, String> {
+    use rdkafka::message::Headers;
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_string(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads `expected` records from all `partitions` of `topic`, from the beginning.
 pub fn consume_all(
     consumer: &BaseConsumer,

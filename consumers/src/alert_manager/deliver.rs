@@ -11,9 +11,7 @@
 
 use super::destinations::{self, Destination, Outcome};
 use super::stats::AlertStats;
-use crate::sink::{
-    Batch, OffsetStore, Sink, SinkError, StoredOffset, TopicPartition, WriteOutcome,
-};
+use crate::sink::{Batch, OffsetStore, Sink, SinkError, WriteOutcome};
 use agentbus_client::alert::{AgentAlert, AlertAction, AlertKind, Severity};
 use agentbus_client::{AnyEvent, Id};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -232,14 +230,6 @@ impl DeliverySink {
 impl Sink for DeliverySink {
     fn offset_store(&self) -> OffsetStore {
         OffsetStore::Kafka
-    }
-
-    async fn stored_offsets(
-        &mut self,
-        _group: &str,
-        _partitions: &[TopicPartition],
-    ) -> Result<BTreeMap<TopicPartition, StoredOffset>, SinkError> {
-        Ok(BTreeMap::new())
     }
 
     async fn write(&mut self, batch: &Batch<'_>) -> Result<WriteOutcome, SinkError> {

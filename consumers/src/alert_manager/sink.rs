@@ -8,9 +8,7 @@ use super::evaluate::SubjectState;
 use super::rules::Rules;
 use super::stats::AlertStats;
 use super::{subjects, ALERTS, CHANGELOG, SUBJECTS};
-use crate::sink::{
-    Batch, OffsetStore, Revocation, Sink, SinkError, StoredOffset, TopicPartition, WriteOutcome,
-};
+use crate::sink::{Batch, OffsetStore, Revocation, Sink, SinkError, TopicPartition, WriteOutcome};
 use crate::txn::{self, Out, TxnProducer};
 use agentbus_client::alert::{AgentAlert, AlertAction, AlertKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -245,14 +243,6 @@ impl AlertSink {
 impl Sink for AlertSink {
     fn offset_store(&self) -> OffsetStore {
         OffsetStore::KafkaTransaction
-    }
-
-    async fn stored_offsets(
-        &mut self,
-        _group: &str,
-        _partitions: &[TopicPartition],
-    ) -> Result<BTreeMap<TopicPartition, StoredOffset>, SinkError> {
-        Ok(BTreeMap::new())
     }
 
     async fn assigned(&mut self, partitions: &[TopicPartition]) -> Result<(), SinkError> {

@@ -6,9 +6,7 @@
 use super::restore::{self, Entry, State};
 use super::{changelog_partition, failures, templates, Model, CHANGELOG, REPARTITION};
 use super::{SUGGESTIONS, TEMPLATES};
-use crate::sink::{
-    Batch, OffsetStore, Revocation, Sink, SinkError, StoredOffset, TopicPartition, WriteOutcome,
-};
+use crate::sink::{Batch, OffsetStore, Revocation, Sink, SinkError, TopicPartition, WriteOutcome};
 use crate::txn::{self, Out, TxnProducer};
 use agentbus_client::{AnyEvent, Topic};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -198,14 +196,6 @@ pub async fn ensure_topics(brokers: &str) -> Result<(), SinkError> {
 impl Sink for ExtractorSink {
     fn offset_store(&self) -> OffsetStore {
         OffsetStore::KafkaTransaction
-    }
-
-    async fn stored_offsets(
-        &mut self,
-        _group: &str,
-        _partitions: &[TopicPartition],
-    ) -> Result<BTreeMap<TopicPartition, StoredOffset>, SinkError> {
-        Ok(BTreeMap::new())
     }
 
     async fn assigned(&mut self, partitions: &[TopicPartition]) -> Result<(), SinkError> {
