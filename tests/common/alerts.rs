@@ -34,6 +34,16 @@ severity = "error"
 threshold = 0.7
 window = "5s"
 cooldown = "10m"
+
+[[rule]]
+name = "low-agent-quality"
+kind = "low_quality"
+scope = "agent"
+severity = "warning"
+threshold = 0.7
+min_events = 5
+window = "5s"
+cooldown = "10m"
 "#;
 
 pub const WINDOW_MS: i64 = 5_000;
@@ -44,6 +54,7 @@ pub enum Fact {
     Failure { fingerprint: String },
     Transformation { agent: String, success: bool },
     Quality { path: String, score: f64 },
+    Execution { agent: String, score: f64 },
 }
 
 /// One event to produce: the record and its fact.
@@ -71,6 +82,7 @@ pub fn event(run: u32, i: u64, fact: Fact, at: i64) -> Sent {
         Fact::Failure { fingerprint } => (Topic::FailurePatterns, fingerprint.clone()),
         Fact::Transformation { agent, .. } => (Topic::AgentTransformationEvents, agent.clone()),
         Fact::Quality { path, .. } => (Topic::CodeQualityMetrics, path.clone()),
+        Fact::Execution { agent, .. } => (Topic::TaskExecutions, agent.clone()),
     };
     let mut v: Value = serde_json::from_str(examples::json(topic)).unwrap();
     v["event_id"] = uuid(run, i).into();
@@ -88,6 +100,10 @@ pub fn event(run: u32, i: u64, fact: Fact, at: i64) -> Sent {
         }
         Fact::Quality { path, score } => {
             v["path_id"] = path.clone().into();
+            v["quality_score"] = (*score).into();
+        }
+        Fact::Execution { agent, score } => {
+            v["agent_name"] = agent.clone().into();
             v["quality_score"] = (*score).into();
         }
     }
@@ -145,6 +161,19 @@ pub fn stream(run: u32, t0: i64) -> Vec<Sent> {
             next(fact, t0 + p as i64 * 20 + k as i64 * 700, &mut out);
         }
     }
+    // Agents with six scored executions: the even ones' mean is 0.5 (fires at the
+    // fifth), the odd ones' 0.9.
+    for a in 0..8u64 {
+        let agent = format!("exec-agent-{run}-{a}");
+        for k in 0..6u64 {
+            let score = if a % 2 == 0 { 0.5 } else { 0.9 };
+            let fact = Fact::Execution {
+                agent: agent.clone(),
+                score,
+            };
+            next(fact, t0 + a as i64 * 30 + k as i64 * 300, &mut out);
+        }
+    }
     out
 }
 
@@ -177,6 +206,9 @@ pub fn model(sent: &[Sent]) -> BTreeSet<Expected> {
             Fact::Quality { path, score } if *score < 0.7 => {
                 ("low-quality", "error", format!("artifact:{path}"))
             }
+            Fact::Execution { agent, score } if *score < 0.7 => {
+                ("low-agent-quality", "warning", format!("agent:{agent}"))
+            }
             _ => continue,
         };
         by_subject
@@ -186,7 +218,12 @@ pub fn model(sent: &[Sent]) -> BTreeSet<Expected> {
     }
     let mut out = BTreeSet::new();
     for ((rule, severity, subject), times) in by_subject {
-        let needed = if rule == "repeated-failures" { 4 } else { 1 };
+        let needed = match rule.as_str() {
+            "repeated-failures" => 4,
+            // The mean counts from the fifth score (every score of these agents is low).
+            "low-agent-quality" => 5,
+            _ => 1,
+        };
         if times.len() < needed {
             continue;
         }

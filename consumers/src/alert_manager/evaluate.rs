@@ -32,6 +32,9 @@ pub struct SubjectState {
     pub agent: Option<String>,
     /// Event times (ms) of the qualifying events within the window, oldest first.
     pub times: VecDeque<i64>,
+    /// A rolling-mean rule's scores, beside `times`.
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    pub scores: VecDeque<f64>,
     /// The open incident.
     pub firing: Option<Episode>,
     /// Event time of the last trigger (the cool-down runs from it).
@@ -71,6 +74,8 @@ pub struct Observation {
     pub details: serde_json::Value,
     /// What happened, in a few words (`Connection timed out`, `score 0.42`).
     pub what: String,
+    /// The score, for a rolling-mean rule.
+    pub score: Option<f64>,
 }
 
 impl SubjectState {
@@ -81,6 +86,7 @@ impl SubjectState {
             subject: subject.to_string(),
             agent,
             times: VecDeque::new(),
+            scores: VecDeque::new(),
             firing: None,
             last_trigger: None,
             suppressed: 0,
@@ -98,15 +104,21 @@ impl SubjectState {
             .rposition(|t| *t <= at)
             .map_or(0, |i| i + 1);
         self.times.insert(i, at);
-        let newest = self.times.back().copied().unwrap_or(at);
-        while self
-            .times
-            .front()
-            .is_some_and(|t| *t <= newest - rule.window_ms())
-        {
-            self.times.pop_front();
+        if let Some(score) = obs.score {
+            self.scores.insert(i.min(self.scores.len()), score);
         }
+        let newest = self.times.back().copied().unwrap_or(at);
+        self.prune(newest - rule.window_ms());
+        let holds = if rule.by_mean() {
+            let n = self.scores.len() as u64;
+            n >= rule.min_events && self.scores.iter().sum::<f64>() / (n as f64) < rule.threshold
+        } else {
+            self.times.len() as u64 >= rule.needed()
+        };
         if let Some(ep) = &mut self.firing {
+            if rule.by_mean() && !holds {
+                return out;
+            }
             ep.occurrences += 1;
             if at >= ep.last_seen {
                 ep.last_seen = at;
@@ -115,7 +127,7 @@ impl SubjectState {
             }
             return out;
         }
-        if (self.times.len() as u64) < rule.needed() {
+        if !holds {
             return out;
         }
         let first_seen = self.times.front().copied().unwrap_or(at);
@@ -157,9 +169,7 @@ impl SubjectState {
     /// whole window; counts that left the window are dropped.
     pub fn expire(&mut self, rule: &Rule, now: i64) -> Option<AgentAlert> {
         let window = rule.window_ms();
-        while self.times.front().is_some_and(|t| *t <= now - window) {
-            self.times.pop_front();
-        }
+        self.prune(now - window);
         let ep = self.firing.as_ref()?;
         if now < ep.last_seen + window {
             return None;
@@ -175,6 +185,14 @@ impl SubjectState {
             ep.occurrences
         );
         Some(self.alert(rule, &ep, AlertAction::Resolve, now, summary))
+    }
+
+    /// Drops what is at or before `oldest`.
+    fn prune(&mut self, oldest: i64) {
+        while self.times.front().is_some_and(|t| *t <= oldest) {
+            self.times.pop_front();
+            self.scores.pop_front();
+        }
     }
 
     /// When [`SubjectState::expire`] has something to do next (ms).
@@ -321,6 +339,8 @@ mod tests {
             threshold,
             window: Duration::from_secs(60),
             cooldown: Duration::from_secs(600),
+            scope: super::super::rules::Scope::Artifact,
+            min_events: 1,
         }
     }
 
@@ -330,6 +350,7 @@ mod tests {
             correlation_id: "7415f61f-ab2f-4961-97f5-a5f5c6499a4d".into(),
             details: serde_json::json!({}),
             what: "boom".into(),
+            score: None,
         }
     }
 
@@ -387,6 +408,32 @@ mod tests {
             "the silent one ended quietly"
         );
         assert_eq!(out[0].details["suppressed_before"], 1);
+    }
+
+    #[test]
+    fn an_agents_mean_fires_with_enough_scores_and_resolves_once_it_recovers() {
+        let mut r = rule(AlertKind::LowQuality, 0.7);
+        r.scope = super::super::rules::Scope::Agent;
+        r.min_events = 3;
+        let mut s = SubjectState::new("r", "agent:a", Some("a".into()));
+        let scored = |at: i64, score: f64| Observation {
+            score: Some(score),
+            ..obs(at)
+        };
+        assert!(s.observe(&r, &scored(0, 0.5)).is_empty());
+        assert!(
+            s.observe(&r, &scored(1_000, 0.6)).is_empty(),
+            "two scores are not enough"
+        );
+        let fired = s.observe(&r, &scored(2_000, 0.9));
+        assert_eq!(fired.len(), 1, "mean 0.667 < 0.7");
+        assert!(
+            s.observe(&r, &scored(3_000, 1.0)).is_empty(),
+            "mean 0.75: not counted"
+        );
+        assert_eq!(s.firing.as_ref().unwrap().last_seen, 2_000);
+        let resolved = s.expire(&r, 62_000).unwrap();
+        assert_eq!(resolved.occurrences, 3);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //!
 //! ```text
 //! failure-patterns ─────────────┐  keyed by subject           rules (state in
-//! agent-transformation-events ──┼─► alert-group-subjects ─► alert-group-state) ─► agent-alerts
-//! code-quality-metrics ─────────┘    (one transaction per batch: subjects, alerts, state, offsets)
+//! agent-transformation-events ──┤                                alert-group-state)
+//! code-quality-metrics ─────────┼─► alert-group-subjects ─────────────────────────► agent-alerts
+//! task-executions (scores) ─────┘    (one transaction per batch: subjects, alerts, state, offsets)
 //!
 //! agent-alerts (read_committed) ─► PagerDuty / Slack / webhook ─► commit (group alert-group-delivery)
 //!                                     └─ refused (4xx) ─► agent-alerts-dlq
@@ -43,6 +44,7 @@ pub fn topics() -> Vec<String> {
         Topic::FailurePatterns.name().to_string(),
         Topic::AgentTransformationEvents.name().to_string(),
         Topic::CodeQualityMetrics.name().to_string(),
+        Topic::TaskExecutions.name().to_string(),
         SUBJECTS.to_string(),
     ]
 }

@@ -9,6 +9,9 @@
 //! severity = "critical"           # critical | error | warning | info
 //! threshold = 3                   # repeated_failure: fires above this many in the window;
 //!                                 # low_quality: fires below this score
+//! scope = "artifact"              # low_quality: "artifact" (each score of code-quality-metrics)
+//!                                 # or "agent" (the mean of an agent's task-executions scores)
+//! min_events = 5                  # scope = "agent": scores in the window before the mean counts
 //! window = "15m"                  # counting window, by event time; also how long the
 //!                                 # condition must stay clear before the resolve
 //! cooldown = "30m"                # no new incident for the same subject sooner
@@ -18,6 +21,15 @@ use crate::config::ConfigError;
 use agentbus_client::alert::{AlertKind, Severity};
 use serde::Deserialize;
 use std::time::Duration;
+
+/// What a low-quality rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Each score of an artifact (code-quality-metrics, by `path_id`).
+    Artifact,
+    /// The mean of an agent's scores in the window (task-executions, by `agent_name`).
+    Agent,
+}
 
 /// One rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,9 +47,18 @@ pub struct Rule {
     pub window: Duration,
     /// Shortest time between two incidents of one subject.
     pub cooldown: Duration,
+    /// `low_quality`: what the score belongs to.
+    pub scope: Scope,
+    /// `scope = "agent"`: scores in the window before the mean counts.
+    pub min_events: u64,
 }
 
 impl Rule {
+    /// Whether the rule watches a rolling mean (an agent's quality).
+    pub fn by_mean(&self) -> bool {
+        self.kind == AlertKind::LowQuality && self.scope == Scope::Agent
+    }
+
     /// Events of a subject within the window that make the rule fire.
     pub fn needed(&self) -> u64 {
         match self.kind {
@@ -80,6 +101,8 @@ struct RawRule {
     threshold: Option<f64>,
     window: Option<String>,
     cooldown: Option<String>,
+    scope: Option<String>,
+    min_events: Option<u64>,
 }
 
 /// `15m`, `30s`, `2h`, `1d`, or milliseconds (`500ms`).
@@ -106,7 +129,8 @@ fn bad(rule: &str, key: &str, message: impl std::fmt::Display) -> ConfigError {
 impl Rules {
     /// The seeds' rules: repeated failures (more than `failure_threshold` of one
     /// fingerprint or signature in 15 min, critical), failed transformations (warning,
-    /// one incident per agent per 10 min), low quality (a score below 0.7, warning).
+    /// one incident per agent per 10 min), low quality (an artifact's score below 0.7,
+    /// or an agent's mean over an hour of at least 5 executions, warning).
     pub fn defaults(failure_threshold: u64) -> Self {
         let minutes = |m: u64| Duration::from_secs(m * 60);
         Self {
@@ -118,6 +142,8 @@ impl Rules {
                     threshold: failure_threshold as f64,
                     window: minutes(15),
                     cooldown: minutes(30),
+                    scope: Scope::Artifact,
+                    min_events: 1,
                 },
                 Rule {
                     name: "failed-transformations".into(),
@@ -126,6 +152,8 @@ impl Rules {
                     threshold: 0.0,
                     window: minutes(15),
                     cooldown: minutes(10),
+                    scope: Scope::Artifact,
+                    min_events: 1,
                 },
                 Rule {
                     name: "low-quality".into(),
@@ -134,6 +162,18 @@ impl Rules {
                     threshold: 0.7,
                     window: minutes(60),
                     cooldown: minutes(60),
+                    scope: Scope::Artifact,
+                    min_events: 1,
+                },
+                Rule {
+                    name: "low-agent-quality".into(),
+                    kind: AlertKind::LowQuality,
+                    severity: Severity::Warning,
+                    threshold: 0.7,
+                    window: minutes(60),
+                    cooldown: minutes(60),
+                    scope: Scope::Agent,
+                    min_events: 5,
                 },
             ],
         }
@@ -204,6 +244,25 @@ impl Rules {
                     )
                 }),
             };
+            let scope = match (kind, raw.scope.as_deref()) {
+                (AlertKind::LowQuality, None | Some("artifact")) => Scope::Artifact,
+                (AlertKind::LowQuality, Some("agent")) => Scope::Agent,
+                (AlertKind::LowQuality, Some(other)) => {
+                    return Err(bad(
+                        &name,
+                        "scope",
+                        format!("{other:?} is not artifact or agent"),
+                    ))
+                }
+                (_, None) => Scope::Artifact,
+                (_, Some(_)) => return Err(bad(&name, "scope", "only low_quality rules have one")),
+            };
+            let min_events = match raw.min_events {
+                Some(0) => return Err(bad(&name, "min_events", "must be at least 1")),
+                Some(n) => n,
+                None if scope == Scope::Agent => 5,
+                None => 1,
+            };
             let window = duration("window", raw.window, 900)?;
             let cooldown = duration("cooldown", raw.cooldown, 1800)?;
             rules.push(Rule {
@@ -213,6 +272,8 @@ impl Rules {
                 threshold,
                 window,
                 cooldown,
+                scope,
+                min_events,
             });
         }
         Ok(Self { rules })

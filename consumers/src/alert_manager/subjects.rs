@@ -3,7 +3,7 @@
 //! `alert-group-subjects`, so that one member sees every event of a subject.
 
 use super::evaluate::Observation;
-use super::rules::{Rule, Rules};
+use super::rules::{Rule, Rules, Scope};
 use agentbus_client::alert::AlertKind;
 use agentbus_client::AnyEvent;
 use serde_json::json;
@@ -32,9 +32,20 @@ pub fn subject(rules: &Rules, event: &AnyEvent) -> Option<(String, Option<String
         AnyEvent::CodeQuality(q)
             if rules
                 .of(AlertKind::LowQuality)
-                .any(|r| q.quality_score < r.threshold) =>
+                .any(|r| r.scope == Scope::Artifact && q.quality_score < r.threshold) =>
         {
             Some((format!("artifact:{}", q.path_id), None))
+        }
+        AnyEvent::TaskExecution(e)
+            if e.quality_score.is_some()
+                && rules
+                    .of(AlertKind::LowQuality)
+                    .any(|r| r.scope == Scope::Agent) =>
+        {
+            Some((
+                format!("agent:{}", e.agent_name),
+                Some(e.agent_name.clone()),
+            ))
         }
         _ => None,
     }
@@ -42,6 +53,7 @@ pub fn subject(rules: &Rules, event: &AnyEvent) -> Option<(String, Option<String
 
 /// `event` as an observation for `rule`, when it counts for it.
 pub fn observe(rule: &Rule, event: &AnyEvent, at: i64) -> Option<Observation> {
+    let mut score = None;
     let (correlation, details, what) = match (rule.kind, event) {
         (AlertKind::RepeatedFailure, AnyEvent::FailurePattern(f)) => (
             f.correlation_id.as_str(),
@@ -64,17 +76,34 @@ pub fn observe(rule: &Rule, event: &AnyEvent, at: i64) -> Option<Observation> {
             }),
             format!("{} → {}", t.source_agent, t.target_agent),
         ),
-        (AlertKind::LowQuality, AnyEvent::CodeQuality(q)) if q.quality_score < rule.threshold => (
-            q.correlation_id.as_str(),
-            json!({
-                "path_id": q.path_id.as_str(),
-                "file_path": q.file_path,
-                "artifact_type": q.artifact_type,
-                "language": q.language,
-                "quality_score": q.quality_score,
-            }),
-            format!("{} scored {}", q.file_path, q.quality_score),
-        ),
+        (AlertKind::LowQuality, AnyEvent::TaskExecution(e)) if rule.scope == Scope::Agent => {
+            score = Some(e.quality_score?);
+            (
+                e.correlation_id.as_str(),
+                json!({
+                    "agent_name": e.agent_name,
+                    "task_type": e.task_type,
+                    "last_quality_score": e.quality_score,
+                    "min_events": rule.min_events,
+                }),
+                format!("{}'s mean quality below {}", e.agent_name, rule.threshold),
+            )
+        }
+        (AlertKind::LowQuality, AnyEvent::CodeQuality(q))
+            if rule.scope == Scope::Artifact && q.quality_score < rule.threshold =>
+        {
+            (
+                q.correlation_id.as_str(),
+                json!({
+                    "path_id": q.path_id.as_str(),
+                    "file_path": q.file_path,
+                    "artifact_type": q.artifact_type,
+                    "language": q.language,
+                    "quality_score": q.quality_score,
+                }),
+                format!("{} scored {}", q.file_path, q.quality_score),
+            )
+        }
         _ => return None,
     };
     Some(Observation {
@@ -82,5 +111,6 @@ pub fn observe(rule: &Rule, event: &AnyEvent, at: i64) -> Option<Observation> {
         correlation_id: correlation.to_string(),
         details,
         what,
+        score,
     })
 }
