@@ -108,7 +108,7 @@ pub(crate) async fn run(
     let mut evaluate = args.runtime.config(
         alert_manager::GROUP,
         "alert-manager",
-        alert_manager::topics(),
+        alert_manager::topics(&rules),
     )?;
     evaluate.tagged = vec![alert_manager::SUBJECTS.to_string()];
     let mut deliver = args.runtime.config(

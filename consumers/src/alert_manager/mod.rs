@@ -37,14 +37,36 @@ pub const CHANGELOG: &str = "alert-group-state";
 /// The events of the three watched topics, keyed by subject.
 pub const SUBJECTS: &str = "alert-group-subjects";
 
-/// The topics the evaluator reads.
-pub fn topics() -> Vec<String> {
+/// The topics the evaluator reads for `rules` (a topic no rule watches is not read).
+pub fn topics(rules: &Rules) -> Vec<String> {
+    use agentbus_client::alert::AlertKind;
     use agentbus_client::Topic;
-    vec![
-        Topic::FailurePatterns.name().to_string(),
-        Topic::AgentTransformationEvents.name().to_string(),
-        Topic::CodeQualityMetrics.name().to_string(),
-        Topic::TaskExecutions.name().to_string(),
-        SUBJECTS.to_string(),
-    ]
+    let mut out = Vec::new();
+    let wants = |kind: AlertKind, scope: Option<rules::Scope>| {
+        rules.of(kind).any(|r| scope.is_none_or(|s| r.scope == s))
+    };
+    for (topic, kind, scope) in [
+        (Topic::FailurePatterns, AlertKind::RepeatedFailure, None),
+        (
+            Topic::AgentTransformationEvents,
+            AlertKind::FailedTransformation,
+            None,
+        ),
+        (
+            Topic::CodeQualityMetrics,
+            AlertKind::LowQuality,
+            Some(rules::Scope::Artifact),
+        ),
+        (
+            Topic::TaskExecutions,
+            AlertKind::LowQuality,
+            Some(rules::Scope::Agent),
+        ),
+    ] {
+        if wants(kind, scope) {
+            out.push(topic.name().to_string());
+        }
+    }
+    out.push(SUBJECTS.to_string());
+    out
 }
