@@ -56,7 +56,7 @@ pub struct Episode {
     pub occurrences: u64,
     /// The latest event's trace id.
     pub correlation_id: String,
-    /// The latest event's facts.
+    /// The facts of the event that opened it.
     pub details: serde_json::Value,
     /// Held back by the cool-down: no alert opens or resolves it.
     #[serde(default)]
@@ -64,16 +64,12 @@ pub struct Episode {
 }
 
 /// A qualifying event for one rule and subject.
-#[derive(Debug, Clone)]
-pub struct Observation {
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
     /// Event time (ms).
     pub at: i64,
     /// The event's trace id.
-    pub correlation_id: String,
-    /// The facts worth showing (error, score, agent …).
-    pub details: serde_json::Value,
-    /// What happened, in a few words (`Connection timed out`, `score 0.42`).
-    pub what: String,
+    pub correlation_id: &'a str,
     /// The score, for a rolling-mean rule.
     pub score: Option<f64>,
 }
@@ -94,8 +90,14 @@ impl SubjectState {
     }
 
     /// Counts `obs`: the resolve of an incident that stayed clear for a window before
-    /// it, and the trigger when it opens one.
-    pub fn observe(&mut self, rule: &Rule, obs: &Observation) -> Vec<AgentAlert> {
+    /// it, and the trigger when it opens one, with the facts and few words `describe`
+    /// gives (asked only then).
+    pub fn observe(
+        &mut self,
+        rule: &Rule,
+        obs: &Observation<'_>,
+        describe: impl FnOnce() -> (serde_json::Value, String),
+    ) -> Vec<AgentAlert> {
         let at = obs.at;
         let mut out: Vec<AgentAlert> = self.expire(rule, at).into_iter().collect();
         let i = self
@@ -122,8 +124,8 @@ impl SubjectState {
             ep.occurrences += 1;
             if at >= ep.last_seen {
                 ep.last_seen = at;
-                ep.correlation_id = obs.correlation_id.clone();
-                ep.details = obs.details.clone();
+                ep.correlation_id.clear();
+                ep.correlation_id.push_str(obs.correlation_id);
             }
             return out;
         }
@@ -131,19 +133,24 @@ impl SubjectState {
             return out;
         }
         let first_seen = self.times.front().copied().unwrap_or(at);
+        let silent = self
+            .last_trigger
+            .is_some_and(|t| at < t + rule.cooldown_ms());
+        let (details, what) = if silent {
+            (serde_json::Value::Null, String::new())
+        } else {
+            describe()
+        };
         let mut ep = Episode {
             dedup_key: dedup_key(&rule.name, &self.subject, first_seen),
             first_seen,
             last_seen: at,
             occurrences: self.times.len() as u64,
-            correlation_id: obs.correlation_id.clone(),
-            details: obs.details.clone(),
+            correlation_id: obs.correlation_id.to_string(),
+            details,
             silent: false,
         };
-        if self
-            .last_trigger
-            .is_some_and(|t| at < t + rule.cooldown_ms())
-        {
+        if silent {
             self.suppressed += 1;
             ep.silent = true;
             self.firing = Some(ep);
@@ -159,7 +166,7 @@ impl SubjectState {
         }
         self.suppressed = 0;
         self.last_trigger = Some(at);
-        let summary = trigger_summary(rule, &self.subject, ep.occurrences, &obs.what);
+        let summary = trigger_summary(rule, &self.subject, ep.occurrences, &what);
         out.push(self.alert(rule, &ep, AlertAction::Trigger, at, summary));
         self.firing = Some(ep);
         out
@@ -344,13 +351,21 @@ mod tests {
         }
     }
 
-    fn obs(at: i64) -> Observation {
+    fn obs(at: i64) -> Observation<'static> {
         Observation {
             at,
-            correlation_id: "7415f61f-ab2f-4961-97f5-a5f5c6499a4d".into(),
-            details: serde_json::json!({}),
-            what: "boom".into(),
+            correlation_id: "7415f61f-ab2f-4961-97f5-a5f5c6499a4d",
             score: None,
+        }
+    }
+
+    fn facts() -> (serde_json::Value, String) {
+        (serde_json::json!({}), "boom".into())
+    }
+
+    impl SubjectState {
+        fn observe_(&mut self, r: &Rule, o: &Observation<'_>) -> Vec<AgentAlert> {
+            self.observe(r, o, facts)
         }
     }
 
@@ -359,12 +374,15 @@ mod tests {
         let r = rule(AlertKind::RepeatedFailure, 3.0);
         let mut s = SubjectState::new("r", "fingerprint:x", None);
         for t in [0, 10_000, 20_000] {
-            assert!(s.observe(&r, &obs(t)).is_empty());
+            assert!(s.observe_(&r, &obs(t)).is_empty());
         }
-        let fired = s.observe(&r, &obs(30_000)).pop().expect("the fourth fires");
+        let fired = s
+            .observe_(&r, &obs(30_000))
+            .pop()
+            .expect("the fourth fires");
         assert_eq!(fired.dedup_key, "agentbus/r/fingerprint:x/0");
         assert_eq!(fired.occurrences, 4);
-        assert!(s.observe(&r, &obs(40_000)).is_empty(), "one incident");
+        assert!(s.observe_(&r, &obs(40_000)).is_empty(), "one incident");
         assert!(s.expire(&r, 99_999).is_none());
         let resolved = s.expire(&r, 100_000).expect("clear for a window");
         assert_eq!(resolved.dedup_key, fired.dedup_key);
@@ -373,7 +391,7 @@ mod tests {
         assert_ne!(resolved.event_id, fired.event_id);
         // Within the cool-down: a silent incident, then summed up.
         for t in 110_000..110_010 {
-            assert!(s.observe(&r, &obs(t)).is_empty());
+            assert!(s.observe_(&r, &obs(t)).is_empty());
         }
         assert_eq!(s.suppressed, 1);
         assert!(
@@ -391,8 +409,8 @@ mod tests {
     fn an_event_after_a_clear_window_resolves_before_it_counts() {
         let r = rule(AlertKind::FailedTransformation, 0.0);
         let mut s = SubjectState::new("r", "agent:a", Some("a".into()));
-        assert_eq!(s.observe(&r, &obs(0)).len(), 1);
-        let out = s.observe(&r, &obs(60_000));
+        assert_eq!(s.observe_(&r, &obs(0)).len(), 1);
+        let out = s.observe_(&r, &obs(60_000));
         assert_eq!(
             out.len(),
             1,
@@ -400,7 +418,7 @@ mod tests {
         );
         assert_eq!(out[0].action, AlertAction::Resolve);
         assert_eq!(s.suppressed, 1);
-        let out = s.observe(&r, &obs(700_000));
+        let out = s.observe_(&r, &obs(700_000));
         let actions: Vec<_> = out.iter().map(|a| a.action).collect();
         assert_eq!(
             actions,
@@ -420,15 +438,15 @@ mod tests {
             score: Some(score),
             ..obs(at)
         };
-        assert!(s.observe(&r, &scored(0, 0.5)).is_empty());
+        assert!(s.observe_(&r, &scored(0, 0.5)).is_empty());
         assert!(
-            s.observe(&r, &scored(1_000, 0.6)).is_empty(),
+            s.observe_(&r, &scored(1_000, 0.6)).is_empty(),
             "two scores are not enough"
         );
-        let fired = s.observe(&r, &scored(2_000, 0.9));
+        let fired = s.observe_(&r, &scored(2_000, 0.9));
         assert_eq!(fired.len(), 1, "mean 0.667 < 0.7");
         assert!(
-            s.observe(&r, &scored(3_000, 1.0)).is_empty(),
+            s.observe_(&r, &scored(3_000, 1.0)).is_empty(),
             "mean 0.75: not counted"
         );
         assert_eq!(s.firing.as_ref().unwrap().last_seen, 2_000);
@@ -441,7 +459,7 @@ mod tests {
         let r = rule(AlertKind::RepeatedFailure, 3.0);
         let mut s = SubjectState::new("r", "s", None);
         for t in [0, 30_000, 60_000, 90_000, 120_000] {
-            assert!(s.observe(&r, &obs(t)).is_empty(), "never 4 within 60 s");
+            assert!(s.observe_(&r, &obs(t)).is_empty(), "never 4 within 60 s");
         }
     }
 

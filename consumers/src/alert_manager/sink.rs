@@ -123,13 +123,13 @@ impl AlertSink {
         &'a self,
         changed: &'a mut Changed,
         p: i32,
-        key: &str,
+        key: String,
         fresh: impl FnOnce() -> SubjectState,
     ) -> &'a mut Option<SubjectState> {
-        changed.entry((p, key.to_string())).or_insert_with(|| {
+        let known = self.state.get(&p);
+        changed.entry((p, key)).or_insert_with_key(|(_, key)| {
             Some(
-                self.state
-                    .get(&p)
+                known
                     .and_then(|s| s.get(key))
                     .cloned()
                     .unwrap_or_else(fresh),
@@ -171,11 +171,12 @@ impl AlertSink {
                     continue;
                 };
                 let key = format!("{}/{subject}", rule.name);
-                let slot = self.entry(&mut changed, p, &key, || {
+                let slot = self.entry(&mut changed, p, key, || {
                     SubjectState::new(&rule.name, &subject, agent.clone())
                 });
                 if let Some(state) = slot {
-                    for alert in state.observe(rule, &obs) {
+                    let describe = || subjects::describe(rule, &r.event);
+                    for alert in state.observe(rule, &obs, describe) {
                         info!(rule = %alert.rule, dedup_key = %alert.dedup_key, action = alert.action.as_str(), "{}", alert.summary);
                         out.push(alert_out(&alert));
                     }

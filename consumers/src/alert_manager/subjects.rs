@@ -52,11 +52,36 @@ pub fn subject(rules: &Rules, event: &AnyEvent) -> Option<(String, Option<String
 }
 
 /// `event` as an observation for `rule`, when it counts for it.
-pub fn observe(rule: &Rule, event: &AnyEvent, at: i64) -> Option<Observation> {
-    let mut score = None;
-    let (correlation, details, what) = match (rule.kind, event) {
-        (AlertKind::RepeatedFailure, AnyEvent::FailurePattern(f)) => (
-            f.correlation_id.as_str(),
+pub fn observe<'a>(rule: &Rule, event: &'a AnyEvent, at: i64) -> Option<Observation<'a>> {
+    let (correlation_id, score) = match (rule.kind, event) {
+        (AlertKind::RepeatedFailure, AnyEvent::FailurePattern(f)) => {
+            (f.correlation_id.as_str(), None)
+        }
+        (AlertKind::FailedTransformation, AnyEvent::Transformation(t)) if !t.success => {
+            (t.correlation_id.as_str(), None)
+        }
+        (AlertKind::LowQuality, AnyEvent::TaskExecution(e)) if rule.scope == Scope::Agent => {
+            (e.correlation_id.as_str(), Some(e.quality_score?))
+        }
+        (AlertKind::LowQuality, AnyEvent::CodeQuality(q))
+            if rule.scope == Scope::Artifact && q.quality_score < rule.threshold =>
+        {
+            (q.correlation_id.as_str(), None)
+        }
+        _ => return None,
+    };
+    Some(Observation {
+        at,
+        correlation_id,
+        score,
+    })
+}
+
+/// The facts of `event` an alert of `rule` shows, and what happened in a few words
+/// (asked only when an incident opens).
+pub fn describe(rule: &Rule, event: &AnyEvent) -> (serde_json::Value, String) {
+    match event {
+        AnyEvent::FailurePattern(f) => (
             json!({
                 "failure_id": f.failure_id.as_str(),
                 "failure_type": f.failure_type,
@@ -66,8 +91,7 @@ pub fn observe(rule: &Rule, event: &AnyEvent, at: i64) -> Option<Observation> {
             }),
             f.error_message.clone(),
         ),
-        (AlertKind::FailedTransformation, AnyEvent::Transformation(t)) if !t.success => (
-            t.correlation_id.as_str(),
+        AnyEvent::Transformation(t) => (
             json!({
                 "source_agent": t.source_agent,
                 "target_agent": t.target_agent,
@@ -76,41 +100,25 @@ pub fn observe(rule: &Rule, event: &AnyEvent, at: i64) -> Option<Observation> {
             }),
             format!("{} → {}", t.source_agent, t.target_agent),
         ),
-        (AlertKind::LowQuality, AnyEvent::TaskExecution(e)) if rule.scope == Scope::Agent => {
-            score = Some(e.quality_score?);
-            (
-                e.correlation_id.as_str(),
-                json!({
-                    "agent_name": e.agent_name,
-                    "task_type": e.task_type,
-                    "last_quality_score": e.quality_score,
-                    "min_events": rule.min_events,
-                }),
-                format!("{}'s mean quality below {}", e.agent_name, rule.threshold),
-            )
-        }
-        (AlertKind::LowQuality, AnyEvent::CodeQuality(q))
-            if rule.scope == Scope::Artifact && q.quality_score < rule.threshold =>
-        {
-            (
-                q.correlation_id.as_str(),
-                json!({
-                    "path_id": q.path_id.as_str(),
-                    "file_path": q.file_path,
-                    "artifact_type": q.artifact_type,
-                    "language": q.language,
-                    "quality_score": q.quality_score,
-                }),
-                format!("{} scored {}", q.file_path, q.quality_score),
-            )
-        }
-        _ => return None,
-    };
-    Some(Observation {
-        at,
-        correlation_id: correlation.to_string(),
-        details,
-        what,
-        score,
-    })
+        AnyEvent::TaskExecution(e) => (
+            json!({
+                "agent_name": e.agent_name,
+                "task_type": e.task_type,
+                "last_quality_score": e.quality_score,
+                "min_events": rule.min_events,
+            }),
+            format!("{}'s mean quality below {}", e.agent_name, rule.threshold),
+        ),
+        AnyEvent::CodeQuality(q) => (
+            json!({
+                "path_id": q.path_id.as_str(),
+                "file_path": q.file_path,
+                "artifact_type": q.artifact_type,
+                "language": q.language,
+                "quality_score": q.quality_score,
+            }),
+            format!("{} scored {}", q.file_path, q.quality_score),
+        ),
+        _ => (json!({}), String::new()),
+    }
 }
