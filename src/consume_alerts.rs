@@ -1,5 +1,6 @@
-//! `agentbus consume alert-manager`: the evaluator (`alert-group`) and the delivery
-//! loop (`alert-group-delivery`) in one process, behind one HTTP listener.
+//! `agentbus consume alert-manager`: the router (`alert-group`), the rules
+//! (`alert-group-rules`) and the delivery loop (`alert-group-delivery`) in one process,
+//! behind one HTTP listener.
 
 use crate::consume_cmd::RuntimeArgs;
 use agentbus_consumers::alert_manager::destinations::{Destination, PAGERDUTY_EVENTS_URL};
@@ -105,30 +106,43 @@ pub(crate) async fn run(
         Some(u) => Some(url("ALERT_LINK_URL", u)?),
         None => None,
     };
-    let mut evaluate = args.runtime.config(
+    // Three groups, each on its own consumer thread (and core): the router keys the
+    // watched events by subject, the rules group evaluates them, the delivery group
+    // sends the alerts.
+    let mut route = args.runtime.config(
         alert_manager::GROUP,
         "alert-manager",
         alert_manager::topics(&rules),
     )?;
+    let mut evaluate = args.runtime.config(
+        alert_manager::RULES_GROUP,
+        "alert-manager",
+        vec![alert_manager::SUBJECTS.to_string()],
+    )?;
+    evaluate.group_id = format!("{}-rules", route.group_id);
     evaluate.tagged = vec![alert_manager::SUBJECTS.to_string()];
+    evaluate.reset_sink_offsets.clear();
+    // The keyed copies are the router's: all of them count.
+    evaluate.start_from = StartFrom::Earliest;
     let mut deliver = args.runtime.config(
         alert_manager::DELIVERY_GROUP,
         "alert-manager",
         vec![alert_manager::ALERTS.to_string()],
     )?;
-    deliver.group_id = format!("{}-delivery", evaluate.group_id);
+    deliver.group_id = format!("{}-delivery", route.group_id);
     deliver.reset_sink_offsets.clear();
     // An alert crosses three batches (the keyed copy, the evaluation, the delivery):
     // shorter waits than the runtime's 500 ms keep an event within a second of its page.
     // Busy streams fill their batches by size anyway.
     if !args.runtime.batch_timeout_given() {
+        route.batch_timeout = Duration::from_millis(100);
         evaluate.batch_timeout = Duration::from_millis(100);
         deliver.batch_timeout = Duration::from_millis(20);
     }
     // A new alerting group does not page for a year of history.
     if args.runtime.start_from.is_none() {
-        evaluate.start_from = StartFrom::NotOlderThan(Duration::from_secs(3600));
-        deliver.start_from = evaluate.start_from;
+        route.start_from = StartFrom::NotOlderThan(Duration::from_secs(3600));
+        deliver.start_from = route.start_from;
     }
     if destinations.is_empty() {
         tracing::warn!("no PAGERDUTY_API_KEY, SLACK_WEBHOOK_URL or ALERT_WEBHOOK_URL: alerts are logged and kept in agent-alerts");
@@ -142,6 +156,13 @@ pub(crate) async fn run(
         destinations = %destinations.iter().map(Destination::name).collect::<Vec<_>>().join(","),
         "alert-manager starting"
     );
+    let router = AlertSink::new(AlertSettings {
+        brokers: route.brokers.clone(),
+        instance: format!("{instance}-route"),
+        rules: rules.clone(),
+    })
+    .await
+    .context("KAFKA_BROKERS: cannot start the transactional producer")?;
     let sink = AlertSink::new(AlertSettings {
         brokers: evaluate.brokers.clone(),
         instance,
@@ -156,17 +177,19 @@ pub(crate) async fn run(
         request_timeout: Duration::from_secs(10),
     })?;
     let (evaluator_stats, delivery_stats) = (sink.stats(), delivery.stats());
-    let mut service = Service::new(evaluate.http_addr);
+    let mut service = Service::new(route.http_addr);
+    let routed = service.add(route, router);
     let evaluated = service.add(evaluate, sink);
     evaluated.attach_alerts(evaluator_stats);
     let delivered = service.add(deliver, delivery);
     delivered.attach_alerts(delivery_stats);
     service.run(shutdown).await?;
     tracing::info!(
-        "stopped: {} evaluated, {} alerts delivered, {} sent to the DLQ",
+        "stopped: {} read, {} evaluated, {} alerts delivered, {} sent to the DLQ",
+        routed.events_received(),
         evaluated.events_received(),
         delivered.events_written(),
-        evaluated.dead_letters() + delivered.dead_letters()
+        routed.dead_letters() + evaluated.dead_letters() + delivered.dead_letters()
     );
     Ok(())
 }

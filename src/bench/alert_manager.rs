@@ -58,11 +58,11 @@ pub(super) fn run(args: &AlertManagerBench) -> anyhow::Result<()> {
         // A broker per run: the keyed copies of one run would be read by the next.
         let broker = consumer_run::broker_with(&args.shape, events)?;
         let group = format!("alert-bench-{n}");
-        // Each failure is read twice: from failure-patterns, then keyed by subject.
+        // Done when the rules group has evaluated every failure's keyed copy.
         let until = Until {
-            path: format!("/metrics.json?group={group}"),
+            path: format!("/metrics.json?group={group}-rules"),
             done: "messages_consumed".into(),
-            value: 2 * args.shape.count,
+            value: args.shape.count,
         };
         let run = consumer_run::measure_until(
             "alert-manager",

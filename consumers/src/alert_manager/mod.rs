@@ -9,6 +9,7 @@
 //! code-quality-metrics ─────────┼─► alert-group-subjects ─────────────────────────► agent-alerts
 //! task-executions (scores) ─────┘    (one transaction per batch: subjects, alerts, state, offsets)
 //!
+//! router: group alert-group; rules: group alert-group-rules (each its own thread)
 //! agent-alerts (read_committed) ─► PagerDuty / Slack / webhook ─► commit (group alert-group-delivery)
 //!                                     └─ refused (4xx) ─► agent-alerts-dlq
 //! ```
@@ -26,8 +27,11 @@ pub use rules::{Rule, Rules};
 pub use sink::{AlertSettings, AlertSink, TOPIC_HEADER};
 pub use stats::AlertStats;
 
-/// The evaluator's consumer group (the seeds').
+/// The router's consumer group (the seeds'): it reads the watched topics and keys
+/// their events by subject.
 pub const GROUP: &str = "alert-group";
+/// The rules' consumer group: it reads the events keyed by subject and evaluates them.
+pub const RULES_GROUP: &str = "alert-group-rules";
 /// The delivery loop's consumer group.
 pub const DELIVERY_GROUP: &str = "alert-group-delivery";
 /// The alerts.
@@ -37,7 +41,7 @@ pub const CHANGELOG: &str = "alert-group-state";
 /// The events of the three watched topics, keyed by subject.
 pub const SUBJECTS: &str = "alert-group-subjects";
 
-/// The topics the evaluator reads for `rules` (a topic no rule watches is not read).
+/// The topics the router reads for `rules` (a topic no rule watches is not read).
 pub fn topics(rules: &Rules) -> Vec<String> {
     use agentbus_client::alert::AlertKind;
     use agentbus_client::Topic;
@@ -67,6 +71,5 @@ pub fn topics(rules: &Rules) -> Vec<String> {
             out.push(topic.name().to_string());
         }
     }
-    out.push(SUBJECTS.to_string());
     out
 }

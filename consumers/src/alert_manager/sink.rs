@@ -1,7 +1,8 @@
-//! The evaluator (`alert-group`): per batch, one Kafka transaction holds the events
-//! keyed by subject (`alert-group-subjects`), the alerts (`agent-alerts`), the changed
-//! rule state (`alert-group-state`), the dead letters and the consumed offsets. A tick
-//! each second resolves the incidents whose condition stayed clear for a window, in a
+//! The transactional sink of the router (`alert-group`: the watched events keyed by
+//! subject to `alert-group-subjects`) and of the rules (`alert-group-rules`: alerts to
+//! `agent-alerts`, the changed rule state to `alert-group-state`); per batch one Kafka
+//! transaction holds those, the dead letters and the consumed offsets. A tick each
+//! second resolves the incidents whose condition stayed clear for a window, in a
 //! transaction of its own.
 
 use super::evaluate::SubjectState;
