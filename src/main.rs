@@ -9,6 +9,7 @@ mod consume_cmd;
 mod groups;
 mod log_cmd;
 mod metrics_cmd;
+mod replay_cmd;
 mod schema_cmd;
 mod signals;
 mod spool_cmd;
@@ -65,6 +66,8 @@ enum Command {
     Spool(spool_cmd::SpoolArgs),
     /// Manage topics: `topics apply deploy/topics.toml` creates or updates them.
     Topics(topics_cmd::TopicsArgs),
+    /// Print a topic's events between two instants (JSON lines or a table).
+    Replay(Box<replay_cmd::ReplayArgs>),
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
@@ -119,6 +122,10 @@ fn main() -> std::process::ExitCode {
             Command::Schema(args) => schema_cmd::run(args),
             Command::Spool(args) => spool_cmd::run(args).await,
             Command::Topics(args) => topics_cmd::run(args).await,
+            Command::Replay(args) => tokio::task::spawn_blocking(move || replay_cmd::run(*args))
+                .await
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r),
         }
     });
     // The command is done: do not wait for blocking lookups it gave up on (a spooled

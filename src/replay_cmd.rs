@@ -1,0 +1,199 @@
+//! `agentbus replay TOPIC --from TIME [--to TIME]`: the events a topic received between
+//! two instants (by record timestamp; the start is found with ListOffsets by time), as
+//! JSON lines or a table, filtered by trace id or agent.
+
+use crate::cluster_args::ClusterArgs;
+use anyhow::{bail, Context};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ReplayArgs {
+    /// The topic (a name or an `agentbus log` subcommand, e.g. `routing-decision`).
+    topic: String,
+    /// First instant: RFC 3339, Unix seconds, or a duration ago (`30m`, `2h`, `7d`).
+    #[arg(long)]
+    from: String,
+    /// Last instant (inclusive; default now), in the same forms.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only events with this `correlation_id`.
+    #[arg(long)]
+    correlation_id: Option<String>,
+    /// Only events that name this agent (`agent_name`, `selected_agent`, `source_agent`,
+    /// `target_agent`).
+    #[arg(long)]
+    agent: Option<String>,
+    /// `json` (one event per line, as stored) or `table`.
+    #[arg(long, default_value = "json")]
+    output: String,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// An instant in ms: RFC 3339, Unix seconds, or a duration before `now_ms`.
+fn instant(flag: &str, s: &str, now_ms: i64) -> anyhow::Result<i64> {
+    if let Some(d) = agentbus_consumers::alert_manager::rules::parse_duration(s) {
+        return Ok(now_ms - d.as_millis() as i64);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.timestamp_millis());
+    }
+    s.trim()
+        .parse::<i64>()
+        .map(|secs| secs * 1000)
+        .map_err(|_| {
+            anyhow::anyhow!("{flag}: {s:?} is not RFC 3339, Unix seconds or a duration such as 30m")
+        })
+}
+
+fn names_agent(v: &Value, agent: &str) -> bool {
+    [
+        "agent_name",
+        "selected_agent",
+        "source_agent",
+        "target_agent",
+    ]
+    .iter()
+    .any(|f| v[*f].as_str() == Some(agent))
+}
+
+pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    let topic = match args.topic.parse::<agentbus_client::Topic>() {
+        Ok(t) => t.name().to_string(),
+        Err(_) => args.topic.clone(),
+    };
+    let table = match args.output.as_str() {
+        "json" => false,
+        "table" => true,
+        other => bail!("--output: {other:?} is not json or table"),
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let from = instant("--from", &args.from, now)?;
+    let to = match &args.to {
+        Some(t) => instant("--to", t, now)?,
+        None => now,
+    };
+    if from > to {
+        bail!("--from is after --to");
+    }
+    let timeout = args.cluster.timeout();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &args.cluster.bootstrap_server)
+        .set("group.id", "agentbus-replay")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false")
+        .create()
+        .context("kafka client")?;
+    let md = consumer
+        .fetch_metadata(Some(&topic), timeout)
+        .with_context(|| format!("cannot read the metadata of {topic}"))?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    if partitions.is_empty() {
+        bail!("{topic}: no such topic");
+    }
+    // Where each partition reaches `from`, and where it ends now.
+    let mut by_time = TopicPartitionList::new();
+    for p in &partitions {
+        by_time.add_partition_offset(&topic, *p, Offset::Offset(from))?;
+    }
+    let starts = consumer
+        .offsets_for_times(by_time, timeout)
+        .context("ListOffsets by time")?;
+    let mut assign = TopicPartitionList::new();
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for e in starts.elements() {
+        let (_, high) = consumer.fetch_watermarks(&topic, e.partition(), timeout)?;
+        let start = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => high,
+        };
+        if start < high {
+            assign.add_partition_offset(&topic, e.partition(), Offset::Offset(start))?;
+            ends.insert(e.partition(), high);
+        }
+    }
+    let mut out = String::new();
+    if table {
+        let _ = writeln!(
+            out,
+            "{:<24}  {:>4}  {:>10}  {:<36}  {:<36}  agent",
+            "time", "part", "offset", "event_id", "correlation_id"
+        );
+    }
+    if !ends.is_empty() {
+        consumer.assign(&assign)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !ends.is_empty() {
+        if Instant::now() > deadline {
+            bail!(
+                "partitions {:?} not read to their end within 5 minutes",
+                ends.keys()
+            );
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.context("fetch")?;
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+        let ts = m.timestamp().to_millis().unwrap_or(0);
+        if ts < from || ts > to {
+            continue;
+        }
+        let payload = m.payload().unwrap_or_default();
+        let v: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+        if args
+            .correlation_id
+            .as_deref()
+            .is_some_and(|c| v["correlation_id"].as_str() != Some(c))
+        {
+            continue;
+        }
+        if args.agent.as_deref().is_some_and(|a| !names_agent(&v, a)) {
+            continue;
+        }
+        if table {
+            let time = chrono::DateTime::from_timestamp_millis(ts)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default();
+            let agent = ["agent_name", "selected_agent", "target_agent"]
+                .iter()
+                .find_map(|f| v[*f].as_str())
+                .unwrap_or("");
+            let _ = writeln!(
+                out,
+                "{time:<24}  {:>4}  {:>10}  {:<36}  {:<36}  {agent}",
+                m.partition(),
+                m.offset(),
+                v["event_id"].as_str().unwrap_or("-"),
+                v["correlation_id"].as_str().unwrap_or("-"),
+            );
+        } else {
+            out.push_str(&String::from_utf8_lossy(payload));
+            out.push('\n');
+        }
+        if out.len() > 1 << 16 {
+            crate::emit(&out)?;
+            out.clear();
+        }
+    }
+    crate::emit(&out)
+}
