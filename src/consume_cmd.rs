@@ -151,7 +151,7 @@ pub(crate) struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
-    fn settings(&self) -> DatabaseSettings {
+    pub(crate) fn settings(&self) -> DatabaseSettings {
         DatabaseSettings {
             url: self.database_url.clone(),
             host: self.postgres_host.clone(),

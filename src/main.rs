@@ -14,6 +14,7 @@ mod schema_cmd;
 mod signals;
 mod spool_cmd;
 mod topics_cmd;
+mod verify_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -68,6 +69,8 @@ enum Command {
     Topics(topics_cmd::TopicsArgs),
     /// Print a topic's events between two instants (JSON lines or a table).
     Replay(Box<replay_cmd::ReplayArgs>),
+    /// The dual-write check: the events in Kafka against the rows in PostgreSQL.
+    Verify(Box<verify_cmd::VerifyArgs>),
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.
@@ -122,6 +125,7 @@ fn main() -> std::process::ExitCode {
             Command::Schema(args) => schema_cmd::run(args),
             Command::Spool(args) => spool_cmd::run(args).await,
             Command::Topics(args) => topics_cmd::run(args).await,
+            Command::Verify(args) => verify_cmd::run(*args).await,
             Command::Replay(args) => tokio::task::spawn_blocking(move || replay_cmd::run(*args))
                 .await
                 .map_err(anyhow::Error::from)

@@ -83,48 +83,6 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
     if from > to {
         bail!("--from is after --to");
     }
-    let timeout = args.cluster.timeout();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &args.cluster.bootstrap_server)
-        .set("group.id", "agentbus-replay")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "false")
-        .create()
-        .context("kafka client")?;
-    let md = consumer
-        .fetch_metadata(Some(&topic), timeout)
-        .with_context(|| format!("cannot read the metadata of {topic}"))?;
-    let partitions: Vec<i32> = md
-        .topics()
-        .first()
-        .filter(|t| t.error().is_none())
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-        .unwrap_or_default();
-    if partitions.is_empty() {
-        bail!("{topic}: no such topic");
-    }
-    // Where each partition reaches `from`, and where it ends now.
-    let mut by_time = TopicPartitionList::new();
-    for p in &partitions {
-        by_time.add_partition_offset(&topic, *p, Offset::Offset(from))?;
-    }
-    let starts = consumer
-        .offsets_for_times(by_time, timeout)
-        .context("ListOffsets by time")?;
-    let mut assign = TopicPartitionList::new();
-    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
-    for e in starts.elements() {
-        let (_, high) = consumer.fetch_watermarks(&topic, e.partition(), timeout)?;
-        let start = match e.offset() {
-            Offset::Offset(o) => o,
-            _ => high,
-        };
-        if start < high {
-            assign.add_partition_offset(&topic, e.partition(), Offset::Offset(start))?;
-            ends.insert(e.partition(), high);
-        }
-    }
     let mut out = String::new();
     if table {
         let _ = writeln!(
@@ -133,31 +91,7 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
             "time", "part", "offset", "event_id", "correlation_id"
         );
     }
-    if !ends.is_empty() {
-        consumer.assign(&assign)?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while !ends.is_empty() {
-        if Instant::now() > deadline {
-            bail!(
-                "partitions {:?} not read to their end within 5 minutes",
-                ends.keys()
-            );
-        }
-        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = m.context("fetch")?;
-        if ends
-            .get(&m.partition())
-            .is_some_and(|end| m.offset() + 1 >= *end)
-        {
-            ends.remove(&m.partition());
-        }
-        let ts = m.timestamp().to_millis().unwrap_or(0);
-        if ts < from || ts > to {
-            continue;
-        }
+    read_range(&args.cluster, &topic, from, to, |m| {
         let payload = m.payload().unwrap_or_default();
         let v: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
         if args
@@ -165,13 +99,16 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
             .as_deref()
             .is_some_and(|c| v["correlation_id"].as_str() != Some(c))
         {
-            continue;
+            return Ok(());
         }
         if args.agent.as_deref().is_some_and(|a| !names_agent(&v, a)) {
-            continue;
+            return Ok(());
         }
         if table {
-            let time = chrono::DateTime::from_timestamp_millis(ts)
+            let time = m
+                .timestamp()
+                .to_millis()
+                .and_then(chrono::DateTime::from_timestamp_millis)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                 .unwrap_or_default();
             let agent = ["agent_name", "selected_agent", "target_agent"]
@@ -194,6 +131,89 @@ pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
             crate::emit(&out)?;
             out.clear();
         }
-    }
+        Ok(())
+    })?;
     crate::emit(&out)
+}
+
+/// Calls `each` with every record of `topic` whose timestamp lies in `from..=to` (ms),
+/// read_committed, up to the partitions' ends as they are when it starts.
+pub(crate) fn read_range(
+    cluster: &ClusterArgs,
+    topic: &str,
+    from: i64,
+    to: i64,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let timeout = cluster.timeout();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cluster.bootstrap_server)
+        .set("group.id", "agentbus-replay")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "false")
+        .create()
+        .context("kafka client")?;
+    let md = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("cannot read the metadata of {topic}"))?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    if partitions.is_empty() {
+        bail!("{topic}: no such topic");
+    }
+    // Where each partition reaches `from`, and where it ends now.
+    let mut by_time = TopicPartitionList::new();
+    for p in &partitions {
+        by_time.add_partition_offset(topic, *p, Offset::Offset(from))?;
+    }
+    let starts = consumer
+        .offsets_for_times(by_time, timeout)
+        .context("ListOffsets by time")?;
+    let mut assign = TopicPartitionList::new();
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for e in starts.elements() {
+        let (_, high) = consumer.fetch_watermarks(topic, e.partition(), timeout)?;
+        let start = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => high,
+        };
+        if start < high {
+            assign.add_partition_offset(topic, e.partition(), Offset::Offset(start))?;
+            ends.insert(e.partition(), high);
+        }
+    }
+    if ends.is_empty() {
+        return Ok(());
+    }
+    consumer.assign(&assign)?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !ends.is_empty() {
+        if Instant::now() > deadline {
+            bail!(
+                "{topic}: partitions {:?} not read to their end within 5 minutes",
+                ends.keys()
+            );
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.context("fetch")?;
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+        let ts = m.timestamp().to_millis().unwrap_or(0);
+        if ts < from || ts > to {
+            continue;
+        }
+        each(&m)?;
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@
 mod offsets;
 mod schema;
 mod tables;
+pub mod verify;
 
 pub use tables::{expected_columns, insert_sql, table_name};
 
