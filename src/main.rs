@@ -126,10 +126,7 @@ fn main() -> std::process::ExitCode {
             Command::Spool(args) => spool_cmd::run(args).await,
             Command::Topics(args) => topics_cmd::run(args).await,
             Command::Verify(args) => verify_cmd::run(*args).await,
-            Command::Replay(args) => tokio::task::spawn_blocking(move || replay_cmd::run(*args))
-                .await
-                .map_err(anyhow::Error::from)
-                .and_then(|r| r),
+            Command::Replay(args) => replay_cmd::run(*args).await,
         }
     });
     // The command is done: do not wait for blocking lookups it gave up on (a spooled

@@ -1,6 +1,7 @@
 //! `agentbus replay TOPIC --from TIME [--to TIME]`: the events a topic received between
 //! two instants (by record timestamp; the start is found with ListOffsets by time), as
-//! JSON lines or a table, filtered by trace id or agent.
+//! JSON lines or a table, filtered by trace id or agent. `replay --to-group GROUP --from
+//! TIME` makes a group whose offsets live in its sink read again from that time.
 
 use crate::cluster_args::ClusterArgs;
 use anyhow::{bail, Context};
@@ -15,8 +16,15 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ReplayArgs {
-    /// The topic (a name or an `agentbus log` subcommand, e.g. `routing-decision`).
-    topic: String,
+    /// The topic (a name or an `agentbus log` subcommand, e.g. `routing-decision`); with
+    /// `--to-group`, default every topic the db-writer reads.
+    topic: Option<String>,
+    /// Move this consumer group back to `--from` instead of printing (the db-writer's
+    /// group: its offsets live in PostgreSQL).
+    #[arg(long)]
+    to_group: Option<String>,
+    #[command(flatten)]
+    database: crate::consume_cmd::DatabaseArgs,
     /// First instant: RFC 3339, Unix seconds, or a duration ago (`30m`, `2h`, `7d`).
     #[arg(long)]
     from: String,
@@ -64,10 +72,90 @@ fn names_agent(v: &Value, agent: &str) -> bool {
     .any(|f| v[*f].as_str() == Some(agent))
 }
 
-pub(crate) fn run(args: ReplayArgs) -> anyhow::Result<()> {
-    let topic = match args.topic.parse::<agentbus_client::Topic>() {
+fn topic_name(t: &str) -> String {
+    match t.parse::<agentbus_client::Topic>() {
         Ok(t) => t.name().to_string(),
-        Err(_) => args.topic.clone(),
+        Err(_) => t.to_string(),
+    }
+}
+
+pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    if let Some(group) = args.to_group.clone() {
+        return to_group(&args, &group).await;
+    }
+    tokio::task::block_in_place(|| print(&args))
+}
+
+/// Moves `group`'s stored offsets back to `--from`.
+async fn to_group(args: &ReplayArgs, group: &str) -> anyhow::Result<()> {
+    let explain = match group {
+        "metrics-group" => Some("its windows in Redis would count the span twice; delete the span's keys first, then move the offsets"),
+        "audit-group" => Some("the archive already holds the span; reading it again would write it again beside the files it has"),
+        "db-writer-group" => None,
+        _ => Some("its offsets live in Kafka: use `agentbus groups reset-offsets` with the group stopped"),
+    };
+    if let Some(why) = explain {
+        bail!("--to-group {group}: not moved: {why}");
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let from = instant("--from", &args.from, now)?;
+    let topics: Vec<String> = match &args.topic {
+        Some(t) => vec![topic_name(t)],
+        None => agentbus_client::Topic::ALL
+            .iter()
+            .chain(agentbus_client::Topic::DERIVED.iter())
+            .map(|t| t.name().to_string())
+            .collect(),
+    };
+    let cluster = &args.cluster;
+    let targets = tokio::task::block_in_place(|| offsets_at(cluster, &topics, from))?;
+    let options = args.database.settings().connect_options()?;
+    let moved = agentbus_consumers::db_writer::verify::rewind(&options, group, &targets)
+        .await
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
+    crate::emit(&format!(
+        "{group}: {moved} partition(s) moved back to {}; the db-writer reads them again from there (a running one at its next batch), and rows it already has are skipped by event id (counted as duplicates)\n",
+        args.from
+    ))
+}
+
+/// The first offset at or after `from` (ms) of every partition of `topics` (the log
+/// end where nothing is that late); topics that do not exist are skipped.
+fn offsets_at(
+    cluster: &ClusterArgs,
+    topics: &[String],
+    from: i64,
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let timeout = cluster.timeout();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cluster.bootstrap_server)
+        .set("group.id", "agentbus-replay")
+        .create()
+        .context("kafka client")?;
+    let mut out = BTreeMap::new();
+    for topic in topics {
+        let md = consumer.fetch_metadata(Some(topic), timeout)?;
+        let Some(t) = md.topics().first().filter(|t| t.error().is_none()) else {
+            continue;
+        };
+        let mut tpl = TopicPartitionList::new();
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Offset(from))?;
+        }
+        for e in consumer.offsets_for_times(tpl, timeout)?.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => consumer.fetch_watermarks(topic, e.partition(), timeout)?.1,
+            };
+            out.insert((topic.clone(), e.partition()), offset);
+        }
+    }
+    Ok(out)
+}
+
+fn print(args: &ReplayArgs) -> anyhow::Result<()> {
+    let Some(topic) = args.topic.as_deref().map(topic_name) else {
+        bail!("TOPIC: which topic to print (or --to-group to move a group)");
     };
     let table = match args.output.as_str() {
         "json" => false,

@@ -112,4 +112,39 @@ async fn verify_finds_a_deleted_row_and_an_event_missing_from_kafka() {
         .unwrap();
     assert_eq!(actions["missing_in_database"], 1);
     assert_eq!(actions["first_missing_in_database"][0], gone.as_str());
+
+    // replay --to-group: the db-writer reads the last hour again; the deleted row comes
+    // back and nothing is doubled.
+    let replay = |group: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_agentbus"))
+            .args(["replay", "--to-group", group, "--from", "1h"])
+            .args(["--bootstrap-server", &bootstrap, "--database-url", pg.url()])
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| replay("db-writer-group"));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("partition(s) moved back"), "{said}");
+    let before = dbw::stored_ids(&pg).len();
+    let writer = DbWriter::spawn(&bootstrap, pg.url(), &[]);
+    common::members::wait_for_showing(
+        "the deleted row written again",
+        60,
+        || dbw::stored_ids(&pg).contains(&gone),
+        || writer.log(),
+    )
+    .await;
+    let m = writer.wait_for("the span read again", Duration::from_secs(60), |m| {
+        m["messages_duplicate"].as_u64().unwrap_or(0) >= (events.len() - 3) as u64
+    });
+    assert_eq!(dbw::stored_ids(&pg).len(), before + 1, "{m}");
+    let _ = tokio::task::block_in_place(|| writer.terminate(Duration::from_secs(30)));
+    let out = tokio::task::block_in_place(|| replay("metrics-group"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("count the span twice"));
 }

@@ -1,5 +1,6 @@
-//! What the dual-write check (`agentbus verify`) reads from PostgreSQL: the rows of a
-//! topic's table created since an instant, by event id.
+//! The db-writer's side of the operations commands: the rows of a topic's table
+//! created since an instant (`agentbus verify`), and its stored offsets moved back to a
+//! time (`agentbus replay --to-group`).
 
 use super::classify;
 use crate::sink::SinkError;
@@ -30,4 +31,41 @@ pub async fn rows_since(
         .map_err(classify)?;
     let _ = conn.close().await;
     Ok(rows.into_iter().collect())
+}
+
+/// Moves the group's stored offsets back to `to` (partition → the first offset at the
+/// replay's start), only where they are further on; returns how many moved. A running
+/// db-writer notices at its next batch of those partitions (the stored offset is not
+/// where its batch begins) and reads again from there; the rows it writes again are
+/// duplicates by event id and are skipped.
+pub async fn rewind(
+    options: &PgConnectOptions,
+    group: &str,
+    to: &BTreeMap<(String, i32), i64>,
+) -> Result<u64, SinkError> {
+    let mut conn = sqlx::PgConnection::connect_with(options)
+        .await
+        .map_err(classify)?;
+    let (mut topics, mut parts, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
+    for ((t, p), o) in to {
+        topics.push(t.as_str());
+        parts.push(*p);
+        offsets.push(*o);
+    }
+    let moved = sqlx::query(
+        r#"UPDATE kafka_offsets o SET next_offset = u.n, updated_at = now()
+             FROM UNNEST($2::text[], $3::integer[], $4::bigint[]) AS u(t, p, n)
+            WHERE o.consumer_group = $1 AND o.topic = u.t AND o."partition" = u.p
+              AND o.next_offset > u.n"#,
+    )
+    .bind(group)
+    .bind(&topics)
+    .bind(&parts)
+    .bind(&offsets)
+    .execute(&mut conn)
+    .await
+    .map_err(classify)?
+    .rows_affected();
+    let _ = conn.close().await;
+    Ok(moved)
 }
