@@ -59,11 +59,7 @@ pub struct DeliverySink {
     stats: Arc<AlertStats>,
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use super::evaluate::now_ms;
 
 fn jitter(d: Duration) -> Duration {
     // Up to half again, from the clock's low bits: enough to spread retries.

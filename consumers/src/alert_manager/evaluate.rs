@@ -326,6 +326,13 @@ pub fn show_duration(ms: i64) -> String {
     }
 }
 
+/// The wall clock in ms since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// RFC 3339 with milliseconds, UTC.
 pub fn timestamp(ms: i64) -> Timestamp {
     let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();

@@ -14,7 +14,7 @@ use crate::txn::{self, Out, TxnProducer};
 use agentbus_client::alert::{AgentAlert, AlertAction, AlertKind};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tracing::info;
 
 const PROCESSOR: &str = "alert-manager";
@@ -59,16 +59,28 @@ impl std::fmt::Debug for AlertSink {
 /// States a batch or a tick changed: `None` forgets the key.
 type Changed = BTreeMap<(i32, String), Option<SubjectState>>;
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+use super::evaluate::now_ms;
+
+/// What a batch or a tick produces: the records, and the alerts among them by rule and
+/// action (for `/metrics`, once the transaction committed).
+#[derive(Default)]
+struct Produced {
+    records: Vec<Out>,
+    alerts: Vec<(String, &'static str)>,
 }
 
-fn alert_out(alert: &AgentAlert) -> Out {
-    let mut out = Out::json(ALERTS, alert.dedup_key.clone(), alert);
-    out.timestamp = alert.timestamp.millis();
-    out
+impl Produced {
+    fn alert(&mut self, alert: &AgentAlert) {
+        let mut out = Out::json(ALERTS, alert.dedup_key.clone(), alert);
+        out.timestamp = alert.timestamp.millis();
+        self.records.push(out);
+        let action = match (alert.kind, alert.action) {
+            (AlertKind::Suppressed, _) => "suppressed",
+            (_, AlertAction::Trigger) => "trigger",
+            (_, AlertAction::Resolve) => "resolve",
+        };
+        self.alerts.push((alert.rule.clone(), action));
+    }
 }
 
 fn state_out(partition: i32, key: &str, state: Option<&SubjectState>) -> Out {
@@ -104,18 +116,10 @@ impl AlertSink {
         self.stats.clone()
     }
 
-    /// Counts the alerts among `out` (after their transaction committed).
-    fn count(&self, out: &[Out]) {
-        for o in out.iter().filter(|o| o.topic == ALERTS) {
-            let Some(Ok(a)) = o.value.as_deref().map(serde_json::from_slice::<AgentAlert>) else {
-                continue;
-            };
-            let action = match (a.kind, a.action) {
-                (AlertKind::Suppressed, _) => "suppressed",
-                (_, AlertAction::Trigger) => "trigger",
-                (_, AlertAction::Resolve) => "resolve",
-            };
-            self.stats.alert(&a.rule, action);
+    /// Counts the alerts of a committed transaction.
+    fn count(&self, alerts: &[(String, &'static str)]) {
+        for (rule, action) in alerts {
+            self.stats.alert(rule, action);
         }
     }
 
@@ -139,9 +143,9 @@ impl AlertSink {
     }
 
     /// The records to produce for `batch`, and the state they leave.
-    fn compute(&self, batch: &Batch<'_>) -> (Vec<Out>, Changed, HashMap<i32, i64>) {
+    fn compute(&self, batch: &Batch<'_>) -> (Produced, Changed, HashMap<i32, i64>) {
         let rules = &self.settings.rules;
-        let mut out = Vec::new();
+        let mut out = Produced::default();
         let mut changed = BTreeMap::new();
         let mut clocks: HashMap<i32, i64> = HashMap::new();
         for r in batch.records {
@@ -149,7 +153,7 @@ impl AlertSink {
                 continue;
             };
             if r.log() != SUBJECTS {
-                out.push(Out {
+                out.records.push(Out {
                     topic: SUBJECTS.to_string(),
                     partition: None,
                     key: Some(subject.into_bytes()),
@@ -179,15 +183,15 @@ impl AlertSink {
                     let describe = || subjects::describe(rule, &r.event);
                     for alert in state.observe(rule, &obs, describe) {
                         info!(rule = %alert.rule, dedup_key = %alert.dedup_key, action = alert.action.as_str(), "{}", alert.summary);
-                        out.push(alert_out(&alert));
+                        out.alert(&alert);
                     }
                 }
             }
         }
         for ((p, key), state) in &changed {
-            out.push(state_out(*p, key, state.as_ref()));
+            out.records.push(state_out(*p, key, state.as_ref()));
         }
-        out.extend(txn::dead_letters(batch, PROCESSOR));
+        out.records.extend(txn::dead_letters(batch, PROCESSOR));
         (out, changed, clocks)
     }
 
@@ -203,8 +207,8 @@ impl AlertSink {
 
     /// Resolves, suppression summaries and forgotten states, each partition at its
     /// clock.
-    fn expire(&self) -> (Vec<Out>, Changed) {
-        let mut out = Vec::new();
+    fn expire(&self) -> (Produced, Changed) {
+        let mut out = Produced::default();
         let mut changed = BTreeMap::new();
         for (p, states) in &self.state {
             let Some((t, seen)) = self.stream_time.get(p) else {
@@ -223,11 +227,11 @@ impl AlertSink {
                 let mut next = s.clone();
                 if let Some(alert) = next.expire(rule, now) {
                     info!(rule = %alert.rule, dedup_key = %alert.dedup_key, "alert resolved: {}", alert.summary);
-                    out.push(alert_out(&alert));
+                    out.alert(&alert);
                 }
                 if next.idle(rule, now) {
                     if let Some(summary) = next.suppression_summary(rule, now) {
-                        out.push(alert_out(&summary));
+                        out.alert(&summary);
                     }
                     changed.insert((*p, key.clone()), None);
                 } else if next != *s {
@@ -236,7 +240,7 @@ impl AlertSink {
             }
         }
         for ((p, key), state) in &changed {
-            out.push(state_out(*p, key, state.as_ref()));
+            out.records.push(state_out(*p, key, state.as_ref()));
         }
         (out, changed)
     }
@@ -298,8 +302,8 @@ impl Sink for AlertSink {
         let (out, changed, clocks) = self.compute(batch);
         // librdkafka's transaction calls block; the runtime polls sinks on the group's
         // own consumer thread, so blocking here holds up nothing else.
-        self.producer.transact(Some(batch), &out)?;
-        self.count(&out);
+        self.producer.transact(Some(batch), &out.records)?;
+        self.count(&out.alerts);
         self.apply(changed);
         for (p, t) in clocks {
             let was = self.stream_time.get(&p).map_or(i64::MIN, |s| s.0);
@@ -332,11 +336,11 @@ impl Sink for AlertSink {
     async fn tick(&mut self) -> Result<(), SinkError> {
         self.next_tick = Instant::now() + TICK;
         let (out, changed) = self.expire();
-        if out.is_empty() {
+        if out.records.is_empty() {
             return Ok(());
         }
-        self.producer.transact(None, &out)?;
-        self.count(&out);
+        self.producer.transact(None, &out.records)?;
+        self.count(&out.alerts);
         self.apply(changed);
         Ok(())
     }
