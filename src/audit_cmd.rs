@@ -8,15 +8,15 @@ use agentbus_consumers::config::ConfigError;
 use anyhow::Context;
 
 /// Where the archive is.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct ArchiveArgs {
     /// A local directory archive (`file:///path`), the default for development; ignored
     /// when S3_BUCKET is set.
     #[arg(long, env = "AUDIT_URL")]
-    audit_url: Option<String>,
+    pub(crate) audit_url: Option<String>,
     /// Archive to this S3 bucket (or an S3-compatible store's, with S3_ENDPOINT).
     #[arg(long, env = "S3_BUCKET")]
-    s3_bucket: Option<String>,
+    pub(crate) s3_bucket: Option<String>,
     /// Before every object name.
     #[arg(long, env = "S3_PREFIX", default_value = "events/")]
     s3_prefix: String,

@@ -8,44 +8,53 @@ use agentbus_consumers::alert_manager::{
     self, AlertSettings, AlertSink, DeliverySettings, DeliverySink, Rules,
 };
 use agentbus_consumers::config::ConfigError;
+use agentbus_consumers::metrics::Metrics;
 use agentbus_consumers::{Service, StartFrom};
 use anyhow::Context;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AlertManagerArgs {
     #[command(flatten)]
-    runtime: RuntimeArgs,
+    pub(crate) runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub(crate) alerts: AlertArgs,
+}
+
+/// The rules, the destinations and the rate limit.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct AlertArgs {
     /// The rules: a TOML file (built-in defaults that match the seeds without it).
     #[arg(long, env = "ALERT_RULES")]
-    rules: Option<String>,
+    pub(crate) rules: Option<String>,
     /// Failures of one fingerprint or signature that may fall in the window before the
     /// repeated-failure rule fires (it fires above it).
     #[arg(long, env = "FAILURE_THRESHOLD", default_value = "3")]
-    failure_threshold: String,
+    pub(crate) failure_threshold: String,
     /// PagerDuty Events API v2 routing (integration) key; PagerDuty gets no alerts
     /// without it.
     #[arg(long, env = "PAGERDUTY_API_KEY", hide_env_values = true)]
-    pagerduty_api_key: Option<String>,
+    pub(crate) pagerduty_api_key: Option<String>,
     /// PagerDuty's events endpoint.
     #[arg(long, env = "PAGERDUTY_EVENTS_URL", default_value = PAGERDUTY_EVENTS_URL)]
-    pagerduty_events_url: String,
+    pub(crate) pagerduty_events_url: String,
     /// A Slack incoming webhook.
     #[arg(long, env = "SLACK_WEBHOOK_URL", hide_env_values = true)]
-    slack_webhook_url: Option<String>,
+    pub(crate) slack_webhook_url: Option<String>,
     /// Any endpoint that takes the alert event as JSON.
     #[arg(long, env = "ALERT_WEBHOOK_URL")]
-    alert_webhook_url: Option<String>,
+    pub(crate) alert_webhook_url: Option<String>,
     /// A link shown with every alert; `{dedup_key}` is filled in.
     #[arg(long, env = "ALERT_LINK_URL")]
-    alert_link_url: Option<String>,
+    pub(crate) alert_link_url: Option<String>,
     /// Most triggers sent per minute (0: no limit); the rest are held back and summed up.
     #[arg(long, env = "ALERT_RATE_LIMIT", default_value_t = 30)]
-    rate_limit: u32,
+    pub(crate) rate_limit: u32,
     /// This instance's name, stable across its restarts: the transactional id is
     /// `alert-manager-<instance>` (default: the host name).
     #[arg(long, env = "INSTANCE_ID")]
-    instance: Option<String>,
+    pub(crate) instance: Option<String>,
 }
 
 fn url(setting: &'static str, value: &str) -> Result<String, ConfigError> {
@@ -60,8 +69,8 @@ fn url(setting: &'static str, value: &str) -> Result<String, ConfigError> {
     }
 }
 
-impl AlertManagerArgs {
-    fn destinations(&self) -> Result<Vec<Destination>, ConfigError> {
+impl AlertArgs {
+    pub(crate) fn destinations(&self) -> Result<Vec<Destination>, ConfigError> {
         fn set(v: &Option<String>) -> Option<&str> {
             v.as_deref().filter(|s| !s.trim().is_empty())
         }
@@ -86,10 +95,12 @@ impl AlertManagerArgs {
     }
 }
 
-pub(crate) async fn run(
-    args: AlertManagerArgs,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// Adds the three groups; their metrics.
+pub(crate) async fn add(
+    all: &AlertManagerArgs,
+    service: &mut Service,
+) -> anyhow::Result<Vec<Arc<Metrics>>> {
+    let args = &all.alerts;
     let threshold: u64 = args.failure_threshold.trim().parse().map_err(|_| {
         ConfigError::new(
             "FAILURE_THRESHOLD",
@@ -109,12 +120,12 @@ pub(crate) async fn run(
     // Three groups, each on its own consumer thread (and core): the router keys the
     // watched events by subject, the rules group evaluates them, the delivery group
     // sends the alerts.
-    let mut route = args.runtime.config(
+    let mut route = all.runtime.config(
         alert_manager::GROUP,
         "alert-manager",
         alert_manager::topics(&rules),
     )?;
-    let mut evaluate = args.runtime.config(
+    let mut evaluate = all.runtime.config(
         alert_manager::RULES_GROUP,
         "alert-manager",
         vec![alert_manager::SUBJECTS.to_string()],
@@ -124,7 +135,7 @@ pub(crate) async fn run(
     evaluate.reset_sink_offsets.clear();
     // The keyed copies are the router's: all of them count.
     evaluate.start_from = StartFrom::Earliest;
-    let mut deliver = args.runtime.config(
+    let mut deliver = all.runtime.config(
         alert_manager::DELIVERY_GROUP,
         "alert-manager",
         vec![alert_manager::ALERTS.to_string()],
@@ -134,20 +145,20 @@ pub(crate) async fn run(
     // An alert crosses three batches (the keyed copy, the evaluation, the delivery):
     // shorter waits than the runtime's 500 ms keep an event within a second of its page.
     // Busy streams fill their batches by size anyway.
-    if !args.runtime.batch_timeout_given() {
+    if !all.runtime.batch_timeout_given() {
         route.batch_timeout = Duration::from_millis(100);
         evaluate.batch_timeout = Duration::from_millis(100);
         deliver.batch_timeout = Duration::from_millis(20);
     }
     // A new alerting group does not page for a year of history.
-    if args.runtime.start_from.is_none() {
+    if all.runtime.start_from.is_none() {
         route.start_from = StartFrom::NotOlderThan(Duration::from_secs(3600));
         deliver.start_from = route.start_from;
     }
     if destinations.is_empty() {
         tracing::warn!("no PAGERDUTY_API_KEY, SLACK_WEBHOOK_URL or ALERT_WEBHOOK_URL: alerts are logged and kept in agent-alerts");
     }
-    let instance = match args.instance.filter(|i| !i.trim().is_empty()) {
+    let instance = match args.instance.clone().filter(|i| !i.trim().is_empty()) {
         Some(i) => i,
         None => crate::consume_cmd::hostname(),
     };
@@ -177,19 +188,10 @@ pub(crate) async fn run(
         request_timeout: Duration::from_secs(10),
     })?;
     let (evaluator_stats, delivery_stats) = (sink.stats(), delivery.stats());
-    let mut service = Service::new(route.http_addr);
     let routed = service.add(route, router);
     let evaluated = service.add(evaluate, sink);
     evaluated.attach_alerts(evaluator_stats);
     let delivered = service.add(deliver, delivery);
     delivered.attach_alerts(delivery_stats);
-    service.run(shutdown).await?;
-    tracing::info!(
-        "stopped: {} read, {} evaluated, {} alerts delivered, {} sent to the DLQ",
-        routed.events_received(),
-        evaluated.events_received(),
-        delivered.events_written(),
-        routed.dead_letters() + evaluated.dead_letters() + delivered.dead_letters()
-    );
-    Ok(())
+    Ok(vec![routed, evaluated, delivered])
 }

@@ -3,7 +3,8 @@
 use agentbus_client::Topic;
 use agentbus_consumers::audit_logger::{self, ArchiveSink, AuditStats, Rotation};
 use agentbus_consumers::config::ConfigError;
-use agentbus_consumers::db_writer::{self, DatabaseSettings, PgSink};
+use agentbus_consumers::db_writer::{self, DatabaseSettings, PgConnectOptions, PgSink};
+use agentbus_consumers::metrics::Metrics;
 use agentbus_consumers::metrics_aggregator::query::Api;
 use agentbus_consumers::metrics_aggregator::{self, RedisSettings, RedisSink};
 use agentbus_consumers::pattern_extractor::{self, ExtractorSettings, ExtractorSink, Model};
@@ -11,6 +12,7 @@ use agentbus_consumers::Service;
 use agentbus_consumers::{RuntimeConfig, SinkError};
 use anyhow::Context;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -39,7 +41,7 @@ enum Group {
 }
 
 /// Settings every consumer takes (flags, or the seeds' environment variables).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct RuntimeArgs {
     /// Kafka bootstrap servers, comma-separated.
     #[arg(long, env = "KAFKA_BROKERS", default_value = "localhost:9092")]
@@ -80,6 +82,28 @@ pub(crate) struct RuntimeArgs {
 }
 
 impl RuntimeArgs {
+    /// The settings `agentbus dev` runs every group with: its own broker, short
+    /// batch waits (one event shows up everywhere within a second).
+    pub(crate) fn dev(bootstrap: &str) -> Self {
+        Self {
+            brokers: bootstrap.to_string(),
+            group_id: None,
+            batch_size: 100,
+            batch_timeout_ms: Some(100),
+            drain_timeout_ms: 10_000,
+            http_port: 0,
+            http_host: std::net::IpAddr::from([127, 0, 0, 1]),
+            session_timeout_ms: 10_000,
+            properties: Vec::new(),
+            start_from: None,
+            reset_sink_offsets: Vec::new(),
+        }
+    }
+
+    pub(crate) fn http_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.http_host, self.http_port)
+    }
+
     /// Whether BATCH_TIMEOUT_MS (or MAX_LATENCY_MS) was given.
     pub(crate) fn batch_timeout_given(&self) -> bool {
         self.batch_timeout_ms.is_some() || std::env::var_os("MAX_LATENCY_MS").is_some()
@@ -128,11 +152,11 @@ impl RuntimeArgs {
 }
 
 /// Where PostgreSQL is.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct DatabaseArgs {
     /// PostgreSQL URL; wins over the POSTGRES_* settings.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// PostgreSQL host.
     #[arg(long, env = "POSTGRES_HOST")]
     postgres_host: Option<String>,
@@ -172,11 +196,11 @@ pub(crate) struct DbWriterArgs {
 }
 
 /// Where Redis is, and the aggregator's key layout.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct RedisArgs {
     /// Redis URL (`redis://[:password@]host:port[/db]`); wins over REDIS_HOST/PORT.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    redis_url: Option<String>,
+    pub(crate) redis_url: Option<String>,
     /// Redis host (localhost).
     #[arg(long, env = "REDIS_HOST")]
     redis_host: Option<String>,
@@ -220,21 +244,32 @@ pub(crate) struct MetricsAggregatorArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct AuditLoggerArgs {
     #[command(flatten)]
-    runtime: RuntimeArgs,
+    pub(crate) runtime: RuntimeArgs,
     #[command(flatten)]
-    archive: crate::audit_cmd::ArchiveArgs,
+    pub(crate) archive: crate::audit_cmd::ArchiveArgs,
     /// Records per archive file.
     #[arg(long, env = "FLUSH_SIZE", default_value_t = 10_000)]
-    flush_size: usize,
+    pub(crate) flush_size: usize,
     /// Close a partition's open file after this long without records, in ms.
     #[arg(long, env = "ROTATE_IDLE_MS", default_value_t = 60_000)]
-    rotate_idle_ms: u64,
+    pub(crate) rotate_idle_ms: u64,
 }
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct PatternExtractorArgs {
     #[command(flatten)]
-    runtime: RuntimeArgs,
+    pub(crate) runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+    /// This instance's name, stable across its restarts: the transactional id is
+    /// `pattern-extractor-<instance>` (default: the host name).
+    #[arg(long, env = "INSTANCE_ID")]
+    pub(crate) instance: Option<String>,
+}
+
+/// Where the pattern-extractor's model is, and its thresholds.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ModelArgs {
     /// The model: a TOML file, or a directory holding `model.toml` (built-in defaults
     /// without it).
     #[arg(long, env = "ML_MODEL_PATH")]
@@ -246,10 +281,6 @@ pub(crate) struct PatternExtractorArgs {
     /// Share of successful executions a template needs (`templates.min_success_rate`).
     #[arg(long, env = "MIN_SUCCESS_RATE")]
     min_success_rate: Option<String>,
-    /// This instance's name, stable across its restarts: the transactional id is
-    /// `pattern-extractor-<instance>` (default: the host name).
-    #[arg(long, env = "INSTANCE_ID")]
-    instance: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -260,19 +291,68 @@ pub(crate) struct MigrateArgs {
 
 pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let shutdown = crate::signals::shutdown()?;
-    match args.group {
-        Group::DbWriter(args) => db_writer(*args, shutdown).await,
-        Group::MetricsAggregator(args) => metrics_aggregator(*args, shutdown).await,
-        Group::AuditLogger(args) => audit_logger(*args, shutdown).await,
-        Group::PatternExtractor(args) => pattern_extractor(*args, shutdown).await,
-        Group::AlertManager(args) => crate::consume_alerts::run(*args, shutdown).await,
+    let (stop, stopped) = stop_signal(shutdown);
+    let http_addr = match &args.group {
+        Group::DbWriter(a) => a.runtime.http_addr(),
+        Group::MetricsAggregator(a) => a.runtime.http_addr(),
+        Group::AuditLogger(a) => a.runtime.http_addr(),
+        Group::PatternExtractor(a) => a.runtime.http_addr(),
+        Group::AlertManager(a) => a.runtime.http_addr(),
+    };
+    let mut service = Service::new(http_addr);
+    let groups = match args.group {
+        Group::DbWriter(a) => {
+            let options = a.database.settings().connect_options()?;
+            migrate_when_up(&options, stopped()).await?;
+            vec![add_db_writer(&a.runtime, options, &mut service).await?]
+        }
+        Group::MetricsAggregator(a) => {
+            vec![add_metrics_aggregator(&a.runtime, &a.redis, &mut service)?]
+        }
+        Group::AuditLogger(a) => vec![add_audit_logger(&a, &mut service).await?],
+        Group::PatternExtractor(a) => vec![add_pattern_extractor(&a, &mut service).await?],
+        Group::AlertManager(a) => crate::consume_alerts::add(&a, &mut service).await?,
+    };
+    service.run(stopped()).await?;
+    drop(stop);
+    for m in groups {
+        tracing::info!(
+            "{} stopped: {} consumed, {} written, {} sent to the DLQ",
+            m.group(),
+            m.events_received(),
+            m.events_written(),
+            m.dead_letters()
+        );
     }
+    Ok(())
 }
 
-async fn pattern_extractor(
-    args: PatternExtractorArgs,
+/// A shutdown future that several waits can share: the sender keeps it armed.
+fn stop_signal(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Clone,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tx = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        Box::pin(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    };
+    (stop_tx, stopped)
+}
+
+pub(crate) async fn add_pattern_extractor(
+    args: &PatternExtractorArgs,
+    service: &mut Service,
+) -> anyhow::Result<Arc<Metrics>> {
     let mut config = args.runtime.config(
         pattern_extractor::GROUP,
         "pattern-extractor",
@@ -280,11 +360,11 @@ async fn pattern_extractor(
     )?;
     config.carriers = pattern_extractor::carriers();
     let model = Model::load(
-        args.model_path.as_deref(),
-        args.min_occurrences.as_deref(),
-        args.min_success_rate.as_deref(),
+        args.model.model_path.as_deref(),
+        args.model.min_occurrences.as_deref(),
+        args.model.min_success_rate.as_deref(),
     )?;
-    let instance = match args.instance.filter(|i| !i.trim().is_empty()) {
+    let instance = match args.instance.clone().filter(|i| !i.trim().is_empty()) {
         Some(i) => i,
         None => hostname(),
     };
@@ -296,14 +376,7 @@ async fn pattern_extractor(
     let sink = ExtractorSink::new(settings)
         .await
         .context("KAFKA_BROKERS: cannot start the transactional producer")?;
-    let metrics = agentbus_consumers::run(config, sink, shutdown).await?;
-    tracing::info!(
-        "stopped: {} consumed, {} learned from, {} sent to the DLQ",
-        metrics.events_received(),
-        metrics.events_written(),
-        metrics.dead_letters()
-    );
-    Ok(())
+    Ok(service.add(config, sink))
 }
 
 pub(crate) fn hostname() -> String {
@@ -315,10 +388,11 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "0".to_string())
 }
 
-async fn audit_logger(
-    args: AuditLoggerArgs,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// Adds the audit-logger; the archive's place.
+pub(crate) async fn add_audit_logger(
+    args: &AuditLoggerArgs,
+    service: &mut Service,
+) -> anyhow::Result<Arc<Metrics>> {
     let config = args
         .runtime
         .config(audit_logger::GROUP, "audit-logger", all_topics())?;
@@ -347,34 +421,27 @@ async fn audit_logger(
         ..Rotation::default()
     };
     let sink = ArchiveSink::new(archive, rotation, stats.clone());
-    let mut service = Service::new(config.http_addr);
     let metrics = service.add(config, sink);
-    metrics.attach_audit(stats.clone());
-    service.run(shutdown).await?;
-    tracing::info!(
-        "stopped: {} consumed, {} files with {} records archived, {} sent to the DLQ",
-        metrics.events_received(),
-        stats.files(),
-        stats.records(),
-        metrics.dead_letters()
-    );
-    Ok(())
+    metrics.attach_audit(stats);
+    Ok(metrics)
 }
 
 fn all_topics() -> Vec<String> {
     Topic::ALL.iter().map(|t| t.name().to_string()).collect()
 }
 
-async fn metrics_aggregator(
-    args: MetricsAggregatorArgs,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let config = args.runtime.config(
+/// Adds the metrics-aggregator and its `/api/metrics`.
+pub(crate) fn add_metrics_aggregator(
+    runtime: &RuntimeArgs,
+    redis: &RedisArgs,
+    service: &mut Service,
+) -> anyhow::Result<Arc<Metrics>> {
+    let config = runtime.config(
         metrics_aggregator::GROUP,
         "metrics-aggregator",
         all_topics(),
     )?;
-    let settings = args.redis.settings()?;
+    let settings = redis.settings()?;
     let sink = RedisSink::new(&settings)?;
     let api = Api::new(
         &settings.url()?,
@@ -382,68 +449,49 @@ async fn metrics_aggregator(
         settings.window_seconds,
     )
     .context("REDIS_URL")?;
-    let mut service = Service::new(config.http_addr).route(api.router());
-    let metrics = service.add(config, sink);
-    service.run(shutdown).await?;
-    tracing::info!(
-        "stopped: {} consumed, {} aggregated, {} sent to the DLQ",
-        metrics.events_received(),
-        metrics.events_written(),
-        metrics.dead_letters()
-    );
-    Ok(())
+    service.add_routes(api.router());
+    Ok(service.add(config, sink))
 }
 
-async fn db_writer(
-    args: DbWriterArgs,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+/// Applies the migrations, waiting for the database rather than failing (systemd would
+/// only restart us into the same wait); returns early when `stopped` completes.
+async fn migrate_when_up(
+    options: &PgConnectOptions,
+    stopped: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    // The eight topics and the pattern-extractor's outputs (templates, fix suggestions).
-    let mut topics = all_topics();
-    topics.extend(Topic::DERIVED.iter().map(|t| t.name().to_string()));
-    let config = args.runtime.config(db_writer::GROUP, "db-writer", topics)?;
-    let options = args.database.settings().connect_options()?;
-    let pool = db_writer::pool(options.clone());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    // The schema first; wait for the database rather than fail (systemd would only
-    // restart us into the same wait).
     let mut backoff = Duration::from_millis(200);
+    tokio::pin!(stopped);
     loop {
-        match db_writer::migrate(&options).await {
-            Ok(()) => break,
+        match db_writer::migrate(options).await {
+            Ok(()) => return Ok(()),
             Err(SinkError::Fatal(e)) => anyhow::bail!("DATABASE_URL: {e}"),
             Err(e) => {
                 tracing::warn!("cannot apply the migrations yet: {e}; retrying in {backoff:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stopped() => return Ok(()),
+                    _ = &mut stopped => return Ok(()),
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
+}
+
+/// Adds the db-writer (its schema applied already).
+pub(crate) async fn add_db_writer(
+    runtime: &RuntimeArgs,
+    options: PgConnectOptions,
+    service: &mut Service,
+) -> anyhow::Result<Arc<Metrics>> {
+    // The eight topics and the derived ones (templates, fix suggestions, alerts).
+    let mut topics = all_topics();
+    topics.extend(Topic::DERIVED.iter().map(|t| t.name().to_string()));
+    let config = runtime.config(db_writer::GROUP, "db-writer", topics)?;
     // They may not exist yet when the pattern-extractor has never run.
     if let Err(e) = agentbus_consumers::pattern_extractor::ensure_topics(&config.brokers).await {
         tracing::warn!("cannot create the pattern-extractor's topics yet: {e}");
     }
-    let metrics = agentbus_consumers::run(config, PgSink::new(pool), stopped()).await?;
-    tracing::info!(
-        "stopped: {} consumed, {} inserted, {} sent to the DLQ",
-        metrics.events_received(),
-        metrics.events_written(),
-        metrics.dead_letters()
-    );
-    Ok(())
+    Ok(service.add(config, PgSink::new(db_writer::pool(options))))
 }
 
 pub(crate) async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {

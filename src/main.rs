@@ -6,6 +6,7 @@ mod broker_cmd;
 mod cluster_args;
 mod consume_alerts;
 mod consume_cmd;
+mod dev;
 mod groups;
 mod log_cmd;
 mod metrics_cmd;
@@ -45,6 +46,9 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole pipeline on this machine: the broker on 127.0.0.1:9092, the topics, the
+    /// five consumer groups and a status page on HTTP_PORT (8080).
+    Dev(Box<dev::DevArgs>),
     /// Run the Kafka-compatible broker.
     Broker(Box<broker_cmd::BrokerArgs>),
     /// Measure the broker: startup, idle memory, produce and consume throughput.
@@ -114,6 +118,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Dev(args) => dev::run(*args).await,
             Command::Broker(args) => broker_cmd::run(*args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Consume(args) => consume_cmd::run(args).await,

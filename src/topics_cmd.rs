@@ -93,8 +93,23 @@ fn effective(
     (rf, configs)
 }
 
-fn print(line: &str) {
-    println!("{line}");
+/// Where `apply` reports what it did: printed for `topics apply`, in the debug log for
+/// `agentbus dev` (whose single broker caps every replication factor).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Report {
+    line: fn(&str),
+    warning: fn(&str),
+}
+
+impl Report {
+    pub(crate) const PRINT: Report = Report {
+        line: |l| println!("{l}"),
+        warning: |w| eprintln!("warning: {w}"),
+    };
+    pub(crate) const QUIET: Report = Report {
+        line: |l| tracing::debug!("{l}"),
+        warning: |w| tracing::debug!("{w}"),
+    };
 }
 
 async fn apply(
@@ -106,6 +121,18 @@ async fn apply(
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let specs = catalog::from_toml(&text).with_context(|| format!("{}", file.display()))?;
+    apply_specs(bootstrap, timeout, &specs, dry_run, Report::PRINT).await
+}
+
+/// Creates or updates the topics of `specs` (see the module's comment).
+pub(crate) async fn apply_specs(
+    bootstrap: &str,
+    timeout: Duration,
+    specs: &[TopicSpec],
+    dry_run: bool,
+    report: Report,
+) -> anyhow::Result<()> {
+    let print = report.line;
 
     let admin: AdminClient<Quiet> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -147,7 +174,7 @@ async fn apply(
         })
         .collect();
     for w in &warnings {
-        eprintln!("warning: {w}");
+        (report.warning)(w);
     }
 
     // 1. Create the missing topics, with their configs.

@@ -122,7 +122,7 @@ impl OpenBatch {
             Ok(o) if in_transaction => {
                 for letter in self.dead.iter_mut().filter(|l| !l.sent) {
                     letter.sent = true;
-                    metrics.dead_lettered(letter.stage.into());
+                    metrics.dead_letter_sent(letter);
                     warn!(stage = letter.stage.as_str(), reason = %letter.message, "Event sent to DLQ: {}", letter.label());
                 }
                 o
@@ -246,7 +246,7 @@ async fn send_dead_letters(
     for i in unsent {
         let letter = &dead[i];
         if letter.sent {
-            metrics.dead_lettered(letter.stage.into());
+            metrics.dead_letter_sent(letter);
             warn!(stage = letter.stage.as_str(), reason = %letter.message, "Event sent to DLQ: {}", letter.label());
         }
     }

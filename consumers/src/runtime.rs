@@ -132,8 +132,14 @@ impl Service {
 
     /// Serves `routes` too (a group's own API).
     pub fn route(mut self, routes: Router) -> Self {
-        self.routes = self.routes.merge(routes);
+        self.add_routes(routes);
         self
+    }
+
+    /// [`Service::route`] on a service being assembled.
+    pub fn add_routes(&mut self, routes: Router) {
+        let all = std::mem::take(&mut self.routes);
+        self.routes = all.merge(routes);
     }
 
     /// Runs every group until `shutdown` completes, then each stops fetching, flushes

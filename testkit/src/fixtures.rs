@@ -99,15 +99,20 @@ pub enum Source {
     Binaries,
 }
 
-/// A private PostgreSQL cluster (data directory and postmaster).
+/// A PostgreSQL server of its own: a data directory and a postmaster on a free loopback
+/// port, from the installed `initdb`/`pg_ctl`. Throw-away ([`PgServer::temporary`]) for
+/// tests, or kept in a directory across runs ([`PgServer::start_in`]) for `agentbus dev`.
+/// Dropping it stops the server (and removes a temporary one's directory).
 #[derive(Debug)]
-struct PgCluster {
+pub struct PgServer {
     pg_ctl: PathBuf,
     dir: PathBuf,
+    port: u16,
     run_as_postgres: bool,
+    keep: bool,
 }
 
-impl PgCluster {
+impl PgServer {
     fn command(&self, bin: &Path) -> Command {
         if self.run_as_postgres {
             // initdb and postgres refuse to run as root.
@@ -119,52 +124,87 @@ impl PgCluster {
         }
     }
 
-    fn start(port: u16) -> Result<Self, FixtureError> {
+    /// A server in a new temporary directory, removed when it is dropped.
+    pub fn temporary() -> Result<Self, FixtureError> {
+        let dir = std::env::temp_dir().join(format!("agentbus-pg-{}", uuid_like()));
+        Self::start(&dir, false, &["-c", "fsync=off"])
+    }
+
+    /// A server whose cluster lives in `dir` (created by `initdb` on first use) and
+    /// survives this process: the same databases next time.
+    pub fn start_in(dir: &Path) -> Result<Self, FixtureError> {
+        Self::start(dir, true, &[])
+    }
+
+    fn start(dir: &Path, keep: bool, settings: &[&str]) -> Result<Self, FixtureError> {
         let dirs = postgres_bin_dirs();
         let initdb = find_binary("initdb", &dirs, "DATABASE_URL")?;
         let pg_ctl = find_binary("pg_ctl", &dirs, "DATABASE_URL")?;
-        let dir = std::env::temp_dir().join(format!("agentbus-pg-{}", uuid_like()));
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir)?;
+        let dir = dir.canonicalize()?;
         let run_as_postgres = is_root();
         if run_as_postgres {
             run(Command::new("chown").args(["-R", "postgres"]).arg(&dir))?;
         }
-        let cluster = Self {
+        let server = Self {
             pg_ctl,
             dir,
+            port: free_port()?,
             run_as_postgres,
+            keep,
         };
-        let data = cluster.dir.join("data");
-        run(cluster
-            .command(&initdb)
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-            .arg(&data))?;
+        let data = server.dir.join("data");
+        if !data.join("PG_VERSION").is_file() {
+            run(server
+                .command(&initdb)
+                .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+                .arg(&data))?;
+        } else {
+            // A server an earlier run left behind (killed before it could stop it).
+            server.stop("fast");
+        }
         let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
-            cluster.dir.display()
+            "-p {} -c listen_addresses=127.0.0.1 -k {} {}",
+            server.port,
+            server.dir.display(),
+            settings.join(" ")
         );
-        run(cluster
-            .command(&cluster.pg_ctl)
+        run(server
+            .command(&server.pg_ctl)
             .args(["-w", "-t", "30", "-l"])
-            .arg(cluster.dir.join("log"))
+            .arg(server.dir.join("log"))
             .arg("-D")
             .arg(&data)
             .args(["-o", &options, "start"]))?;
-        Ok(cluster)
+        wait_for_port("postgres", server.port, 30)?;
+        Ok(server)
     }
-}
 
-impl Drop for PgCluster {
-    fn drop(&mut self) {
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn stop(&self, mode: &str) {
         let _ = self
             .command(&self.pg_ctl.clone())
-            .args(["-m", "immediate", "-D"])
+            .args(["-m", mode, "-D"])
             .arg(self.dir.join("data"))
             .arg("stop")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if self.keep {
+            self.stop("fast");
+        } else {
+            self.stop("immediate");
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -191,7 +231,7 @@ pub struct Postgres {
     database: String,
     psql: PathBuf,
     // Dropped last: the database goes first, then the server.
-    _cluster: Option<PgCluster>,
+    _cluster: Option<PgServer>,
 }
 
 impl Source {
@@ -228,13 +268,8 @@ impl Postgres {
         let (admin_url, cluster) = match source {
             Source::Url(url) => (url, None),
             Source::Binaries => {
-                let port = free_port()?;
-                let cluster = PgCluster::start(port)?;
-                wait_for_port("postgres", port, 30)?;
-                (
-                    format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-                    Some(cluster),
-                )
+                let server = PgServer::temporary()?;
+                (server.admin_url(), Some(server))
             }
         };
         let database = format!("agentbus_{}", uuid_like());
@@ -294,7 +329,7 @@ impl Drop for Postgres {
 pub struct Redis {
     url: String,
     prefix: String,
-    server: Option<Child>,
+    _server: Option<RedisServer>,
 }
 
 impl Redis {
@@ -313,32 +348,15 @@ impl Redis {
             Source::Url(url) => Ok(Self {
                 url,
                 prefix,
-                server: None,
+                _server: None,
             }),
             Source::Binaries => {
-                let bin = find_binary("redis-server", &[], "REDIS_URL")?;
-                let port = free_port()?;
-                let server = Command::new(bin)
-                    .args([
-                        "--port",
-                        &port.to_string(),
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                    ])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()?;
-                let redis = Self {
-                    url: format!("redis://127.0.0.1:{port}"),
+                let server = RedisServer::start(None)?;
+                Ok(Self {
+                    url: server.url(),
                     prefix,
-                    server: Some(server),
-                };
-                wait_for_port("redis-server", port, 10)?;
-                Ok(redis)
+                    _server: Some(server),
+                })
             }
         }
     }
@@ -354,11 +372,64 @@ impl Redis {
     }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
+/// A `redis-server` of its own on a free loopback port, from PATH; stopped when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Keeps nothing without `dir`; with it, an append-only file there (the same keys
+    /// next time).
+    pub fn start(dir: Option<&Path>) -> Result<Self, FixtureError> {
+        let bin = find_binary("redis-server", &[], "REDIS_URL")?;
+        let port = free_port()?;
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                cmd.arg("--dir").arg(dir.canonicalize()?);
+                cmd.args(["--appendonly", "yes"]);
+            }
+            None => {
+                cmd.args(["--appendonly", "no"]);
+            }
         }
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        let server = Self { child, port };
+        wait_for_port("redis-server", port, 10)?;
+        Ok(server)
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // SIGTERM first: an append-only file is flushed and closed.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -10,7 +10,7 @@
 
 pub mod fixtures;
 
-pub use fixtures::{FixtureError, Postgres, Redis};
+pub use fixtures::{FixtureError, PgServer, Postgres, Redis, RedisServer};
 
 use agentbus_broker::group::GroupConfig;
 use agentbus_broker::{BrokerConfig, StartError, StorageConfig};

@@ -146,6 +146,7 @@ pub mod aggregator;
 pub mod alerts;
 pub mod audit;
 pub mod db_writer;
+pub mod dev;
 pub mod members;
 pub mod outage;
 pub mod patterns;

@@ -247,6 +247,7 @@ impl Sink for DeliverySink {
                 continue;
             }
             self.deliver(alert, until).await?;
+            self.stats.delivered(alert);
             written += 1;
         }
         if let Some(summary) = self.held_summary() {

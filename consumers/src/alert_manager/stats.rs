@@ -3,6 +3,7 @@
 //! and outcome, triggers the rate limit held back, and the time from an alert's event
 //! to its acceptance.
 
+use crate::metrics::recent::{Recent, RecentAlert};
 use crate::metrics::Metric;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -24,6 +25,8 @@ pub struct AlertStats {
     held_back: AtomicU64,
     /// Seconds from an alert's event time to its acceptance: bucket counts, sum, count.
     latency: Mutex<(Vec<u64>, f64, u64)>,
+    /// The latest alerts delivered.
+    recent: Recent<RecentAlert>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,6 +44,22 @@ impl AlertStats {
         *lock(&self.requests)
             .entry((destination, outcome))
             .or_default() += 1;
+    }
+
+    pub(crate) fn delivered(&self, alert: &agentbus_client::alert::AgentAlert) {
+        self.recent.push(RecentAlert {
+            time: crate::metrics::recent::now(),
+            rule: alert.rule.clone(),
+            action: alert.action.as_str().to_string(),
+            severity: alert.severity.as_str().to_string(),
+            subject: alert.subject.clone(),
+            summary: alert.summary.clone(),
+        });
+    }
+
+    /// The latest alerts delivered (or logged), newest first.
+    pub fn recent_alerts(&self) -> Vec<RecentAlert> {
+        self.recent.list()
     }
 
     pub(crate) fn held_back(&self) {

@@ -19,7 +19,8 @@ use crate::config::ConfigError;
 use crate::sink::{Batch, Sink, SinkError, StoredOffset, TopicPartition, WriteOutcome};
 use agentbus_client::Topic;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+pub use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -97,6 +98,34 @@ pub fn migration_options(options: &PgConnectOptions) -> PgConnectOptions {
         .clone()
         .application_name("agentbus-migrate")
         .options([("statement_timeout", "0")])
+}
+
+/// Creates the database `options` names when the server does not have it (asking its
+/// `postgres` database); whether it did. For `agentbus dev`, whose server may be new.
+pub async fn create_database(options: &PgConnectOptions) -> Result<bool, SinkError> {
+    use sqlx::Connection;
+    let name = options.get_database().unwrap_or("postgres").to_string();
+    let admin = options.clone().database("postgres");
+    let connect = sqlx::PgConnection::connect_with(&admin);
+    let mut conn = tokio::time::timeout(Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| SinkError::Unavailable("no answer within 5 s".into()))?
+        .map_err(classify)?;
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(classify)?;
+    if exists.is_none() {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        // The name is quoted as an identifier.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}")))
+            .execute(&mut conn)
+            .await
+            .map_err(classify)?;
+    }
+    let _ = conn.close().await;
+    Ok(exists.is_none())
 }
 
 /// Applies the migrations that are not applied yet, on a connection of their own

@@ -4,6 +4,7 @@
 
 mod histogram;
 pub mod names;
+pub mod recent;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use histogram::Histogram;
@@ -80,6 +81,8 @@ pub struct Metrics {
     audit: Mutex<Option<crate::audit_logger::AuditStats>>,
     /// The alert-manager's own figures, when this group is one of its two.
     alerts: Mutex<Option<Arc<crate::alert_manager::AlertStats>>>,
+    /// The latest dead letters.
+    recent_dead: recent::Recent<recent::RecentDeadLetter>,
 }
 
 impl Metrics {
@@ -111,6 +114,7 @@ impl Metrics {
             positioning: AtomicU64::new(0),
             audit: Mutex::new(None),
             alerts: Mutex::new(None),
+            recent_dead: recent::Recent::default(),
         }
     }
 
@@ -135,6 +139,34 @@ impl Metrics {
 
     pub(crate) fn error(&self, stage: ErrorStage, error_type: ErrorType) {
         *lock(&self.errors).entry((stage, error_type)).or_default() += 1;
+    }
+
+    /// The DLQ acknowledged `letter`.
+    pub(crate) fn dead_letter_sent(&self, letter: &crate::dlq::DeadLetter) {
+        self.dead_lettered(letter.stage.into());
+        self.recent_dead.push(recent::RecentDeadLetter {
+            time: recent::now(),
+            topic: letter.topic.clone(),
+            partition: letter.partition,
+            offset: letter.offset,
+            event: letter.label(),
+            reason: letter.message.clone(),
+        });
+    }
+
+    /// The latest dead letters, newest first.
+    pub fn recent_dead_letters(&self) -> Vec<recent::RecentDeadLetter> {
+        self.recent_dead.list()
+    }
+
+    /// The alert-manager's figures, when this group is one of its groups.
+    pub fn alert_stats(&self) -> Option<Arc<crate::alert_manager::AlertStats>> {
+        lock(&self.alerts).clone()
+    }
+
+    /// Partitions assigned to this member.
+    pub fn assigned_partitions(&self) -> u64 {
+        self.assigned.load(Relaxed)
     }
 
     pub(crate) fn dead_lettered(&self, stage: ErrorStage) {

@@ -194,6 +194,12 @@ impl RedisSink {
         })
     }
 
+    /// Connects now: an unreachable server is `Unavailable`, one that is unsafe for
+    /// effectively-once (evicting, cluster) is `Fatal`.
+    pub async fn probe(&mut self) -> Result<(), SinkError> {
+        self.conn().await.map(|_| ())
+    }
+
     /// The key layout.
     pub fn keys(&self) -> &Keys {
         &self.keys
