@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. Installs what the interop tests drive when it is missing:
-# kcat (Debian's, librdkafka 2.0), the Python clients confluent-kafka and kafka-python,
-# and DuckDB (a second Parquet implementation that reads the audit archive).
+# Runs the whole test suite. Installs what the tests drive when it is missing: kcat
+# (Debian's, librdkafka 2.0), Chromium (the status page of `agentbus dev`), promtool,
+# docker-compose and systemd-analyze (the deployment files' checkers); the Python clients
+# confluent-kafka and kafka-python, DuckDB (a second Parquet implementation that reads
+# the audit archive) and PyYAML (reads the Kubernetes manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v kcat >/dev/null 2>&1; then
+missing=()
+for pair in kcat:kcat chromium:chromium promtool:prometheus docker-compose:docker-compose \
+  systemd-analyze:systemd; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq kcat >/dev/null
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Pinned, so CI does not move under the tests; bump on purpose and run the interop tests.
 # kafka-python stays on 2.3: 3.0.x (3.0.12 seen) now and then hangs a consumer under load
 # (its poll waits on its IO thread, which sleeps in select), and the group then drops it.
-PY_CLIENTS="confluent-kafka==2.16.1 kafka-python==2.3.3 duckdb==1.4.2"
+PY_CLIENTS="confluent-kafka==2.16.1 kafka-python==2.3.3 duckdb==1.4.2 PyYAML==6.0.3"
 if ! python3 - $PY_CLIENTS <<'PY' >/dev/null 2>&1; then
 import sys
 from importlib.metadata import version

@@ -6,6 +6,7 @@ mod alert_manager;
 mod audit_logger;
 mod consumer_run;
 mod db_writer;
+mod dev;
 mod log;
 mod metrics_aggregator;
 mod pattern_extractor;
@@ -63,6 +64,9 @@ enum What {
     /// Events/s the alert-manager's evaluator takes in (two transactions per event's
     /// way), and the time from an event to its PagerDuty request.
     AlertManager(alert_manager::AlertManagerBench),
+    /// `agentbus dev`: time until every group is ready, idle RSS, and the time from
+    /// `agentbus log` to the row in PostgreSQL.
+    Dev(dev::DevBench),
     /// `agentbus log` p50/p99 with the broker up and down (spooling), and the spool's
     /// drain rate.
     Log(log::LogBench),
@@ -324,6 +328,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         What::PatternExtractor(args) => pattern_extractor::run(&args),
         What::AlertManager(args) => alert_manager::run(&args),
         What::Log(args) => log::run(&args),
+        What::Dev(args) => dev::run(&args),
         What::ServeMock { partitions } => serve_mock(partitions),
     })
     .await

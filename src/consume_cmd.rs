@@ -79,17 +79,20 @@ pub(crate) struct RuntimeArgs {
     /// topic was recreated); they start at --start-from. Comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "TOPIC")]
     reset_sink_offsets: Vec<String>,
+    /// Every topic's sink offsets are forgotten (`agentbus dev` on a new log).
+    #[arg(skip)]
+    forget_sink_offsets: bool,
 }
 
 impl RuntimeArgs {
-    /// The settings `agentbus dev` runs every group with: its own broker, short
-    /// batch waits (one event shows up everywhere within a second).
-    pub(crate) fn dev(bootstrap: &str) -> Self {
+    /// The settings `agentbus dev` runs every group with: its own broker and 25 ms batch
+    /// waits (an event shows up everywhere at once; a busy stream fills batches by size).
+    pub(crate) fn dev(bootstrap: &str, new_log: bool) -> Self {
         Self {
             brokers: bootstrap.to_string(),
             group_id: None,
             batch_size: 100,
-            batch_timeout_ms: Some(100),
+            batch_timeout_ms: Some(25),
             drain_timeout_ms: 10_000,
             http_port: 0,
             http_host: std::net::IpAddr::from([127, 0, 0, 1]),
@@ -97,6 +100,7 @@ impl RuntimeArgs {
             properties: Vec::new(),
             start_from: None,
             reset_sink_offsets: Vec::new(),
+            forget_sink_offsets: new_log,
         }
     }
 
@@ -145,7 +149,11 @@ impl RuntimeArgs {
                 .push((k.trim().to_string(), v.trim().to_string()));
         }
         c.start_from = self.start_from.as_deref().unwrap_or("earliest").parse()?;
-        c.reset_sink_offsets = self.reset_sink_offsets.clone();
+        c.reset_sink_offsets = if self.forget_sink_offsets {
+            c.topics.clone()
+        } else {
+            self.reset_sink_offsets.clone()
+        };
         c.validate()?;
         Ok(c)
     }

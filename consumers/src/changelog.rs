@@ -53,6 +53,9 @@ pub(crate) fn read<E>(
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .set("fetch.queue.backoff.ms", "10")
+        // An empty changelog answers a fetch only after the broker's wait: keep it short,
+        // the reader is done once every partition reported its end.
+        .set("fetch.wait.max.ms", "10")
         .create_with_context(Quiet)
         .map_err(unavailable)?;
     let mut tpl = TopicPartitionList::new();

@@ -91,9 +91,9 @@ impl<S: Sink> Pipeline<S> {
         if let Err(e) = restore {
             return self.wait_for_sink("restore the sink's state for the assigned partitions", e);
         }
-        if self.store == OffsetStore::Sink {
-            self.metrics.set_sink_ok(true);
-        }
+        // The sink answered (its offsets, or its state read back): ready without
+        // waiting for the first idle check.
+        self.metrics.set_sink_ok(true);
         let mut targets = BTreeMap::new();
         let mut fresh = Vec::new();
         for tp in &waiting {

@@ -202,12 +202,14 @@ impl Service {
                 "{} consuming; serving /health /ready /metrics on http://{http_addr}",
                 c.processor
             );
-            if let Err(e) = dlq::ensure_topics(&c.brokers, &c.topics).await {
-                warn!("cannot create the DLQ topics ({e}); they are created on first use if the cluster allows it");
-            }
             let (handle, stop) = (Handle::current(), stop.clone());
             let consume = g.consume;
+            let (brokers, topics) = (c.brokers.clone(), c.topics.clone());
             threads.push(tokio::task::spawn_blocking(move || {
+                // On the group's own thread: the groups of a process start side by side.
+                if let Err(e) = handle.block_on(dlq::ensure_topics(&brokers, &topics)) {
+                    warn!("cannot create the DLQ topics ({e}); they are created on first use if the cluster allows it");
+                }
                 let result = consume(handle, stop.clone());
                 if result.is_err() {
                     stop.store(true, Ordering::SeqCst);
@@ -301,7 +303,7 @@ fn consume<S: Sink>(
             handle.block_on(sink.reset_offsets(&config.group_id, &config.reset_sink_offsets))?;
         info!(
             topics = %config.reset_sink_offsets.join(","),
-            "--reset-sink-offsets: forgot the offsets of {removed} partition(s); they start at START_FROM ({})",
+            "reset-sink-offsets: forgot the offsets of {removed} partition(s); they start at START_FROM ({})",
             config.start_from
         );
     }

@@ -148,6 +148,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("HTTP_PORT: cannot listen on {http_addr}"))?;
     let http_addr = listener.local_addr()?;
 
+    // A new log has new topic ids: offsets a sink kept from an earlier one (a local
+    // PostgreSQL or Redis outlives `--memory` or a removed data directory) are forgotten,
+    // rather than refused as belonging to another log.
+    let new_log = args.memory || !data.path.join("kafka").exists();
     let broker = start_broker(&args, &data).await?;
     let bootstrap = broker.bootstrap();
     let topics = agentbus_client::catalog::deployment();
@@ -166,7 +170,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         services::redis(&args.redis, &data.path)
     );
     let (pg, redis) = (pg?, redis?);
-    let runtime = RuntimeArgs::dev(&bootstrap);
+    let runtime = RuntimeArgs::dev(&bootstrap, new_log);
     let mut service = Service::new(http_addr);
     let mut groups = Vec::new();
 
@@ -208,8 +212,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         .map(|b| format!("s3://{b}"))
         .or(archive.audit_url.clone())
         .unwrap_or_default();
+    // The archive's object names are its offsets: they cannot be forgotten, and under
+    // a new data directory there are none.
     let audit = AuditLoggerArgs {
-        runtime: runtime.clone(),
+        runtime: RuntimeArgs::dev(&bootstrap, false),
         archive,
         flush_size: 10_000,
         rotate_idle_ms: args.rotate_idle_ms,
@@ -259,7 +265,9 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     print_summary(&bootstrap, topics.len(), &data, &status, http_addr, &redis);
     spawn_ready_report(status.clone(), started);
 
-    service.run_on(listener, shutdown).await?;
+    // A group that fails for good stops the others; the broker and the servers are
+    // stopped cleanly either way.
+    let result = service.run_on(listener, shutdown).await;
     tracing::info!("consumers stopped; flushing the broker");
     broker.shutdown().await;
     // Stops the private servers (pg_ctl stop, SIGTERM to redis-server): off the runtime.
@@ -268,6 +276,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         redis.ok().and_then(|r| r.server),
     );
     tokio::task::spawn_blocking(move || drop(servers)).await?;
+    result?;
     println!("agentbus dev stopped");
     Ok(())
 }

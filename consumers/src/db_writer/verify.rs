@@ -33,6 +33,21 @@ pub async fn rows_since(
     Ok(rows.into_iter().collect())
 }
 
+/// Whether `topic`'s table holds the event `id` (for measuring how long an event takes
+/// to arrive).
+pub async fn has_row(pool: &sqlx::PgPool, topic: Topic, id: &str) -> Result<bool, SinkError> {
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE id = $1::uuid",
+        super::table_name(topic)
+    );
+    let row: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+        .map_err(classify)?;
+    Ok(row.is_some())
+}
+
 /// Moves the group's stored offsets back to `to` (partition → the first offset at the
 /// replay's start), only where they are further on; returns how many moved. A running
 /// db-writer notices at its next batch of those partitions (the stored offset is not
