@@ -310,9 +310,11 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let mut service = Service::new(http_addr);
     let groups = match args.group {
         Group::DbWriter(a) => {
+            // Settings first: a bad one stops start-up before any wait for the database.
+            let config = db_writer_config(&a.runtime)?;
             let options = a.database.settings().connect_options()?;
             migrate_when_up(&options, stopped()).await?;
-            vec![add_db_writer(&a.runtime, options, &mut service).await?]
+            vec![add_db_writer(config, options, &mut service).await?]
         }
         Group::MetricsAggregator(a) => {
             vec![add_metrics_aggregator(&a.runtime, &a.redis, &mut service)?]
@@ -485,16 +487,20 @@ async fn migrate_when_up(
     }
 }
 
+/// The db-writer's settings: the eight topics and the derived ones (templates, fix
+/// suggestions, alerts).
+pub(crate) fn db_writer_config(runtime: &RuntimeArgs) -> Result<RuntimeConfig, ConfigError> {
+    let mut topics = all_topics();
+    topics.extend(Topic::DERIVED.iter().map(|t| t.name().to_string()));
+    runtime.config(db_writer::GROUP, "db-writer", topics)
+}
+
 /// Adds the db-writer (its schema applied already).
 pub(crate) async fn add_db_writer(
-    runtime: &RuntimeArgs,
+    config: RuntimeConfig,
     options: PgConnectOptions,
     service: &mut Service,
 ) -> anyhow::Result<Arc<Metrics>> {
-    // The eight topics and the derived ones (templates, fix suggestions, alerts).
-    let mut topics = all_topics();
-    topics.extend(Topic::DERIVED.iter().map(|t| t.name().to_string()));
-    let config = runtime.config(db_writer::GROUP, "db-writer", topics)?;
     // They may not exist yet when the pattern-extractor has never run.
     if let Err(e) = agentbus_consumers::pattern_extractor::ensure_topics(&config.brokers).await {
         tracing::warn!("cannot create the pattern-extractor's topics yet: {e}");

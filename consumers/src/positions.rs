@@ -346,17 +346,23 @@ impl<S: Sink> Pipeline<S> {
         };
         let tpl = list(fresh.iter().map(|tp| (tp, timestamp)));
         let found = consumer.offsets_for_times(tpl, KAFKA_TIMEOUT)?;
-        Ok(found
+        found
             .elements()
             .iter()
             .map(|e| {
                 let o = match e.offset() {
                     o @ Offset::Offset(_) => o,
-                    // No record that new: only what comes next.
-                    _ => Offset::End,
+                    // No record that new: only what comes next, from the end as it is
+                    // now. A logical `End` would be resolved later, after records that
+                    // arrive meanwhile.
+                    _ => {
+                        let (_, high) =
+                            consumer.fetch_watermarks(e.topic(), e.partition(), KAFKA_TIMEOUT)?;
+                        Offset::Offset(high)
+                    }
                 };
-                ((e.topic().to_string(), e.partition()), o)
+                Ok(((e.topic().to_string(), e.partition()), o))
             })
-            .collect())
+            .collect()
     }
 }

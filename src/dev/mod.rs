@@ -176,8 +176,12 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let (sink, added) = match &pg {
         Ok(pg) => {
-            let added =
-                consume_cmd::add_db_writer(&runtime, pg.options.clone(), &mut service).await;
+            let added = match consume_cmd::db_writer_config(&runtime) {
+                Ok(config) => {
+                    consume_cmd::add_db_writer(config, pg.options.clone(), &mut service).await
+                }
+                Err(e) => Err(e.into()),
+            };
             (
                 format!("PostgreSQL {}", pg.shown),
                 off_or_fatal(added.map(|m| vec![m]))?,

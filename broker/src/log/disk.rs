@@ -778,6 +778,15 @@ fn read_time_index_file(path: &Path) -> Result<Vec<TimeEntry>, String> {
         .collect())
 }
 
+/// `<dir>.<suffix>` beside `dir`, named from the whole directory name: `with_extension`
+/// would give `orders.v1-0` and `orders.v2-0` the same `orders.old`.
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".");
+    name.push(suffix);
+    dir.with_file_name(name)
+}
+
 /// A partition log stored in segment files under one directory.
 #[derive(Debug)]
 pub struct DiskLog {
@@ -791,7 +800,7 @@ pub struct DiskLog {
 impl DiskLog {
     /// Opens (creating it if missing) the log in `dir` and recovers what is there.
     pub fn open(dir: &Path, config: LogConfig) -> Result<DiskLog, LogError> {
-        let old = dir.with_extension("old");
+        let old = sibling(dir, "old");
         if !dir.exists() && old.exists() {
             // A compaction swap was interrupted: the previous log is still whole.
             fs::rename(&old, dir).map_err(|e| LogError::io(dir, e))?;
@@ -1143,8 +1152,8 @@ impl Log for DiskLog {
     /// Writes the new batches into a sibling directory, then swaps it in. A crash between
     /// the two renames leaves `<dir>.old`, which `open` moves back.
     fn replace(&mut self, batches: Vec<(BatchHeader, Bytes)>) -> Result<(), LogError> {
-        let fresh_dir = self.dir.with_extension("compacting");
-        let old_dir = self.dir.with_extension("old");
+        let fresh_dir = sibling(&self.dir, "compacting");
+        let old_dir = sibling(&self.dir, "old");
         let _ = fs::remove_dir_all(&fresh_dir);
         fs::create_dir_all(&fresh_dir).map_err(|e| LogError::io(&fresh_dir, e))?;
         let start = self.start_offset;
@@ -1587,5 +1596,28 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         append(&mut log, &[2]);
         assert_eq!(files(dir.path(), "log").len(), 2);
+    }
+
+    #[test]
+    fn an_interrupted_swap_comes_back_to_its_own_partition_only() {
+        let root = tempfile::tempdir().unwrap();
+        let (v1, v2) = (
+            root.path().join("orders.v1-0"),
+            root.path().join("orders.v2-0"),
+        );
+        let batches = {
+            let mut log = DiskLog::open(&v1, config()).unwrap();
+            let b = fill(&mut log, 5);
+            log.flush().unwrap();
+            b
+        };
+        // The crash between the swap's two renames: only `<dir>.old` is left.
+        fs::rename(&v1, sibling(&v1, "old")).unwrap();
+        let other = DiskLog::open(&v2, config()).unwrap();
+        assert_eq!(other.end_offset(), 0, "orders.v2-0 took orders.v1-0's data");
+        let log = DiskLog::open(&v1, config()).unwrap();
+        assert_eq!(log.end_offset(), 9); // 1 + 2 + 3 + 1 + 2 records
+        assert_eq!(log.read(0, 1).unwrap(), batches[0]);
+        assert!(!sibling(&v1, "old").exists());
     }
 }

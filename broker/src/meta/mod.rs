@@ -131,8 +131,29 @@ impl MetaStore {
     }
 }
 
+/// The key of a committed offset: the JSON of `[group, topic, partition]`. Names come
+/// from clients and may hold any character (a NUL too); this encoding is unambiguous.
 fn offset_key(group: &str, topic: &str, partition: i32) -> String {
+    serde_json::json!([group, topic, partition]).to_string()
+}
+
+/// The key earlier versions wrote, `group\0topic\0partition`; still read and removed.
+fn legacy_offset_key(group: &str, topic: &str, partition: i32) -> String {
     format!("{group}\0{topic}\0{partition}")
+}
+
+fn parse_offset_key(k: &str) -> Option<(String, String, i32)> {
+    if k.starts_with('[') {
+        if let Ok(parsed) = serde_json::from_str::<(String, String, i32)>(k) {
+            return Some(parsed);
+        }
+    }
+    // Legacy: the partition is last and a topic name holds no NUL; the group is the rest.
+    let mut parts = k.rsplitn(3, '\0');
+    let partition = parts.next()?.parse().ok()?;
+    let topic = parts.next()?.to_string();
+    let group = parts.next()?.to_string();
+    Some((group, topic, partition))
 }
 
 impl MetaStore {
@@ -210,15 +231,21 @@ impl MetaStore {
     pub fn load_offsets(
         &self,
     ) -> Result<Vec<(String, String, i32, crate::group::store::CommittedOffset)>, MetaError> {
-        self.read_table(OFFSETS, |k, v| {
-            let mut parts = k.split('\0');
-            let (Some(g), Some(t), Some(p)) = (parts.next(), parts.next(), parts.next()) else {
-                return Err(format!("bad offset key {k:?}"));
+        let rows = self.read_table(OFFSETS, |k, v| {
+            // A row that cannot be read is skipped, not a data directory that cannot open.
+            let Some((g, t, p)) = parse_offset_key(k) else {
+                tracing::warn!(key = ?k, "skipping a committed offset with an unreadable key");
+                return Ok(None);
             };
-            let p: i32 = p.parse().map_err(|_| format!("bad partition in {k:?}"))?;
-            let c = serde_json::from_str(v).map_err(|e| e.to_string())?;
-            Ok((g.to_string(), t.to_string(), p, c))
-        })
+            match serde_json::from_str(v) {
+                Ok(c) => Ok(Some((g, t, p, c))),
+                Err(e) => {
+                    tracing::warn!(key = ?k, error = %e, "skipping an unreadable committed offset");
+                    Ok(None)
+                }
+            }
+        })?;
+        Ok(rows.into_iter().flatten().collect())
     }
 
     pub fn put_group(
@@ -245,7 +272,8 @@ impl MetaStore {
             .collect::<Result<Vec<_>, MetaError>>()?;
         self.write(|txn| {
             let mut t = txn.open_table(OFFSETS)?;
-            for (key, json) in &rows {
+            for ((key, json), (topic, partition, _)) in rows.iter().zip(offsets) {
+                t.remove(legacy_offset_key(group, topic, *partition).as_str())?;
                 t.insert(key.as_str(), json.as_str())?;
             }
             Ok(())
@@ -264,6 +292,7 @@ impl MetaStore {
             let mut t = txn.open_table(OFFSETS)?;
             for (topic, partition) in partitions {
                 t.remove(offset_key(group, topic, *partition).as_str())?;
+                t.remove(legacy_offset_key(group, topic, *partition).as_str())?;
             }
             Ok(())
         })
@@ -271,11 +300,12 @@ impl MetaStore {
 
     /// Removes a group's snapshot and all its offsets.
     pub fn delete_group(&self, group: &str) -> Result<(), MetaError> {
-        let prefix = format!("{group}\0");
+        // By the parsed group, not a prefix: `group\0` is also how the legacy keys of a
+        // group named `group\0…` start.
         let keys: Vec<String> = self
             .read_table(OFFSETS, |k, _| Ok(k.to_string()))?
             .into_iter()
-            .filter(|k| k.starts_with(&prefix))
+            .filter(|k| parse_offset_key(k).is_some_and(|(g, _, _)| g == group))
             .collect();
         self.write(|txn| {
             txn.open_table(GROUPS)?.remove(group)?;
@@ -308,5 +338,86 @@ mod tests {
         }
         let m = MetaStore::open(dir.path()).unwrap();
         assert_eq!(m.load_topics().unwrap(), vec![("a".to_string(), rec)]);
+    }
+
+    fn committed(offset: i64) -> crate::group::store::CommittedOffset {
+        crate::group::store::CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp_ms: 0,
+        }
+    }
+
+    fn offsets(m: &MetaStore) -> Vec<(String, String, i32, i64)> {
+        let mut out: Vec<_> = m
+            .load_offsets()
+            .unwrap()
+            .into_iter()
+            .map(|(g, t, p, c)| (g, t, p, c.offset))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn any_group_name_reopens_and_deleting_a_group_leaves_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = "a\0b\0c";
+        {
+            let m = MetaStore::open(dir.path()).unwrap();
+            m.put_offsets("a", &[("t".into(), 0, committed(5))])
+                .unwrap();
+            m.put_offsets(odd, &[("t".into(), 1, committed(7))])
+                .unwrap();
+            m.put_offsets("[\"x", &[("t".into(), 2, committed(9))])
+                .unwrap();
+        }
+        let m = MetaStore::open(dir.path()).unwrap();
+        assert_eq!(
+            offsets(&m),
+            vec![
+                ("[\"x".into(), "t".into(), 2, 9),
+                ("a".into(), "t".into(), 0, 5),
+                (odd.into(), "t".into(), 1, 7),
+            ]
+        );
+        m.delete_group("a").unwrap();
+        assert_eq!(
+            offsets(&m).len(),
+            2,
+            "deleting `a` took another group's offsets"
+        );
+    }
+
+    #[test]
+    fn offsets_stored_by_earlier_versions_are_read_replaced_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let m = MetaStore::open(dir.path()).unwrap();
+            let json = serde_json::to_string(&committed(3)).unwrap();
+            m.write(|txn| {
+                let mut t = txn.open_table(OFFSETS)?;
+                t.insert(legacy_offset_key("g", "t", 0).as_str(), json.as_str())?;
+                t.insert(legacy_offset_key("h", "t", 0).as_str(), json.as_str())?;
+                t.insert("garbage", json.as_str())?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        let m = MetaStore::open(dir.path()).unwrap();
+        assert_eq!(
+            offsets(&m),
+            vec![
+                ("g".into(), "t".into(), 0, 3),
+                ("h".into(), "t".into(), 0, 3)
+            ]
+        );
+        m.put_offsets("g", &[("t".into(), 0, committed(4))])
+            .unwrap();
+        assert_eq!(offsets(&m)[0], ("g".into(), "t".into(), 0, 4));
+        assert_eq!(offsets(&m).len(), 2);
+        m.delete_group("h").unwrap();
+        assert_eq!(offsets(&m), vec![("g".into(), "t".into(), 0, 4)]);
     }
 }
