@@ -5,7 +5,7 @@
 mod common;
 
 use agentbus_testkit::{Postgres, Redis};
-use common::dev::Dev;
+use common::dev::{Dev, GROUPS};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -21,14 +21,6 @@ const FROM_KAFKA_EXPORTER: &[&str] = &[
     "kafka_topic_partition_in_sync_replica",
     "kafka_topic_partition_replicas",
     "kafka_topic_partition_under_replicated_partition",
-];
-
-const GROUPS: &[&str] = &[
-    "db-writer",
-    "metrics-aggregator",
-    "audit-logger",
-    "pattern-extractor",
-    "alert-manager",
 ];
 
 fn deploy() -> PathBuf {
@@ -332,17 +324,7 @@ async fn every_metric_in_rules_and_dashboards_is_exported_and_every_probe_answer
     let pg = Postgres::start().await.expect("postgres");
     let redis = Redis::start().await.expect("redis");
     let data = tempfile::tempdir().expect("data dir");
-    let mut dev = Dev::start(
-        data.path(),
-        &[
-            ("DATABASE_URL", pg.url()),
-            ("REDIS_URL", redis.url()),
-            ("REDIS_KEY_PREFIX", redis.prefix()),
-        ],
-    );
-    dev.wait_for_output("all groups ready", 90, |out| {
-        out.contains("all 5 running groups ready in")
-    });
+    let dev = Dev::start_ready(data.path(), &pg, &redis);
     let (code, text) =
         agentbus_consumers::http::get(dev.http_port, "/metrics").expect("GET /metrics");
     assert_eq!(code, 200);

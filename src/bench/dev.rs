@@ -44,28 +44,8 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 
 fn log_call(exe: &std::path::Path, bootstrap: &str, id: &str) -> anyhow::Result<()> {
     let out = Command::new(exe)
-        .args([
-            "log",
-            "routing-decision",
-            "--agent",
-            "agent-performance",
-            "--confidence",
-            "0.9",
-            "--strategy",
-            "enhanced_fuzzy_matching",
-            "--latency-ms",
-            "45",
-            "--user-request",
-            "optimize database queries",
-            "--reasoning",
-            "High confidence match",
-            "--correlation-id",
-            "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b",
-            "--event-id",
-            id,
-            "--bootstrap-server",
-            bootstrap,
-        ])
+        .args(super::log::ROUTING_DECISION)
+        .args(["--event-id", id, "--bootstrap-server", bootstrap])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()

@@ -20,32 +20,35 @@ pub(super) struct LogBench {
 
 const TOPIC: &str = "agent-routing-decisions";
 
+/// `agentbus log routing-decision` with every flag the seeds' skill passes, but the
+/// broker.
+pub(super) const ROUTING_DECISION: &[&str] = &[
+    "log",
+    "routing-decision",
+    "--agent",
+    "agent-performance",
+    "--confidence",
+    "0.9",
+    "--strategy",
+    "enhanced_fuzzy_matching",
+    "--latency-ms",
+    "45",
+    "--user-request",
+    "optimize database queries",
+    "--reasoning",
+    "High confidence match",
+    "--correlation-id",
+    "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b",
+];
+
 /// One `agentbus log routing-decision` call against `bootstrap`: its wall time and its
 /// JSON result.
 fn call(bootstrap: &str, spool: &Spool) -> anyhow::Result<(Duration, serde_json::Value)> {
     let exe = std::env::current_exe().context("cannot find the agentbus binary")?;
     let started = Instant::now();
     let out = Command::new(exe)
-        .args([
-            "log",
-            "routing-decision",
-            "--agent",
-            "agent-performance",
-            "--confidence",
-            "0.9",
-            "--strategy",
-            "enhanced_fuzzy_matching",
-            "--latency-ms",
-            "45",
-            "--user-request",
-            "optimize database queries",
-            "--reasoning",
-            "High confidence match",
-            "--correlation-id",
-            "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b",
-            "--bootstrap-server",
-            bootstrap,
-        ])
+        .args(ROUTING_DECISION)
+        .args(["--bootstrap-server", bootstrap])
         .env("AGENTBUS_SPOOL_DIR", spool.dir())
         .env_remove("AGENTBUS_SPOOL")
         .env_remove("KAFKA_SPOOL_AFTER_MS")

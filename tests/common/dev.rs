@@ -26,6 +26,15 @@ const FOREIGN: &[&str] = &[
     "ML_MODEL_PATH",
 ];
 
+/// The five groups, as the summary and the status page name them.
+pub const GROUPS: [&str; 5] = [
+    "db-writer",
+    "metrics-aggregator",
+    "audit-logger",
+    "pattern-extractor",
+    "alert-manager",
+];
+
 /// A running `agentbus dev`.
 pub struct Dev {
     child: Child,
@@ -93,6 +102,27 @@ impl Dev {
             .next()
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no port in {page:?}"));
+        dev
+    }
+
+    /// Started on `pg` and `redis` (a key prefix of its own), once all five groups are
+    /// ready.
+    pub fn start_ready(
+        data_dir: &std::path::Path,
+        pg: &agentbus_testkit::Postgres,
+        redis: &agentbus_testkit::Redis,
+    ) -> Dev {
+        let mut dev = Dev::start(
+            data_dir,
+            &[
+                ("DATABASE_URL", pg.url()),
+                ("REDIS_URL", redis.url()),
+                ("REDIS_KEY_PREFIX", redis.prefix()),
+            ],
+        );
+        dev.wait_for_output("all groups ready", 90, |out| {
+            out.contains("all 5 running groups ready in")
+        });
         dev
     }
 
