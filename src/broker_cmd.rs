@@ -42,6 +42,9 @@ pub(crate) struct BrokerArgs {
     /// Largest request frame; a larger one closes the connection (socket.request.max.bytes).
     #[arg(long, env = "AGENTBUS_MAX_REQUEST_BYTES")]
     max_request_bytes: Option<usize>,
+    /// Most record bytes in one fetch response, whatever a client asks (fetch.max.bytes).
+    #[arg(long, env = "AGENTBUS_FETCH_MAX_BYTES")]
+    fetch_max_bytes: Option<usize>,
     /// Segment size before a new segment file is started (log.segment.bytes).
     #[arg(long, env = "AGENTBUS_SEGMENT_BYTES")]
     segment_bytes: Option<u64>,
@@ -106,6 +109,9 @@ pub(crate) fn resolve(args: BrokerArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(v) = pick!(max_request_bytes) {
         c.max_request_bytes = v;
+    }
+    if let Some(v) = pick!(fetch_max_bytes) {
+        c.fetch_max_bytes = v;
     }
     if let Some(v) = pick!(segment_bytes) {
         c.log.segment_bytes = v;

@@ -193,3 +193,56 @@ async fn alter_configs_refuses_invalid_values() {
         "{r:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_for_too_many_partitions_is_refused_whole() {
+    use rdkafka::admin::{NewPartitions, NewTopic, TopicReplication};
+    use rdkafka::types::RDKafkaErrorCode;
+    let broker = Broker::start().await.unwrap();
+    let admin = admin(&broker.bootstrap());
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let codes = |r: Vec<rdkafka::admin::TopicResult>| -> Vec<Option<RDKafkaErrorCode>> {
+        r.into_iter().map(|r| r.err().map(|(_, c)| c)).collect()
+    };
+    // Kafka's limit is 10,000 per request: one topic far over it (librdkafka refuses
+    // that itself, so the request goes raw), and two that together are.
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let mut req = CreateTopicsRequest::default();
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("huge"));
+    t.num_partitions = i32::MAX;
+    t.replication_factor = 1;
+    req.topics.push(t);
+    req.timeout_ms = 5_000;
+    let r = raw.send(7, &req).await;
+    assert_eq!(
+        r.topics[0].error_code,
+        ResponseError::PolicyViolation.code()
+    );
+    assert_eq!(
+        r.topics[0].error_message.as_deref(),
+        Some("Excessively large number of partitions per request.")
+    );
+    let pair = [
+        NewTopic::new("half-a", 6_000, TopicReplication::Fixed(1)),
+        NewTopic::new("half-b", 6_000, TopicReplication::Fixed(1)),
+    ];
+    let r = admin.create_topics(&pair, &opts).await.unwrap();
+    assert_eq!(codes(r), [Some(RDKafkaErrorCode::PolicyViolation); 2]);
+    assert!(
+        broker.state().topic("half-a").is_none(),
+        "nothing is created"
+    );
+    let fits = [NewTopic::new("fits", 10_000, TopicReplication::Fixed(1))];
+    assert_eq!(
+        codes(admin.create_topics(&fits, &opts).await.unwrap()),
+        [None]
+    );
+    let more = [NewPartitions::new("fits", 20_001)];
+    let r = admin.create_partitions(&more, &opts).await.unwrap();
+    assert_eq!(codes(r), [Some(RDKafkaErrorCode::PolicyViolation)]);
+    assert_eq!(
+        broker.state().topic("fits").unwrap().partition_count(),
+        10_000
+    );
+}

@@ -800,3 +800,36 @@ async fn offset_for_leader_epoch_and_fencing() {
         .remove(0);
     assert_eq!(r.error_code, code(ResponseError::UnknownLeaderEpoch));
 }
+
+#[tokio::test]
+async fn a_fetch_asking_for_gigabytes_gets_at_most_fetch_max_bytes() {
+    let broker = Broker::builder()
+        .configure(|c| c.fetch_max_bytes = 64 * 1024)
+        .start()
+        .await
+        .unwrap();
+    common::create_topic(&broker.bootstrap(), "big-fetch", 1, &[]).await;
+    let producer = common::producer(&broker.bootstrap(), &[("linger.ms", "0")]);
+    let value = "x".repeat(20_000);
+    for i in 0..10 {
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::<str, str>::to("big-fetch")
+                    .key(&i.to_string())
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
+    }
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let args = FetchArgs {
+        max_bytes: i32::MAX,
+        partition_max_bytes: i32::MAX,
+        ..FetchArgs::default()
+    };
+    let parts = fetch(&mut raw, "big-fetch", &[0], args).await;
+    let bytes = parts[0].records.as_ref().map_or(0, |r| r.len());
+    assert!(bytes > 0, "the first batches still come");
+    assert!(bytes <= 64 * 1024, "{bytes} bytes in one response");
+}

@@ -36,6 +36,9 @@ pub struct BrokerConfig {
     pub max_message_bytes: i32,
     /// `socket.request.max.bytes`: a larger frame closes the connection.
     pub max_request_bytes: usize,
+    /// `fetch.max.bytes`: the most record bytes one fetch response carries, whatever
+    /// the client asks (it still gets at least one batch).
+    pub fetch_max_bytes: usize,
     /// Defaults for topics' segment and retention settings.
     pub log: LogConfig,
     /// `log.retention.check.interval.ms`.
@@ -58,6 +61,7 @@ impl Default for BrokerConfig {
             default_partitions: 1,
             max_message_bytes: 1_048_588,
             max_request_bytes: 100 * 1024 * 1024,
+            fetch_max_bytes: 55 * 1024 * 1024,
             log: LogConfig::default(),
             retention_check_interval: Duration::from_secs(300),
             group: GroupConfig::default(),
@@ -97,6 +101,7 @@ pub struct FileConfig {
     pub default_partitions: Option<i32>,
     pub max_message_bytes: Option<i32>,
     pub max_request_bytes: Option<usize>,
+    pub fetch_max_bytes: Option<usize>,
     pub segment_bytes: Option<u64>,
     pub segment_ms: Option<i64>,
     pub retention_ms: Option<i64>,
@@ -123,6 +128,9 @@ impl BrokerConfig {
                 "max-request-bytes",
                 "must be at least 1024",
             ));
+        }
+        if self.fetch_max_bytes < 1024 {
+            return Err(ConfigError::new("fetch-max-bytes", "must be at least 1024"));
         }
         if self.log.segment_bytes < 14 {
             return Err(ConfigError::new("segment-bytes", "must be at least 14"));

@@ -20,6 +20,12 @@ use std::sync::Arc;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DEFAULT: i8 = 5;
 
+/// Kafka's `MAX_PARTITIONS_PER_BATCH`: partitions one CreateTopics or CreatePartitions
+/// request may create. A request over it is refused whole, before anything is made
+/// (a client asking for two billion partitions gets an error, not an exhausted broker).
+const MAX_PARTITIONS_PER_REQUEST: u64 = 10_000;
+const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";
+
 fn fail(code: ResponseError, message: impl Into<String>) -> (ResponseError, String) {
     (code, message.into())
 }
@@ -35,6 +41,16 @@ pub(crate) fn create_topics(
     }
     let node = state.config.node_id;
     let mut resp = CreateTopicsResponse::default();
+    let requested: u64 = req
+        .topics
+        .iter()
+        .map(|t| match t.num_partitions {
+            _ if !t.assignments.is_empty() => t.assignments.len() as u64,
+            -1 => state.config.default_partitions.max(0) as u64,
+            n => n.max(0) as u64,
+        })
+        .fold(0, u64::saturating_add);
+    let too_many = requested > MAX_PARTITIONS_PER_REQUEST;
     for t in req.topics {
         let name = t.name.0.as_str();
         let mut out = CreatableTopicResult::default();
@@ -42,6 +58,9 @@ pub(crate) fn create_topics(
         out.num_partitions = -1;
         out.replication_factor = -1;
         let result = (|| {
+            if too_many {
+                return Err(fail(ResponseError::PolicyViolation, TOO_MANY_PARTITIONS));
+            }
             if counts.get(name).copied().unwrap_or(0) > 1 {
                 return Err(fail(
                     ResponseError::InvalidRequest,
@@ -185,6 +204,17 @@ pub(crate) fn create_partitions(
 ) -> CreatePartitionsResponse {
     let node = state.config.node_id;
     let mut resp = CreatePartitionsResponse::default();
+    let added: u64 = req
+        .topics
+        .iter()
+        .map(|t| {
+            let current = state
+                .topic(t.name.0.as_str())
+                .map_or(0, |x| x.partition_count());
+            (i64::from(t.count) - i64::from(current)).max(0) as u64
+        })
+        .fold(0, u64::saturating_add);
+    let too_many = added > MAX_PARTITIONS_PER_REQUEST;
     for t in req.topics {
         let mut out = CreatePartitionsTopicResult::default();
         out.name = t.name.clone();
@@ -192,7 +222,9 @@ pub(crate) fn create_partitions(
             a.iter()
                 .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != node)
         });
-        let result = if bad_assignment {
+        let result = if too_many {
+            Err(fail(ResponseError::PolicyViolation, TOO_MANY_PARTITIONS))
+        } else if bad_assignment {
             Err(fail(
                 ResponseError::InvalidReplicaAssignment,
                 format!("new partitions must be assigned to broker {node} only"),

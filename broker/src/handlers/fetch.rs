@@ -61,10 +61,11 @@ fn build(
 ) -> (FetchResponse, usize, bool) {
     let read_committed = req.isolation_level == 1;
     let mut resp = FetchResponse::default();
+    // Kafka clamps what the client asks to the broker's fetch.max.bytes.
     let mut remaining = if req.max_bytes <= 0 {
-        usize::MAX
+        state.config.fetch_max_bytes
     } else {
-        req.max_bytes as usize
+        (req.max_bytes as usize).min(state.config.fetch_max_bytes)
     };
     let mut total = 0usize;
     let mut errors = false;
