@@ -530,3 +530,57 @@ async fn retriable_errors_are_retried_and_fatal_ones_surface() {
         err.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_epochs_answer_the_same_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = || Broker::builder().data_dir(dir.path()).start_cluster(2);
+    let answers = |cluster: &agentbus_testkit::Cluster| {
+        let p = cluster
+            .state()
+            .topic("epochs")
+            .unwrap()
+            .partition(0)
+            .unwrap();
+        let each: Vec<Option<(i32, i64)>> = (0..4).map(|e| p.end_offset_for_epoch(e)).collect();
+        (p.leader_epoch(), each)
+    };
+    let before = {
+        let cluster = start().await.unwrap();
+        let b = cluster.bootstrap();
+        common::create_topic(&b, "epochs", 1, &[]).await;
+        let producer = common::producer(&b, &[]);
+        let send = |i: i32| {
+            let producer = producer.clone();
+            async move {
+                producer
+                    .send(
+                        rdkafka::producer::FutureRecord::<str, str>::to("epochs")
+                            .payload(&i.to_string()),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .expect("produce");
+            }
+        };
+        for i in 0..3 {
+            send(i).await;
+        }
+        let other = cluster
+            .node_ids()
+            .into_iter()
+            .find(|n| *n != cluster.leader("epochs", 0))
+            .unwrap();
+        cluster.move_leader("epochs", 0, other).unwrap();
+        for i in 3..5 {
+            send(i).await;
+        }
+        let before = answers(&cluster);
+        cluster.shutdown().await;
+        before
+    };
+    assert_eq!(before.0, 1);
+    assert_eq!(before.1[0], Some((0, 3)));
+    let cluster = start().await.unwrap();
+    assert_eq!(answers(&cluster), before);
+}

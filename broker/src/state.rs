@@ -5,6 +5,7 @@ use crate::cluster::{ClusterView, Node};
 use crate::config::{BrokerConfig, StorageConfig};
 use crate::group::Coordinator;
 use crate::log::batch::{self, BatchHeader};
+use crate::log::epochs::LeaderEpochs;
 use crate::log::{disk::DiskLog, memory::MemoryLog, Log, LogError};
 use crate::meta::{MetaError, MetaStore, TopicRecord};
 use crate::topic_config::{TopicConfigError, TopicConfigs};
@@ -95,8 +96,8 @@ pub struct Partition {
     /// Log and producer state change together under one lock, so a sequence check and
     /// the append it allows cannot interleave with another producer's.
     inner: Mutex<PartitionData>,
-    /// (leader epoch, first offset written in it), ascending.
-    epochs: Mutex<Vec<(i32, i64)>>,
+    /// The leader epochs and where each began (kept beside a disk log).
+    epochs: Mutex<LeaderEpochs>,
     /// Where the producer-state snapshot goes (disk backend only).
     snapshot_path: Option<PathBuf>,
 }
@@ -176,6 +177,7 @@ impl Partition {
         index: i32,
         log: Box<dyn Log>,
         snapshot_path: Option<PathBuf>,
+        epochs_path: Option<PathBuf>,
     ) -> Result<Self, LogError> {
         let start = log.start_offset();
         let end = log.end_offset();
@@ -195,7 +197,7 @@ impl Partition {
                 producers,
                 txns,
             }),
-            epochs: Mutex::new(vec![(0, start)]),
+            epochs: Mutex::new(LeaderEpochs::open(epochs_path, start, end)),
             snapshot_path,
         })
     }
@@ -203,14 +205,15 @@ impl Partition {
     /// Starts a new leader epoch at the current log end (leadership moved).
     pub fn bump_leader_epoch(&self) {
         let end = lock(&self.inner).log.end_offset();
-        let mut epochs = lock(&self.epochs);
-        let next = epochs.last().map_or(0, |e| e.0 + 1);
-        epochs.push((next, end));
+        if let Err(e) = lock(&self.epochs).bump(end) {
+            // The epoch moves on in memory; a restart would answer from the older list.
+            tracing::warn!(partition = self.index, error = %e, "cannot keep the leader epochs");
+        }
     }
 
     /// The current leader epoch.
     pub fn leader_epoch(&self) -> i32 {
-        lock(&self.epochs).last().map_or(0, |e| e.0)
+        lock(&self.epochs).current()
     }
 
     pub fn offsets(&self) -> Offsets {
@@ -442,15 +445,8 @@ impl Partition {
     /// End offset of `epoch` as OffsetForLeaderEpoch defines it: the start offset of the
     /// next higher epoch, or the log end for the current one; `None` if unknown.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
-        let epochs = lock(&self.epochs);
         let end = lock(&self.inner).log.end_offset();
-        let pos = epochs.partition_point(|(e, _)| *e <= epoch);
-        if pos == 0 {
-            return None;
-        }
-        let found = epochs[pos - 1].0;
-        let end_offset = epochs.get(pos).map_or(end, |next| next.1);
-        Some((found, end_offset))
+        lock(&self.epochs).end_offset_for(epoch, end)
     }
 }
 
@@ -610,14 +606,16 @@ impl State {
         configs: &TopicConfigs,
     ) -> Result<Partition, LogError> {
         let log_config = configs.log_config(&self.config);
-        let (log, snapshot): (Box<dyn Log>, _) = match self.partition_dir(topic, partition) {
-            None => (Box::new(MemoryLog::new(log_config)), None),
-            Some(dir) => (
-                Box::new(DiskLog::open(&dir, log_config)?),
-                Some(dir.join("producer-state.json")),
-            ),
-        };
-        Partition::open(partition, log, snapshot)
+        let (log, snapshot, epochs): (Box<dyn Log>, _, _) =
+            match self.partition_dir(topic, partition) {
+                None => (Box::new(MemoryLog::new(log_config)), None, None),
+                Some(dir) => (
+                    Box::new(DiskLog::open(&dir, log_config)?),
+                    Some(dir.join("producer-state.json")),
+                    Some(dir.join(crate::log::epochs::CHECKPOINT_FILE)),
+                ),
+            };
+        Partition::open(partition, log, snapshot, epochs)
     }
 
     /// The metadata store.

@@ -173,7 +173,7 @@ impl BrokerBuilder {
     pub async fn start_cluster(self, count: usize) -> Result<Cluster, StartError> {
         let inner = agentbus_broker::Broker::start_nodes(self.config, count).await?;
         inner.state().faults.set_strict(self.strict);
-        Ok(Cluster { inner })
+        Ok(Cluster { inner: Some(inner) })
     }
 }
 
@@ -197,7 +197,8 @@ pub use agentbus_broker::faults::{Fault, RecordedRequest};
 /// ```
 #[derive(Debug)]
 pub struct Cluster {
-    inner: agentbus_broker::Broker,
+    /// Taken only by [`Cluster::shutdown`], which consumes the cluster.
+    inner: Option<agentbus_broker::Broker>,
 }
 
 /// Removes its fault rule when dropped.
@@ -260,8 +261,20 @@ impl Cluster {
     }
 
     /// Every node's `host:port`, comma-separated.
+    /// Stops every node cleanly (the data directory can be opened again at once).
+    pub async fn shutdown(mut self) {
+        if let Some(inner) = self.inner.take() {
+            check_strict(inner.state());
+            inner.shutdown().await;
+        }
+    }
+
+    fn broker(&self) -> &agentbus_broker::Broker {
+        self.inner.as_ref().expect("a cluster runs until shutdown")
+    }
+
     pub fn bootstrap(&self) -> String {
-        self.inner
+        self.broker()
             .node_addrs()
             .iter()
             .map(|(_, a)| a.to_string())
@@ -270,23 +283,30 @@ impl Cluster {
     }
 
     pub fn state(&self) -> &Arc<State> {
-        self.inner.state()
+        self.broker().state()
     }
 
     /// Node ids of the presented brokers.
     pub fn node_ids(&self) -> Vec<i32> {
-        self.inner.node_addrs().iter().map(|(id, _)| *id).collect()
+        self.broker()
+            .node_addrs()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Stops a broker: its connections drop, new ones are refused, leadership and
     /// coordinators move to the others (leader epochs bump).
     pub fn stop_broker(&mut self, id: i32) -> bool {
-        self.inner.stop_node(id)
+        self.inner.as_mut().is_some_and(|b| b.stop_node(id))
     }
 
     /// Starts a stopped broker again on its old port.
     pub async fn start_broker(&mut self, id: i32) -> Result<(), StartError> {
-        self.inner.start_node(id).await
+        match self.inner.as_mut() {
+            Some(b) => b.start_node(id).await,
+            None => Ok(()),
+        }
     }
 
     /// Moves a partition's leadership (its leader epoch bumps).
@@ -345,7 +365,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        check_strict(self.inner.state());
+        if let Some(inner) = &self.inner {
+            check_strict(inner.state());
+        }
     }
 }
 
@@ -457,6 +479,6 @@ impl Inspect for Broker {
 
 impl Inspect for Cluster {
     fn broker_state(&self) -> &Arc<State> {
-        self.inner.state()
+        self.broker().state()
     }
 }

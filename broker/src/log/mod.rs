@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod disk;
+pub mod epochs;
 pub mod memory;
 
 use bytes::Bytes;
