@@ -705,14 +705,19 @@ impl State {
         if topics.contains_key(name) {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
-        self.meta.put_topic(
+        let stored = self.meta.put_topic(
             name,
             &TopicRecord {
                 id,
                 partitions,
                 configs,
             },
-        )?;
+        );
+        if let Err(e) = stored {
+            drop(topics);
+            self.remove_partition_dirs(name, 0..partitions);
+            return Err(e.into());
+        }
         topics.insert(name.to_string(), topic.clone());
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
@@ -731,18 +736,15 @@ impl State {
 
     /// Deletes a topic and its data.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
-        let topic = self
-            .write_topics()
-            .remove(name)
-            .ok_or(TopicError::Unknown)?;
-        self.meta.delete_topic(name)?;
-        for p in 0..topic.partition_count() {
-            if let Some(dir) = self.partition_dir(name, p) {
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(path = %dir.display(), error = %e, "could not remove partition data");
-                }
-            }
+        let mut topics = self.write_topics();
+        if !topics.contains_key(name) {
+            return Err(TopicError::Unknown);
         }
+        // The record first: if it cannot be removed, the topic stays, in memory and on disk.
+        self.meta.delete_topic(name)?;
+        let topic = topics.remove(name).ok_or(TopicError::Unknown)?;
+        drop(topics);
+        self.remove_partition_dirs(name, 0..topic.partition_count());
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
     }
@@ -766,18 +768,44 @@ impl State {
         }
         let configs = topic.configs();
         let mut parts = topic.partitions.write().unwrap_or_else(|p| p.into_inner());
-        for p in parts.len() as i32..count {
-            parts.push(Arc::new(self.open_partition(name, p, &configs)?));
+        let from = parts.len() as i32;
+        let mut added = Vec::with_capacity((count - from) as usize);
+        for p in from..count {
+            match self.open_partition(name, p, &configs) {
+                Ok(partition) => added.push(Arc::new(partition)),
+                Err(e) => {
+                    self.remove_partition_dirs(name, from..p);
+                    return Err(e.into());
+                }
+            }
         }
-        self.meta.put_topic(
+        // The record before the partitions are served: a failed write leaves the topic
+        // as it was.
+        let stored = self.meta.put_topic(
             name,
             &TopicRecord {
                 id: topic.id,
                 partitions: count,
                 configs,
             },
-        )?;
+        );
+        if let Err(e) = stored {
+            drop(added);
+            self.remove_partition_dirs(name, from..count);
+            return Err(e.into());
+        }
+        parts.extend(added);
         Ok(())
+    }
+
+    fn remove_partition_dirs(&self, topic: &str, partitions: std::ops::Range<i32>) {
+        for p in partitions {
+            if let Some(dir) = self.partition_dir(topic, p) {
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(path = %dir.display(), error = %e, "could not remove partition data");
+                }
+            }
+        }
     }
 
     /// Runs the coordinators' timers now (session and transaction timeouts, rebalance
@@ -907,3 +935,6 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -33,12 +33,17 @@ pub enum MetaError {
 #[derive(Debug)]
 pub struct MetaStore {
     db: Option<(redb::Database, PathBuf)>,
+    /// Every write fails while set ([`MetaStore::fail_writes`]).
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl MetaStore {
     /// No persistence.
     pub fn memory() -> Self {
-        Self { db: None }
+        Self {
+            db: None,
+            failing: Default::default(),
+        }
     }
 
     /// Opens (or creates) `<dir>/meta.redb`.
@@ -50,7 +55,26 @@ impl MetaStore {
         })?;
         Ok(Self {
             db: Some((db, path)),
+            failing: Default::default(),
         })
+    }
+
+    /// Makes every write fail until turned off, as a full disk would: for tests of what a
+    /// failed write leaves behind.
+    pub fn fail_writes(&self, on: bool) {
+        self.failing.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The database to write to; an error while writes are made to fail.
+    fn writable(&self) -> Result<Option<(&redb::Database, &PathBuf)>, MetaError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            let path = self
+                .db
+                .as_ref()
+                .map_or_else(|| PathBuf::from("memory"), |(_, p)| p.clone());
+            return Err(Self::err(&path, "writes are made to fail"));
+        }
+        Ok(self.db.as_ref().map(|(db, path)| (db, path)))
     }
 
     fn err(path: &Path, e: impl std::fmt::Display) -> MetaError {
@@ -70,7 +94,7 @@ impl MetaStore {
 
     /// Creates or replaces a topic's record.
     pub fn put_topic(&self, name: &str, rec: &TopicRecord) -> Result<(), MetaError> {
-        let Some((db, path)) = &self.db else {
+        let Some((db, path)) = self.writable()? else {
             return Ok(());
         };
         let json = serde_json::to_string(rec).map_err(|e| Self::err(path, e))?;
@@ -85,7 +109,7 @@ impl MetaStore {
 
     /// Removes a topic's record.
     pub fn delete_topic(&self, name: &str) -> Result<(), MetaError> {
-        let Some((db, path)) = &self.db else {
+        let Some((db, path)) = self.writable()? else {
             return Ok(());
         };
         let txn = db.begin_write().map_err(|e| Self::err(path, e))?;
@@ -118,7 +142,7 @@ impl MetaStore {
 
     /// Durably reserves producer ids below `end`.
     pub fn set_producer_id_block_end(&self, end: i64) -> Result<(), MetaError> {
-        let Some((db, path)) = &self.db else {
+        let Some((db, path)) = self.writable()? else {
             return Ok(());
         };
         let txn = db.begin_write().map_err(|e| Self::err(path, e))?;
@@ -183,7 +207,7 @@ impl MetaStore {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
     ) -> Result<(), MetaError> {
-        let Some((db, path)) = &self.db else {
+        let Some((db, path)) = self.writable()? else {
             return Ok(());
         };
         let txn = db.begin_write().map_err(|e| Self::err(path, e))?;
