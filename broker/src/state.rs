@@ -610,7 +610,7 @@ impl State {
             match self.partition_dir(topic, partition) {
                 None => (Box::new(MemoryLog::new(log_config)), None, None),
                 Some(dir) => (
-                    Box::new(DiskLog::open(&dir, log_config)?),
+                    Box::new(DiskLog::open(&dir, log_config)?.with_clock(self.clock.clone())),
                     Some(dir.join("producer-state.json")),
                     Some(dir.join(crate::log::epochs::CHECKPOINT_FILE)),
                 ),

@@ -42,6 +42,7 @@
 
 use super::batch::{stored_prefix, BatchHeader, HEADER_LEN};
 use super::{now_ms, Log, LogConfig, LogError};
+use crate::clock::Clock;
 use bytes::Bytes;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -184,7 +185,8 @@ struct Segment {
     bytes_since_index: u64,
     /// Present on the active segment only.
     writers: Option<IndexWriters>,
-    /// Wall-clock time of the first append (approximated by the file's age after a restart).
+    /// The broker's time of the first append (approximated by the file's age after a
+    /// restart).
     first_append_ms: Option<i64>,
 }
 
@@ -536,6 +538,7 @@ impl Segment {
         h: &BatchHeader,
         batch: &[u8],
         config: &LogConfig,
+        now_ms: i64,
     ) -> Result<(), LogError> {
         let pos = self.size;
         let prefix = stored_prefix(batch, h);
@@ -550,7 +553,7 @@ impl Segment {
                 .map_err(|e| LogError::io(&self.log_path, e))?;
         }
         if self.first_append_ms.is_none() {
-            self.first_append_ms = Some(now_ms());
+            self.first_append_ms = Some(now_ms);
         }
         let new = self.track(pos, h, config.index_interval_bytes);
         self.write_entries(&new)
@@ -791,6 +794,8 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 #[derive(Debug)]
 pub struct DiskLog {
     dir: PathBuf,
+    /// The broker's clock: `log.roll.ms` counts in its time (tests move it forward).
+    clock: Clock,
     config: LogConfig,
     /// Sorted by base offset, never empty; the last one is the active segment.
     segments: Vec<Segment>,
@@ -798,6 +803,12 @@ pub struct DiskLog {
 }
 
 impl DiskLog {
+    /// Rolls segments on `clock`'s time rather than the wall's.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Opens (creating it if missing) the log in `dir` and recovers what is there.
     pub fn open(dir: &Path, config: LogConfig) -> Result<DiskLog, LogError> {
         let old = sibling(dir, "old");
@@ -820,6 +831,7 @@ impl DiskLog {
         }
         let mut log = DiskLog {
             dir: dir.to_path_buf(),
+            clock: Clock::default(),
             config,
             start_offset: 0,
             segments,
@@ -878,7 +890,7 @@ impl DiskLog {
             || active.relative(last_offset).is_none()
             || active
                 .first_append_ms
-                .is_some_and(|t| now_ms() - t > self.config.segment_ms)
+                .is_some_and(|t| self.clock.now_ms() - t > self.config.segment_ms)
     }
 
     /// Makes a new, empty segment at `base_offset` the active one.
@@ -1027,8 +1039,8 @@ impl Log for DiskLog {
         if self.should_roll(batch.len() as u64, header.last_offset()) {
             self.roll(header.base_offset)?;
         }
-        let config = self.config;
-        self.active_mut().append(header, &batch, &config)
+        let (config, now) = (self.config, self.clock.now_ms());
+        self.active_mut().append(header, &batch, &config, now)
     }
 
     fn read(&self, offset: i64, max_bytes: usize) -> Result<Bytes, LogError> {
@@ -1179,7 +1191,7 @@ impl Log for DiskLog {
         fs::rename(&self.dir, &old_dir).map_err(|e| LogError::io(&self.dir, e))?;
         fs::rename(&fresh_dir, &self.dir).map_err(|e| LogError::io(&fresh_dir, e))?;
         let _ = fs::remove_dir_all(&old_dir);
-        *self = DiskLog::open(&self.dir, self.config)?;
+        *self = DiskLog::open(&self.dir, self.config)?.with_clock(self.clock.clone());
         Ok(())
     }
 
@@ -1619,5 +1631,29 @@ mod tests {
         assert_eq!(log.end_offset(), 9); // 1 + 2 + 3 + 1 + 2 records
         assert_eq!(log.read(0, 1).unwrap(), batches[0]);
         assert!(!sibling(&v1, "old").exists());
+    }
+
+    #[test]
+    fn segments_roll_on_the_brokers_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::default();
+        let cfg = LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: 3_600_000,
+            ..config()
+        };
+        let mut log = DiskLog::open(dir.path(), cfg)
+            .unwrap()
+            .with_clock(clock.clone());
+        append(&mut log, &[1]);
+        append(&mut log, &[2]);
+        assert_eq!(files(dir.path(), "log").len(), 1);
+        clock.advance(std::time::Duration::from_secs(2 * 3600));
+        append(&mut log, &[3]);
+        assert_eq!(
+            files(dir.path(), "log").len(),
+            2,
+            "log.roll.ms passed on the broker's clock"
+        );
     }
 }
