@@ -136,3 +136,37 @@ async fn corrupt_crc_is_corrupt_message_and_not_stored() {
     assert_eq!(md.topics[0].error_code, 0);
     still_serves(&broker.bootstrap()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_batch_that_inflates_past_the_limit_is_refused() {
+    let broker = Broker::builder()
+        .configure(|c| c.max_decompressed_bytes = 64 * 1024)
+        .start()
+        .await
+        .unwrap();
+    let b = broker.bootstrap();
+    // A compacted topic: the broker decompresses every batch to check its keys.
+    common::create_topic(&b, "squeezed", 1, &[("cleanup.policy", "compact")]).await;
+    let mut raw = Raw::connect(&b).await;
+    let produce = |value: String| {
+        let records = batch(&[(Some("k"), Some(value.as_str()), 1)], Compression::Gzip);
+        let mut pd = PartitionProduceData::default();
+        pd.records = Some(records);
+        let mut td = TopicProduceData::default();
+        td.name = TopicName(StrBytes::from_static_str("squeezed"));
+        td.partition_data = vec![pd];
+        let mut req = ProduceRequest::default();
+        req.acks = 1;
+        req.topic_data = vec![td];
+        req
+    };
+    // 200 kB of zeros gzip to a few hundred bytes.
+    let big = raw.send(9, &produce("0".repeat(200_000))).await;
+    let p = &big.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::CorruptMessage.code());
+    let message = p.error_message.as_deref().unwrap_or_default();
+    assert!(message.contains("more than 65536 bytes"), "{message}");
+    let small = raw.send(9, &produce("0".repeat(10_000))).await;
+    assert_eq!(small.responses[0].partition_responses[0].error_code, 0);
+    still_serves(&b).await;
+}

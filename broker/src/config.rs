@@ -39,6 +39,9 @@ pub struct BrokerConfig {
     /// `fetch.max.bytes`: the most record bytes one fetch response carries, whatever
     /// the client asks (it still gets at least one batch).
     pub fetch_max_bytes: usize,
+    /// Most bytes one batch may decompress to where the broker reads its records (keys
+    /// of compacted topics, compaction, ListOffsets by time); a batch beyond is refused.
+    pub max_decompressed_bytes: usize,
     /// Defaults for topics' segment and retention settings.
     pub log: LogConfig,
     /// `log.retention.check.interval.ms`.
@@ -62,6 +65,7 @@ impl Default for BrokerConfig {
             max_message_bytes: 1_048_588,
             max_request_bytes: 100 * 1024 * 1024,
             fetch_max_bytes: 55 * 1024 * 1024,
+            max_decompressed_bytes: crate::log::records::DEFAULT_MAX_DECOMPRESSED_BYTES,
             log: LogConfig::default(),
             retention_check_interval: Duration::from_secs(300),
             group: GroupConfig::default(),

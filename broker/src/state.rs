@@ -311,10 +311,8 @@ impl Partition {
 
     /// Keeps only the latest record of each key (log compaction). Control and
     /// transactional batches are kept whole. Returns how many records went.
-    pub fn compact(&self) -> Result<usize, LogError> {
-        use kafka_protocol::records::{
-            RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-        };
+    pub fn compact(&self, max_decompressed: usize) -> Result<usize, LogError> {
+        use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions};
         let corrupt = |reason: String| LogError::Corrupt {
             path: "compaction".into(),
             reason,
@@ -332,8 +330,8 @@ impl Partition {
                 decoded.push(None);
                 continue;
             }
-            let set =
-                RecordBatchDecoder::decode(&mut b.clone()).map_err(|e| corrupt(e.to_string()))?;
+            let set = crate::log::records::decode(b, max_decompressed)
+                .map_err(|e| corrupt(format!("{e:#}")))?;
             for r in &set.records {
                 if let Some(k) = &r.key {
                     latest.insert(k.clone(), r.offset);
@@ -893,7 +891,7 @@ impl State {
             .filter(|t| t.configs().compacted())
         {
             for p in topic.partitions() {
-                match p.compact() {
+                match p.compact(self.config.max_decompressed_bytes) {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::info!(topic = %topic.name, partition = p.index, removed = n, "compacted")

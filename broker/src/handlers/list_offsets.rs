@@ -10,7 +10,6 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 use std::sync::Arc;
 
 const LATEST: i64 = -1;
@@ -26,6 +25,7 @@ pub(crate) fn handle(
 ) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     let read_committed = req.isolation_level == 1;
+    let limit = state.config.max_decompressed_bytes;
     for t in req.topics {
         let topic = state.topic(t.name.0.as_str());
         let mut out = ListOffsetsTopicResponse::default();
@@ -64,8 +64,8 @@ pub(crate) fn handle(
                     },
                 ))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((-1, offsets.log_start))),
-                MAX_TIMESTAMP => partition.with_log(|l| max_timestamp(l)),
-                ts if ts >= 0 => partition.with_log(|l| by_timestamp(l, ts)),
+                MAX_TIMESTAMP => partition.with_log(|l| max_timestamp(l, limit)),
+                ts if ts >= 0 => partition.with_log(|l| by_timestamp(l, ts, limit)),
                 _ => Ok(None),
             };
             match found {
@@ -87,7 +87,7 @@ pub(crate) fn handle(
 }
 
 /// (timestamp, offset) of every record in a stored batch.
-fn record_times(batch: &Bytes) -> Result<Vec<(i64, i64)>, LogError> {
+fn record_times(batch: &Bytes, limit: usize) -> Result<Vec<(i64, i64)>, LogError> {
     let header = BatchHeader::parse(batch).map_err(|e| corrupt(e.to_string()))?;
     if header.is_log_append_time() {
         // Every record of a log-append-time batch carries the batch's max timestamp.
@@ -95,8 +95,7 @@ fn record_times(batch: &Bytes) -> Result<Vec<(i64, i64)>, LogError> {
             .map(|o| (header.max_timestamp, o))
             .collect());
     }
-    let mut buf = batch.clone();
-    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| corrupt(e.to_string()))?;
+    let set = crate::log::records::decode(batch, limit).map_err(|e| corrupt(format!("{e:#}")))?;
     Ok(set
         .records
         .iter()
@@ -111,22 +110,26 @@ fn corrupt(reason: String) -> LogError {
     }
 }
 
-fn by_timestamp(log: &mut dyn Log, target: i64) -> Result<Option<(i64, i64)>, LogError> {
+fn by_timestamp(
+    log: &mut dyn Log,
+    target: i64,
+    limit: usize,
+) -> Result<Option<(i64, i64)>, LogError> {
     let Some(batch) = log.batch_by_timestamp(target)? else {
         return Ok(None);
     };
     let start = log.start_offset();
-    Ok(record_times(&batch)?
+    Ok(record_times(&batch, limit)?
         .into_iter()
         .find(|(ts, offset)| *ts >= target && *offset >= start))
 }
 
-fn max_timestamp(log: &mut dyn Log) -> Result<Option<(i64, i64)>, LogError> {
+fn max_timestamp(log: &mut dyn Log, limit: usize) -> Result<Option<(i64, i64)>, LogError> {
     let Some(batch) = log.max_timestamp_batch()? else {
         return Ok(None);
     };
     let mut best: Option<(i64, i64)> = None;
-    for (ts, offset) in record_times(&batch)? {
+    for (ts, offset) in record_times(&batch, limit)? {
         if best.is_none_or(|(b, _)| ts > b) {
             best = Some((ts, offset));
         }

@@ -8,7 +8,6 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 use std::sync::Arc;
 
 pub(crate) fn handle(
@@ -117,7 +116,7 @@ fn append(
             ));
         }
         if configs.compacted() {
-            check_keys(h, bytes)?;
+            check_keys(h, bytes, state.config.max_decompressed_bytes)?;
         }
         if h.is_transactional() {
             // The partition must have been added to the producer's open transaction.
@@ -145,13 +144,12 @@ fn append(
 }
 
 /// A compacted topic keeps the latest record per key, so every record needs one.
-fn check_keys(header: &BatchHeader, bytes: &Bytes) -> Result<(), Rejection> {
-    let mut buf = bytes.clone();
-    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| {
+fn check_keys(header: &BatchHeader, bytes: &Bytes, limit: usize) -> Result<(), Rejection> {
+    let set = crate::log::records::decode(bytes, limit).map_err(|e| {
         (
             ResponseError::CorruptMessage,
             Some(format!(
-                "cannot decode batch at base sequence {}: {e}",
+                "cannot decode batch at base sequence {}: {e:#}",
                 header.base_sequence
             )),
         )

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod disk;
 pub mod epochs;
 pub mod memory;
+pub mod records;
 
 use bytes::Bytes;
 use std::fmt::Debug;

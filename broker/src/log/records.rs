@@ -1,0 +1,122 @@
+//! Records of a stored batch, decoded where the broker itself must read them (keys of a
+//! compacted topic, compaction, ListOffsets by time). Decompression stops at a limit:
+//! a small batch that would expand to gigabytes is refused, not inflated.
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordSet};
+use std::io::Read;
+
+/// Most bytes one batch may decompress to (`BrokerConfig::max_decompressed_bytes`).
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 128 * 1024 * 1024;
+
+/// Snappy's framing as the Java client writes it (xerial).
+const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+
+fn too_big(limit: usize) -> anyhow::Error {
+    anyhow::anyhow!("the batch decompresses to more than {limit} bytes")
+}
+
+fn read_bounded(reader: impl Read, limit: usize) -> anyhow::Result<Bytes> {
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| anyhow::anyhow!("cannot decompress: {e}"))?;
+    if out.len() > limit {
+        return Err(too_big(limit));
+    }
+    Ok(out.into())
+}
+
+fn snappy(data: &Bytes, limit: usize) -> anyhow::Result<Bytes> {
+    let raw = |block: &[u8], total: usize| -> anyhow::Result<Vec<u8>> {
+        let len = snap::raw::decompress_len(block)?;
+        if total.saturating_add(len) > limit {
+            return Err(too_big(limit));
+        }
+        Ok(snap::raw::Decoder::new().decompress_vec(block)?)
+    };
+    if !data.starts_with(XERIAL_MAGIC) {
+        return Ok(raw(data, 0)?.into());
+    }
+    let mut rest = data.slice(XERIAL_MAGIC.len()..);
+    let mut out = BytesMut::new();
+    while rest.has_remaining() {
+        anyhow::ensure!(rest.remaining() >= 4, "truncated snappy block length");
+        let size = rest.get_u32() as usize;
+        anyhow::ensure!(rest.remaining() >= size, "truncated snappy block");
+        let block = rest.split_to(size);
+        out.extend_from_slice(&raw(&block, out.len())?);
+    }
+    Ok(out.freeze())
+}
+
+fn decompress(buf: &mut Bytes, compression: Compression, limit: usize) -> anyhow::Result<Bytes> {
+    let data = buf.split_to(buf.len());
+    match compression {
+        Compression::None => Ok(data),
+        Compression::Gzip => read_bounded(flate2::read::GzDecoder::new(data.reader()), limit),
+        Compression::Lz4 => read_bounded(lz4::Decoder::new(data.reader())?, limit),
+        Compression::Zstd => read_bounded(zstd::stream::read::Decoder::new(data.reader())?, limit),
+        Compression::Snappy => snappy(&data, limit),
+    }
+}
+
+/// The records of `batch`, decompressing at most `limit` bytes.
+pub fn decode(batch: &Bytes, limit: usize) -> anyhow::Result<RecordSet> {
+    let mut buf = batch.clone();
+    RecordBatchDecoder::decode_with_custom_compression(
+        &mut buf,
+        Some(|b: &mut Bytes, c: Compression| decompress(b, c, limit)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    fn batch(value_len: usize, compression: Compression) -> Bytes {
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 0,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from(vec![0u8; value_len])),
+            headers: Default::default(),
+        };
+        let mut out = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut out, [&record], &options).unwrap();
+        out.freeze()
+    }
+
+    #[test]
+    fn every_codec_decodes_within_the_limit_and_stops_beyond_it() {
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let b = batch(100_000, c);
+            let set = decode(&b, 1 << 20).unwrap_or_else(|e| panic!("{c:?}: {e}"));
+            assert_eq!(set.records[0].value.as_ref().map(Bytes::len), Some(100_000));
+            if c != Compression::None {
+                let e = format!("{:#}", decode(&b, 50_000).unwrap_err());
+                assert!(e.contains("more than 50000 bytes"), "{c:?}: {e}");
+            }
+        }
+    }
+}
