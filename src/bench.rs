@@ -5,6 +5,7 @@
 mod alert_manager;
 mod audit_logger;
 mod consumer_run;
+mod crash_soak;
 mod db_writer;
 mod dev;
 mod log;
@@ -64,6 +65,9 @@ enum What {
     /// Events/s the alert-manager's evaluator takes in (two transactions per event's
     /// way), and the time from an event to its PagerDuty request.
     AlertManager(alert_manager::AlertManagerBench),
+    /// Cycles of acks=all idempotent produce, kill -9 and restart on disk; every
+    /// acknowledged record must be there once, in order.
+    CrashSoak(crash_soak::CrashSoakBench),
     /// `agentbus dev`: time until every group is ready, idle RSS, and the time from
     /// `agentbus log` to the row in PostgreSQL.
     Dev(dev::DevBench),
@@ -329,6 +333,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         What::AlertManager(args) => alert_manager::run(&args),
         What::Log(args) => log::run(&args),
         What::Dev(args) => dev::run(&args),
+        What::CrashSoak(args) => crash_soak::run(&args),
         What::ServeMock { partitions } => serve_mock(partitions),
     })
     .await
