@@ -1,0 +1,741 @@
+//! One segment of a disk log: its `.log` file, the offset and time indexes beside it,
+//! and the recovery that rebuilds them (see the parent module's layout).
+
+use super::super::batch::{stored_prefix, BatchHeader, HEADER_LEN};
+use super::super::{now_ms, LogConfig, LogError};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Writes `head` then `tail` with as few system calls as the kernel allows.
+pub(super) fn write_all_vectored(file: &mut File, head: &[u8], tail: &[u8]) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    let total = head.len() + tail.len();
+    let mut written = 0;
+    while written < total {
+        let n = if written < head.len() {
+            file.write_vectored(&[IoSlice::new(&head[written..]), IoSlice::new(tail)])?
+        } else {
+            file.write(&tail[written - head.len()..])?
+        };
+        if n == 0 {
+            return Err(std::io::Error::new(
+                ErrorKind::WriteZero,
+                "log file accepted no bytes",
+            ));
+        }
+        written += n;
+    }
+    Ok(())
+}
+
+pub(super) const LOG_EXT: &str = "log";
+pub(super) const INDEX_EXT: &str = "index";
+pub(super) const TIME_INDEX_EXT: &str = "timeindex";
+pub(super) const START_OFFSET_FILE: &str = "log-start-offset";
+pub(super) const START_OFFSET_TMP: &str = "log-start-offset.tmp";
+pub(super) const INDEX_ENTRY_LEN: usize = 8;
+pub(super) const TIME_INDEX_ENTRY_LEN: usize = 12;
+/// Largest relative offset or file position an index entry can hold.
+pub(super) const U32_LIMIT: u64 = u32::MAX as u64;
+
+pub(super) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// Base offset encoded in a segment file stem (exactly 20 digits).
+pub(super) fn parse_base_offset(stem: &str) -> Option<i64> {
+    if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+        stem.parse().ok()
+    } else {
+        None
+    }
+}
+
+pub(super) fn corrupt(path: &Path, reason: impl Into<String>) -> LogError {
+    LogError::Corrupt {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+pub(super) fn remove_if_present(path: &Path) -> Result<(), LogError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(LogError::io(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Offset index entry: a batch starting at `base_offset + rel` lies at byte `pos`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct IndexEntry {
+    pub(super) rel: u32,
+    pub(super) pos: u32,
+}
+
+/// Time index entry: batches before `base_offset + rel` have max timestamps below `timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TimeEntry {
+    pub(super) timestamp: i64,
+    pub(super) rel: u32,
+}
+
+/// The batch holding a segment's largest timestamp (the first one on ties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct MaxTimestamp {
+    pub(super) timestamp: i64,
+    pub(super) base_offset: i64,
+    pub(super) last_offset: i64,
+    pub(super) pos: u64,
+    pub(super) size: usize,
+}
+
+impl MaxTimestamp {
+    pub(super) fn of(pos: u64, h: &BatchHeader) -> Self {
+        Self {
+            timestamp: h.max_timestamp,
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            pos,
+            size: h.size,
+        }
+    }
+}
+
+/// Index entries created by one append, to be written to the index files.
+#[derive(Debug, Default)]
+pub(super) struct NewEntries {
+    pub(super) index: Option<IndexEntry>,
+    pub(super) time: Option<TimeEntry>,
+}
+
+/// Append handles of the active segment's index files.
+#[derive(Debug)]
+pub(super) struct IndexWriters {
+    pub(super) index: File,
+    pub(super) time_index: File,
+}
+
+/// How the batches of a segment are checked while walking them to rebuild its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Check {
+    /// Headers only (segments that were complete before the last shutdown).
+    Headers,
+    /// Whole batches including the CRC (the last segment, which may have a torn tail).
+    Full,
+}
+
+/// One `.log` file with its two indexes.
+#[derive(Debug)]
+pub(super) struct Segment {
+    pub(super) base_offset: i64,
+    pub(super) log_path: PathBuf,
+    pub(super) index_path: PathBuf,
+    pub(super) time_index_path: PathBuf,
+    /// Opened for reading and appending.
+    pub(super) file: File,
+    pub(super) size: u64,
+    /// Last offset of the last batch + 1; the base offset while empty.
+    pub(super) next_offset: i64,
+    pub(super) index: Vec<IndexEntry>,
+    pub(super) time_index: Vec<TimeEntry>,
+    pub(super) max_ts: Option<MaxTimestamp>,
+    pub(super) bytes_since_index: u64,
+    /// Present on the active segment only.
+    pub(super) writers: Option<IndexWriters>,
+    /// The broker's time of the first append (approximated by the file's age after a
+    /// restart).
+    pub(super) first_append_ms: Option<i64>,
+}
+
+impl Segment {
+    pub(super) fn new(dir: &Path, base_offset: i64, file: File) -> Self {
+        Self {
+            base_offset,
+            log_path: segment_path(dir, base_offset, LOG_EXT),
+            index_path: segment_path(dir, base_offset, INDEX_EXT),
+            time_index_path: segment_path(dir, base_offset, TIME_INDEX_EXT),
+            file,
+            size: 0,
+            next_offset: base_offset,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            max_ts: None,
+            bytes_since_index: 0,
+            writers: None,
+            first_append_ms: None,
+        }
+    }
+
+    /// Creates a new, empty active segment.
+    pub(super) fn create(dir: &Path, base_offset: i64) -> Result<Self, LogError> {
+        let path = segment_path(dir, base_offset, LOG_EXT);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| LogError::io(&path, e))?;
+        let mut seg = Self::new(dir, base_offset, file);
+        seg.write_index_files()?;
+        seg.open_writers()?;
+        Ok(seg)
+    }
+
+    pub(super) fn open_existing(dir: &Path, base_offset: i64) -> Result<Self, LogError> {
+        let path = segment_path(dir, base_offset, LOG_EXT);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| LogError::io(&path, e))?;
+        let len = file.metadata().map_err(|e| LogError::io(&path, e))?.len();
+        let mut seg = Self::new(dir, base_offset, file);
+        seg.size = len;
+        Ok(seg)
+    }
+
+    /// Opens a segment that is not the last one: its indexes are trusted when sane.
+    pub(super) fn load(dir: &Path, base_offset: i64, interval: u64) -> Result<Self, LogError> {
+        let mut seg = Self::open_existing(dir, base_offset)?;
+        match seg.load_indexes() {
+            Ok(()) => Ok(seg),
+            Err(reason) => {
+                tracing::warn!(path = %seg.index_path.display(), %reason, "rebuilding segment indexes");
+                seg.rebuild(Check::Headers, interval)?;
+                seg.seal_time_index();
+                seg.write_index_files()?;
+                Ok(seg)
+            }
+        }
+    }
+
+    /// Opens the last segment: validates every batch, cuts a torn tail, rebuilds the indexes.
+    pub(super) fn recover(dir: &Path, base_offset: i64, interval: u64) -> Result<Self, LogError> {
+        let mut seg = Self::open_existing(dir, base_offset)?;
+        seg.rebuild(Check::Full, interval)?;
+        seg.write_index_files()?;
+        seg.open_writers()?;
+        if seg.size > 0 {
+            seg.first_append_ms = Some(seg.file_age_ms());
+        }
+        Ok(seg)
+    }
+
+    /// Creation (or else modification) time of the log file, in ms since the epoch.
+    pub(super) fn file_age_ms(&self) -> i64 {
+        let Ok(meta) = self.file.metadata() else {
+            return now_ms();
+        };
+        meta.created()
+            .or_else(|_| meta.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or_else(now_ms, |d| d.as_millis() as i64)
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    /// Offset relative to the base offset, as stored in index entries.
+    pub(super) fn relative(&self, offset: i64) -> Option<u32> {
+        u32::try_from(offset - self.base_offset).ok()
+    }
+
+    // ----- state tracking -------------------------------------------------------------
+
+    /// Accounts for the batch `h` stored at `pos` (which must be the current end of the
+    /// segment); returns the index entries it produced.
+    pub(super) fn track(&mut self, pos: u64, h: &BatchHeader, interval: u64) -> NewEntries {
+        let mut new = NewEntries::default();
+        if self.max_ts.is_none_or(|m| h.max_timestamp > m.timestamp) {
+            self.max_ts = Some(MaxTimestamp::of(pos, h));
+        }
+        if pos > 0 && pos <= U32_LIMIT && self.bytes_since_index >= interval {
+            if let Some(rel) = self.relative(h.base_offset) {
+                let entry = IndexEntry {
+                    rel,
+                    pos: pos as u32,
+                };
+                self.index.push(entry);
+                new.index = Some(entry);
+                new.time = self.maybe_time_entry();
+                self.bytes_since_index = 0;
+            }
+        }
+        self.bytes_since_index += h.size as u64;
+        self.size = pos + h.size as u64;
+        self.next_offset = h.last_offset() + 1;
+        new
+    }
+
+    /// Adds a time index entry for the max timestamp so far when it is a new high.
+    pub(super) fn maybe_time_entry(&mut self) -> Option<TimeEntry> {
+        let m = self.max_ts?;
+        if self
+            .time_index
+            .last()
+            .is_some_and(|t| t.timestamp >= m.timestamp)
+        {
+            return None;
+        }
+        let entry = TimeEntry {
+            timestamp: m.timestamp,
+            rel: self.relative(m.base_offset)?,
+        };
+        self.time_index.push(entry);
+        Some(entry)
+    }
+
+    /// Final time index entry of a segment that stops being active (in memory only).
+    pub(super) fn seal_time_index(&mut self) -> Option<TimeEntry> {
+        self.maybe_time_entry()
+    }
+
+    /// Forgets everything and walks the file from the start, cutting it at the first batch
+    /// that fails `check`.
+    pub(super) fn rebuild(&mut self, check: Check, interval: u64) -> Result<(), LogError> {
+        let file_len = self.size;
+        self.size = 0;
+        self.next_offset = self.base_offset;
+        self.index.clear();
+        self.time_index.clear();
+        self.max_ts = None;
+        self.bytes_since_index = 0;
+        let mut pos = 0u64;
+        let mut buf = Vec::new();
+        while pos < file_len {
+            match self.checked_batch_at(pos, file_len, check, &mut buf)? {
+                Ok(h) => {
+                    self.track(pos, &h, interval);
+                    pos += h.size as u64;
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        path = %self.log_path.display(),
+                        position = pos,
+                        dropped = file_len - pos,
+                        %reason,
+                        "truncated torn tail"
+                    );
+                    self.file
+                        .set_len(pos)
+                        .map_err(|e| LogError::io(&self.log_path, e))?;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The batch at `pos` if it passes `check`, else why not (I/O errors are returned as such).
+    pub(super) fn checked_batch_at(
+        &self,
+        pos: u64,
+        file_len: u64,
+        check: Check,
+        buf: &mut Vec<u8>,
+    ) -> Result<Result<BatchHeader, String>, LogError> {
+        let remaining = file_len - pos;
+        if remaining < HEADER_LEN as u64 {
+            return Ok(Err(format!("incomplete header ({remaining} bytes)")));
+        }
+        let mut head = [0u8; HEADER_LEN];
+        self.read_exact(&mut head, pos)?;
+        let h = match BatchHeader::parse(&head) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        if h.size as u64 > remaining {
+            return Ok(Err(format!(
+                "incomplete batch ({} of {} bytes)",
+                remaining, h.size
+            )));
+        }
+        if h.base_offset < self.next_offset || self.relative(h.last_offset()).is_none() {
+            return Ok(Err(format!(
+                "batch base offset {} out of sequence (expected ≥ {})",
+                h.base_offset, self.next_offset
+            )));
+        }
+        if check == Check::Full {
+            buf.resize(h.size, 0);
+            self.read_exact(buf, pos)?;
+            if let Err(e) = BatchHeader::validate(buf) {
+                return Ok(Err(e.to_string()));
+            }
+        }
+        Ok(Ok(h))
+    }
+
+    // ----- index files --------------------------------------------------------------------
+
+    /// Loads both index files and derives the segment state from them; `Err` asks for a
+    /// rebuild.
+    pub(super) fn load_indexes(&mut self) -> Result<(), String> {
+        let index = read_index_file(&self.index_path)?;
+        let time_index = read_time_index_file(&self.time_index_path)?;
+        for w in index.windows(2) {
+            if w[1].rel <= w[0].rel || w[1].pos <= w[0].pos {
+                return Err("offset index entries not increasing".into());
+            }
+        }
+        for w in time_index.windows(2) {
+            if w[1].rel <= w[0].rel || w[1].timestamp <= w[0].timestamp {
+                return Err("time index entries not increasing".into());
+            }
+        }
+        if index.last().is_some_and(|e| u64::from(e.pos) >= self.size) {
+            return Err("offset index points past the end of the log".into());
+        }
+        self.index = index;
+        self.time_index = time_index;
+        self.derive_tail_state()?;
+        self.derive_max_timestamp()
+    }
+
+    /// Finds `next_offset` (and the bytes since the last index entry) by walking the batches
+    /// after the last index entry.
+    pub(super) fn derive_tail_state(&mut self) -> Result<(), String> {
+        let (mut pos, expected) = match self.index.last() {
+            Some(e) => (u64::from(e.pos), Some(self.base_offset + i64::from(e.rel))),
+            None => (0, None),
+        };
+        let mut next = self.base_offset;
+        let mut since = 0u64;
+        while pos < self.size {
+            let h = self.header_at(pos).map_err(|e| e.to_string())?;
+            if since == 0 && expected.is_some_and(|o| o != h.base_offset) {
+                return Err("offset index entry does not match the batch it points at".into());
+            }
+            next = h.last_offset() + 1;
+            since += h.size as u64;
+            pos += h.size as u64;
+        }
+        if expected.is_some() && since == 0 {
+            return Err("offset index entry points at no batch".into());
+        }
+        self.next_offset = next;
+        self.bytes_since_index = since;
+        Ok(())
+    }
+
+    /// The last time index entry is the segment's max timestamp; finds its batch.
+    pub(super) fn derive_max_timestamp(&mut self) -> Result<(), String> {
+        let Some(last) = self.time_index.last().copied() else {
+            return if self.is_empty() {
+                Ok(())
+            } else {
+                Err("time index is empty".into())
+            };
+        };
+        let offset = self.base_offset + i64::from(last.rel);
+        let found = self
+            .find_batch(self.position_of(offset), |h| h.base_offset >= offset)
+            .map_err(|e| e.to_string())?;
+        match found {
+            Some((pos, h)) if h.base_offset == offset && h.max_timestamp == last.timestamp => {
+                self.max_ts = Some(MaxTimestamp::of(pos, &h));
+                Ok(())
+            }
+            _ => Err("time index entry does not match the batch it points at".into()),
+        }
+    }
+
+    /// Rewrites both index files from the in-memory entries.
+    pub(super) fn write_index_files(&self) -> Result<(), LogError> {
+        let mut index = Vec::with_capacity(self.index.len() * INDEX_ENTRY_LEN);
+        for e in &self.index {
+            index.extend_from_slice(&encode_index(e));
+        }
+        fs::write(&self.index_path, index).map_err(|e| LogError::io(&self.index_path, e))?;
+        let mut time = Vec::with_capacity(self.time_index.len() * TIME_INDEX_ENTRY_LEN);
+        for e in &self.time_index {
+            time.extend_from_slice(&encode_time(e));
+        }
+        fs::write(&self.time_index_path, time).map_err(|e| LogError::io(&self.time_index_path, e))
+    }
+
+    pub(super) fn open_writers(&mut self) -> Result<(), LogError> {
+        let open = |path: &Path| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| LogError::io(path, e))
+        };
+        self.writers = Some(IndexWriters {
+            index: open(&self.index_path)?,
+            time_index: open(&self.time_index_path)?,
+        });
+        Ok(())
+    }
+
+    pub(super) fn write_entries(&mut self, new: &NewEntries) -> Result<(), LogError> {
+        let Some(w) = self.writers.as_mut() else {
+            return Ok(());
+        };
+        if let Some(e) = &new.index {
+            w.index
+                .write_all(&encode_index(e))
+                .map_err(|err| LogError::io(&self.index_path, err))?;
+        }
+        if let Some(e) = &new.time {
+            w.time_index
+                .write_all(&encode_time(e))
+                .map_err(|err| LogError::io(&self.time_index_path, err))?;
+        }
+        Ok(())
+    }
+
+    // ----- writes ---------------------------------------------------------------------------
+
+    pub(super) fn append(
+        &mut self,
+        h: &BatchHeader,
+        batch: &[u8],
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let pos = self.size;
+        let prefix = stored_prefix(batch, h);
+        if let Err(e) = write_all_vectored(&mut self.file, &prefix, &batch[prefix.len()..]) {
+            // Never leave half a batch behind for the next append to follow.
+            let _ = self.file.set_len(pos);
+            return Err(LogError::io(&self.log_path, e));
+        }
+        if config.fsync {
+            self.file
+                .sync_data()
+                .map_err(|e| LogError::io(&self.log_path, e))?;
+        }
+        if self.first_append_ms.is_none() {
+            self.first_append_ms = Some(now_ms);
+        }
+        let new = self.track(pos, h, config.index_interval_bytes);
+        self.write_entries(&new)
+    }
+
+    /// Turns the active segment into an inactive one: final time entry, files synced when
+    /// `fsync` is on, index handles closed.
+    pub(super) fn deactivate(&mut self, fsync: bool) -> Result<(), LogError> {
+        if let Some(e) = self.seal_time_index() {
+            self.write_entries(&NewEntries {
+                index: None,
+                time: Some(e),
+            })?;
+        }
+        if fsync {
+            self.sync()?;
+        }
+        self.writers = None;
+        Ok(())
+    }
+
+    pub(super) fn sync(&self) -> Result<(), LogError> {
+        self.file
+            .sync_data()
+            .map_err(|e| LogError::io(&self.log_path, e))?;
+        if let Some(w) = &self.writers {
+            w.index
+                .sync_data()
+                .map_err(|e| LogError::io(&self.index_path, e))?;
+            w.time_index
+                .sync_data()
+                .map_err(|e| LogError::io(&self.time_index_path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the segment's files (the log first: orphan indexes are cleaned up on open).
+    pub(super) fn delete(self) -> Result<u64, LogError> {
+        let size = self.size;
+        let Segment {
+            log_path,
+            index_path,
+            time_index_path,
+            file,
+            writers,
+            ..
+        } = self;
+        drop(file);
+        drop(writers);
+        remove_if_present(&log_path)?;
+        remove_if_present(&index_path)?;
+        remove_if_present(&time_index_path)?;
+        Ok(size)
+    }
+
+    // ----- reads ----------------------------------------------------------------------------
+
+    pub(super) fn read_exact(&self, buf: &mut [u8], pos: u64) -> Result<(), LogError> {
+        self.file
+            .read_exact_at(buf, pos)
+            .map_err(|e| LogError::io(&self.log_path, e))
+    }
+
+    pub(super) fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
+        let mut buf = vec![0u8; len];
+        self.read_exact(&mut buf, pos)?;
+        Ok(buf)
+    }
+
+    /// Header of the batch stored at `pos`, which must lie within the segment.
+    pub(super) fn header_at(&self, pos: u64) -> Result<BatchHeader, LogError> {
+        if pos + HEADER_LEN as u64 > self.size {
+            return Err(corrupt(
+                &self.log_path,
+                format!("partial batch header at {pos}"),
+            ));
+        }
+        let mut head = [0u8; HEADER_LEN];
+        self.read_exact(&mut head, pos)?;
+        let h = BatchHeader::parse(&head)
+            .map_err(|e| corrupt(&self.log_path, format!("at position {pos}: {e}")))?;
+        if pos + h.size as u64 > self.size {
+            return Err(corrupt(&self.log_path, format!("partial batch at {pos}")));
+        }
+        Ok(h)
+    }
+
+    /// Position of the last indexed batch at or before `offset` (0 without one).
+    pub(super) fn position_of(&self, offset: i64) -> u64 {
+        let rel = offset - self.base_offset;
+        let i = self.index.partition_point(|e| i64::from(e.rel) <= rel);
+        if i == 0 {
+            0
+        } else {
+            u64::from(self.index[i - 1].pos)
+        }
+    }
+
+    /// Position from which to look for the first batch with max timestamp ≥ `timestamp`.
+    pub(super) fn position_for_timestamp(&self, timestamp: i64) -> u64 {
+        let i = self.time_index.partition_point(|e| e.timestamp < timestamp);
+        if i == 0 {
+            0
+        } else {
+            self.position_of(self.base_offset + i64::from(self.time_index[i - 1].rel))
+        }
+    }
+
+    /// Walks batch headers from `pos` to the first batch satisfying `pred`.
+    pub(super) fn find_batch(
+        &self,
+        mut pos: u64,
+        mut pred: impl FnMut(&BatchHeader) -> bool,
+    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        while pos < self.size {
+            let h = self.header_at(pos)?;
+            if pred(&h) {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.size as u64;
+        }
+        Ok(None)
+    }
+
+    /// Whole batches starting at `pos`: the first always, then more while the chunk stays
+    /// within `budget` bytes. Returns the bytes and whether the segment end was reached.
+    pub(super) fn read_chunk(
+        &self,
+        pos: u64,
+        first_size: Option<usize>,
+        budget: usize,
+    ) -> Result<(Vec<u8>, bool), LogError> {
+        let available = usize::try_from(self.size - pos).unwrap_or(usize::MAX);
+        let len = available.min(budget.max(first_size.unwrap_or(0)));
+        let mut buf = self.read_bytes(pos, len)?;
+        let mut used = 0;
+        while used + HEADER_LEN <= buf.len() {
+            let Ok(h) = BatchHeader::parse(&buf[used..]) else {
+                break;
+            };
+            if used + h.size > buf.len() {
+                break;
+            }
+            used += h.size;
+        }
+        if first_size.is_some_and(|s| used < s) {
+            return Err(corrupt(
+                &self.log_path,
+                format!("unreadable batch at {pos}"),
+            ));
+        }
+        buf.truncate(used);
+        Ok((buf, used == available))
+    }
+
+    /// The segment's max timestamp batch among those with last offset ≥ `start`.
+    pub(super) fn max_timestamp_from(&self, start: i64) -> Result<Option<MaxTimestamp>, LogError> {
+        match self.max_ts {
+            Some(m) if m.last_offset >= start => Ok(Some(m)),
+            None => Ok(None),
+            Some(_) => {
+                let mut best: Option<MaxTimestamp> = None;
+                let mut pos = self.position_of(start);
+                while pos < self.size {
+                    let h = self.header_at(pos)?;
+                    if h.last_offset() >= start
+                        && best.is_none_or(|b| h.max_timestamp > b.timestamp)
+                    {
+                        best = Some(MaxTimestamp::of(pos, &h));
+                    }
+                    pos += h.size as u64;
+                }
+                Ok(best)
+            }
+        }
+    }
+}
+
+pub(super) fn encode_index(e: &IndexEntry) -> [u8; INDEX_ENTRY_LEN] {
+    let mut out = [0u8; INDEX_ENTRY_LEN];
+    out[..4].copy_from_slice(&e.rel.to_be_bytes());
+    out[4..].copy_from_slice(&e.pos.to_be_bytes());
+    out
+}
+
+pub(super) fn encode_time(e: &TimeEntry) -> [u8; TIME_INDEX_ENTRY_LEN] {
+    let mut out = [0u8; TIME_INDEX_ENTRY_LEN];
+    out[..8].copy_from_slice(&e.timestamp.to_be_bytes());
+    out[8..].copy_from_slice(&e.rel.to_be_bytes());
+    out
+}
+
+pub(super) fn read_entries(path: &Path, entry_len: usize) -> Result<Vec<[u8; 12]>, String> {
+    let data = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if data.len() % entry_len != 0 {
+        return Err(format!("{}: partial entry", path.display()));
+    }
+    Ok(data
+        .chunks_exact(entry_len)
+        .map(|c| {
+            let mut e = [0u8; 12];
+            e[..entry_len].copy_from_slice(c);
+            e
+        })
+        .collect())
+}
+
+pub(super) fn read_index_file(path: &Path) -> Result<Vec<IndexEntry>, String> {
+    Ok(read_entries(path, INDEX_ENTRY_LEN)?
+        .into_iter()
+        .map(|e| IndexEntry {
+            rel: u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
+            pos: u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
+        })
+        .collect())
+}
+
+pub(super) fn read_time_index_file(path: &Path) -> Result<Vec<TimeEntry>, String> {
+    Ok(read_entries(path, TIME_INDEX_ENTRY_LEN)?
+        .into_iter()
+        .map(|e| TimeEntry {
+            timestamp: i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]),
+            rel: u32::from_be_bytes([e[8], e[9], e[10], e[11]]),
+        })
+        .collect())
+}
