@@ -299,7 +299,7 @@ pub(crate) struct MigrateArgs {
 
 pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let shutdown = crate::signals::shutdown()?;
-    let (stop, stopped) = stop_signal(shutdown);
+    let stopped = stop_signal(shutdown);
     let http_addr = match &args.group {
         Group::DbWriter(a) => a.runtime.http_addr(),
         Group::MetricsAggregator(a) => a.runtime.http_addr(),
@@ -324,7 +324,6 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         Group::AlertManager(a) => crate::consume_alerts::add(&a, &mut service).await?,
     };
     service.run(stopped()).await?;
-    drop(stop);
     for m in groups {
         tracing::info!(
             "{} stopped: {} consumed, {} written, {} sent to the DLQ",
@@ -337,15 +336,11 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A shutdown future that several waits can share: the sender keeps it armed.
+/// A shutdown future that several waits can share.
 fn stop_signal(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> (
-    tokio::sync::watch::Sender<bool>,
-    impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Clone,
-) {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let tx = stop_tx.clone();
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Clone {
+    let (tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = tx.send(true);
@@ -356,7 +351,7 @@ fn stop_signal(
             let _ = rx.wait_for(|s| *s).await;
         }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
     };
-    (stop_tx, stopped)
+    stopped
 }
 
 pub(crate) async fn add_pattern_extractor(

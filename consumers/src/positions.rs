@@ -346,23 +346,27 @@ impl<S: Sink> Pipeline<S> {
         };
         let tpl = list(fresh.iter().map(|tp| (tp, timestamp)));
         let found = consumer.offsets_for_times(tpl, KAFKA_TIMEOUT)?;
-        found
-            .elements()
-            .iter()
-            .map(|e| {
-                let o = match e.offset() {
-                    o @ Offset::Offset(_) => o,
-                    // No record that new: only what comes next, from the end as it is
-                    // now. A logical `End` would be resolved later, after records that
-                    // arrive meanwhile.
-                    _ => {
-                        let (_, high) =
-                            consumer.fetch_watermarks(e.topic(), e.partition(), KAFKA_TIMEOUT)?;
-                        Offset::Offset(high)
-                    }
-                };
-                Ok(((e.topic().to_string(), e.partition()), o))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(fresh.len());
+        let mut at_end = Vec::new();
+        for e in found.elements() {
+            let tp = (e.topic().to_string(), e.partition());
+            match e.offset() {
+                o @ Offset::Offset(_) => out.push((tp, o)),
+                _ => at_end.push(tp),
+            }
+        }
+        // No record that new: only what comes next, from the end as it is now (timestamp
+        // -1, one round for all of them). A logical `End` would be resolved later, after
+        // records that arrive meanwhile.
+        if !at_end.is_empty() {
+            let ends = consumer.offsets_for_times(
+                list(at_end.iter().map(|tp| (tp, Offset::End))),
+                KAFKA_TIMEOUT,
+            )?;
+            for e in ends.elements() {
+                out.push(((e.topic().to_string(), e.partition()), e.offset()));
+            }
+        }
+        Ok(out)
     }
 }
