@@ -1,10 +1,10 @@
 //! The disk log against the memory log, recovery, indexes, retention and compaction.
 
 use super::*;
-use crate::log::now_ms;
-use std::fs::OpenOptions;
 use crate::log::batch::{scan_valid, stamp, tests::make_batch};
 use crate::log::memory::MemoryLog;
+use crate::log::now_ms;
+use std::fs::OpenOptions;
 
 fn config() -> LogConfig {
     LogConfig {
