@@ -89,31 +89,32 @@ impl Drop for DataDir {
     }
 }
 
-/// The group is off when adding it failed for any reason but a bad setting.
-fn off_or_fatal(
-    result: anyhow::Result<Vec<Arc<Metrics>>>,
-) -> anyhow::Result<Result<Vec<Arc<Metrics>>, String>> {
-    match result {
-        Ok(m) => Ok(Ok(m)),
-        Err(e) if e.downcast_ref::<ConfigError>().is_some() => Err(e),
-        Err(e) => Ok(Err(format!("{e:#}"))),
-    }
-}
-
-fn entry(name: &'static str, sink: String, added: Result<Vec<Arc<Metrics>>, String>) -> GroupEntry {
+/// A group as adding it went: running, or off when it failed for any reason but a bad
+/// setting (which stops start-up).
+fn entry(
+    name: &'static str,
+    sink: String,
+    added: anyhow::Result<Vec<Arc<Metrics>>>,
+) -> anyhow::Result<GroupEntry> {
     match added {
-        Ok(members) => GroupEntry {
+        Ok(members) => Ok(GroupEntry {
             name,
             sink,
             members,
             off: None,
-        },
-        Err(reason) => GroupEntry {
-            name,
-            sink,
-            members: Vec::new(),
-            off: Some(reason),
-        },
+        }),
+        Err(e) if e.downcast_ref::<ConfigError>().is_some() => Err(e),
+        Err(e) => Ok(off(name, sink, format!("{e:#}"))),
+    }
+}
+
+/// A group whose dependency cannot be had.
+fn off(name: &'static str, sink: String, reason: String) -> GroupEntry {
+    GroupEntry {
+        name,
+        sink,
+        members: Vec::new(),
+        off: Some(reason),
     }
 }
 
@@ -174,34 +175,31 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut service = Service::new(http_addr);
     let mut groups = Vec::new();
 
-    let (sink, added) = match &pg {
+    groups.push(match &pg {
         Ok(pg) => {
-            let added = match consume_cmd::db_writer_config(&runtime) {
-                Ok(config) => {
-                    consume_cmd::add_db_writer(config, pg.options.clone(), &mut service).await
-                }
-                Err(e) => Err(e.into()),
+            let added = async {
+                let config = consume_cmd::db_writer_config(&runtime)?;
+                consume_cmd::add_db_writer(config, pg.options.clone(), &mut service).await
             };
-            (
+            entry(
+                "db-writer",
                 format!("PostgreSQL {}", pg.shown),
-                off_or_fatal(added.map(|m| vec![m]))?,
-            )
+                added.await.map(|m| vec![m]),
+            )?
         }
-        Err(reason) => ("PostgreSQL".to_string(), Err(reason.clone())),
-    };
-    groups.push(entry("db-writer", sink, added));
-
-    let (sink, added) = match &redis {
+        Err(reason) => off("db-writer", "PostgreSQL".into(), reason.clone()),
+    });
+    groups.push(match &redis {
         Ok(r) => {
             let added = consume_cmd::add_metrics_aggregator(&runtime, &r.args, &mut service);
-            (
+            entry(
+                "metrics-aggregator",
                 format!("Redis {}", r.shown),
-                off_or_fatal(added.map(|m| vec![m]))?,
-            )
+                added.map(|m| vec![m]),
+            )?
         }
-        Err(reason) => ("Redis".to_string(), Err(reason.clone())),
-    };
-    groups.push(entry("metrics-aggregator", sink, added));
+        Err(reason) => off("metrics-aggregator", "Redis".into(), reason.clone()),
+    });
 
     let mut archive = args.archive.clone();
     if archive.audit_url.is_none() && archive.s3_bucket.is_none() {
@@ -228,8 +226,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     groups.push(entry(
         "audit-logger",
         format!("archive {place}"),
-        off_or_fatal(added.map(|m| vec![m]))?,
-    ));
+        added.map(|m| vec![m]),
+    )?);
 
     let extractor = PatternExtractorArgs {
         runtime: runtime.clone(),
@@ -240,8 +238,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     groups.push(entry(
         "pattern-extractor",
         "topics pattern-templates, fix-suggestions".into(),
-        off_or_fatal(added.map(|m| vec![m]))?,
-    ));
+        added.map(|m| vec![m]),
+    )?);
 
     let mut alerts = args.alerts.clone();
     alerts.instance = Some("dev".into());
@@ -260,8 +258,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     groups.push(entry(
         "alert-manager",
         format!("topic agent-alerts, {sent_to}"),
-        off_or_fatal(added)?,
-    ));
+        added,
+    )?);
 
     let status = Status::new(bootstrap.clone(), broker.state().clone(), groups);
     service.add_routes(status.router());
