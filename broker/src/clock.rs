@@ -18,7 +18,7 @@ impl Clock {
 
     /// Milliseconds since the Unix epoch, as the broker sees them.
     pub fn now_ms(&self) -> i64 {
-        crate::log::now_ms() + self.offset_ms.load(Ordering::Acquire)
+        now_ms() + self.offset_ms.load(Ordering::Acquire)
     }
 
     /// Moves the broker's time forward.
@@ -26,4 +26,12 @@ impl Clock {
         self.offset_ms
             .fetch_add(by.as_millis() as i64, Ordering::AcqRel);
     }
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -1,6 +1,5 @@
 //! Broker settings. The CLI fills them from flags, `AGENTBUS_*` variables and a TOML file.
 
-use crate::group::GroupConfig;
 use crate::log::LogConfig;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -168,4 +167,37 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
         return Err(format!("`{s}` has no host"));
     }
     Ok((host.to_string(), port))
+}
+
+/// Coordinator settings (Kafka's `group.*` and `offsets.*` broker configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout: Duration,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout: Duration,
+    /// `offsets.retention.minutes`: committed offsets of an empty group expire after this.
+    pub offsets_retention: Duration,
+    /// `offset.metadata.max.bytes`.
+    pub max_metadata_bytes: usize,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub consumer_session_timeout: Duration,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    pub consumer_heartbeat_interval: Duration,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            initial_rebalance_delay: Duration::from_millis(3000),
+            min_session_timeout: Duration::from_millis(6000),
+            max_session_timeout: Duration::from_millis(1_800_000),
+            offsets_retention: Duration::from_secs(7 * 24 * 3600),
+            max_metadata_bytes: 4096,
+            consumer_session_timeout: Duration::from_millis(45_000),
+            consumer_heartbeat_interval: Duration::from_millis(5_000),
+        }
+    }
 }

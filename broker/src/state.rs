@@ -3,20 +3,24 @@
 use crate::clock::Clock;
 use crate::cluster::{ClusterView, Node};
 use crate::config::{BrokerConfig, StorageConfig};
+use crate::group::store::GroupStore;
 use crate::group::Coordinator;
 use crate::log::{disk::DiskLog, memory::MemoryLog, Log, LogError};
-use crate::meta::{MetaError, MetaStore, TopicRecord};
+use crate::meta::{MetaError, MetaStore};
 use crate::topic_config::{TopicConfigError, TopicConfigs};
 use crate::txn::coordinator::TxnCoordinator;
-use crate::txn::producer_ids::ProducerIds;
+use crate::txn::store::TxnStore;
 use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
+use topic_store::{TopicRecord, TopicStore};
 use uuid::Uuid;
 
 mod partition;
+mod topic_store;
+mod transactions;
 pub use partition::{AppendError, Appended, Offsets, Partition, Read};
 
 /// Why a topic operation failed; each maps to a Kafka error code.
@@ -132,8 +136,7 @@ pub struct State {
     /// Host and port given to clients.
     pub advertised: (String, u16),
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    meta: MetaStore,
-    producer_ids: ProducerIds,
+    topic_store: TopicStore,
     /// Consumer groups and committed offsets.
     pub groups: Coordinator,
     /// Transactional ids and their transactions.
@@ -160,23 +163,25 @@ impl State {
 
     /// Opens the storage and loads the topics it holds.
     pub fn open(config: BrokerConfig, advertised: (String, u16)) -> Result<Self, TopicError> {
-        let meta = match &config.storage {
+        let meta = Arc::new(match &config.storage {
             StorageConfig::Memory => MetaStore::memory(),
             StorageConfig::Disk(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
                 MetaStore::open(dir)?
             }
-        };
-        let producer_ids = ProducerIds::open(&meta)?;
+        });
         let clock = Clock::default();
-        let groups = Coordinator::open(config.group, clock.clone(), &meta)?;
-        let txns = TxnCoordinator::open(&meta, clock.clone(), config.transaction_max_timeout_ms)?;
+        let groups = Coordinator::open(config.group, clock.clone(), GroupStore::new(meta.clone()))?;
+        let txns = TxnCoordinator::open(
+            TxnStore::new(meta.clone()),
+            clock.clone(),
+            config.transaction_max_timeout_ms,
+        )?;
         let state = Self {
             config,
             advertised,
             topics: RwLock::new(BTreeMap::new()),
-            meta,
-            producer_ids,
+            topic_store: TopicStore::new(meta),
             groups,
             txns,
             appended: Notify::new(),
@@ -192,7 +197,7 @@ impl State {
             rack: None,
             up: true,
         });
-        for (name, rec) in state.meta.load_topics()? {
+        for (name, rec) in state.topic_store.load()? {
             let topic = state.build_topic(&name, rec.id, rec.partitions, rec.configs)?;
             state.write_topics().insert(name, Arc::new(topic));
         }
@@ -233,20 +238,21 @@ impl State {
         Partition::open(partition, log, snapshot, epochs)
     }
 
-    /// The metadata store.
+    /// The metadata store (for tests that make its writes fail).
+    #[cfg(test)]
     pub(crate) fn meta(&self) -> &MetaStore {
-        &self.meta
+        self.topic_store.meta()
     }
 
     /// The next producer id InitProducerId would hand out: how many were handed out
     /// (for tests of clients that should not ask for one).
     pub fn producer_id_count(&self) -> i64 {
-        self.producer_ids.next()
+        self.txns.producer_id_count()
     }
 
     /// A new producer id for InitProducerId.
     pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
-        self.producer_ids.allocate(&self.meta)
+        self.txns.allocate_producer_id()
     }
 
     fn build_topic(
@@ -320,7 +326,7 @@ impl State {
         if topics.contains_key(name) {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
-        let stored = self.meta.put_topic(
+        let stored = self.topic_store.put(
             name,
             &TopicRecord {
                 id,
@@ -356,7 +362,7 @@ impl State {
             return Err(TopicError::Unknown);
         }
         // The record first: if it cannot be removed, the topic stays, in memory and on disk.
-        self.meta.delete_topic(name)?;
+        self.topic_store.delete(name)?;
         let topic = topics.remove(name).ok_or(TopicError::Unknown)?;
         drop(topics);
         self.remove_partition_dirs(name, 0..topic.partition_count());
@@ -396,7 +402,7 @@ impl State {
         }
         // The record before the partitions are served: a failed write leaves the topic
         // as it was.
-        let stored = self.meta.put_topic(
+        let stored = self.topic_store.put(
             name,
             &TopicRecord {
                 id: topic.id,
@@ -426,8 +432,12 @@ impl State {
     /// Runs the coordinators' timers now (session and transaction timeouts, rebalance
     /// deadlines) instead of at the next tick.
     pub fn run_timers(&self) {
-        self.groups.tick(&self.meta);
-        self.txns.tick(self);
+        self.groups.tick();
+        for c in self.txns.tick() {
+            if let Err(e) = self.complete_transaction(c) {
+                tracing::error!(error = %e, "cannot complete a transaction; the next tick retries");
+            }
+        }
     }
 
     /// Takes a presented broker down: the partitions it led move to the next node that is
@@ -483,7 +493,7 @@ impl State {
         if validate_only {
             return Ok(());
         }
-        self.meta.put_topic(
+        self.topic_store.put(
             name,
             &TopicRecord {
                 id: topic.id,

@@ -1,9 +1,9 @@
 //! One consumer group's state machine (see the module docs of `group`).
 
 use super::consumer::ConsumerGroup;
+use super::store::GroupStore;
 use super::store::{CommittedOffset, GroupSnapshot, MemberSnapshot};
 use super::{GroupConfig, GroupSummary};
-use crate::meta::MetaStore;
 use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
@@ -253,12 +253,12 @@ impl Group {
     }
 
     /// Writes the snapshot when the group has settled since the last write.
-    pub(crate) fn persist_if_settled(&mut self, meta: &MetaStore) {
+    pub(crate) fn persist_if_settled(&mut self, store: &GroupStore) {
         if !self.dirty || !matches!(self.state, GroupState::Stable | GroupState::Empty) {
             return;
         }
         self.dirty = false;
-        if let Err(e) = meta.put_group(&self.id, &self.snapshot()) {
+        if let Err(e) = store.put_group(&self.id, &self.snapshot()) {
             tracing::error!(group = %self.id, error = %e, "cannot persist group");
         }
     }

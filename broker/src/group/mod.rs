@@ -32,46 +32,14 @@ pub mod store;
 
 pub use classic::{GroupState, JoinOutcome, JoinRequest, MemberInfo, SyncOutcome};
 
-use crate::meta::MetaStore;
+pub use crate::config::GroupConfig;
+use crate::meta::MetaError;
 use classic::Group;
 use kafka_protocol::error::ResponseError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use store::CommittedOffset;
-
-/// Coordinator settings (Kafka's `group.*` and `offsets.*` broker configs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupConfig {
-    /// `group.initial.rebalance.delay.ms`.
-    pub initial_rebalance_delay: Duration,
-    /// `group.min.session.timeout.ms`.
-    pub min_session_timeout: Duration,
-    /// `group.max.session.timeout.ms`.
-    pub max_session_timeout: Duration,
-    /// `offsets.retention.minutes`: committed offsets of an empty group expire after this.
-    pub offsets_retention: Duration,
-    /// `offset.metadata.max.bytes`.
-    pub max_metadata_bytes: usize,
-    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
-    pub consumer_session_timeout: Duration,
-    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
-    pub consumer_heartbeat_interval: Duration,
-}
-
-impl Default for GroupConfig {
-    fn default() -> Self {
-        Self {
-            initial_rebalance_delay: Duration::from_millis(3000),
-            min_session_timeout: Duration::from_millis(6000),
-            max_session_timeout: Duration::from_millis(1_800_000),
-            offsets_retention: Duration::from_secs(7 * 24 * 3600),
-            max_metadata_bytes: 4096,
-            consumer_session_timeout: Duration::from_millis(45_000),
-            consumer_heartbeat_interval: Duration::from_millis(5_000),
-        }
-    }
-}
+use store::{CommittedOffset, GroupStore};
 
 /// All groups of this broker.
 #[derive(Debug)]
@@ -79,6 +47,7 @@ pub struct Coordinator {
     config: GroupConfig,
     clock: crate::clock::Clock,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+    store: GroupStore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -116,14 +85,14 @@ impl Coordinator {
     pub fn open(
         config: GroupConfig,
         clock: crate::clock::Clock,
-        meta: &MetaStore,
-    ) -> Result<Self, crate::meta::MetaError> {
+        store: GroupStore,
+    ) -> Result<Self, MetaError> {
         let now = clock.now();
         let mut groups: HashMap<String, Group> = HashMap::new();
-        for (id, snapshot) in meta.load_groups()? {
+        for (id, snapshot) in store.load_groups()? {
             groups.insert(id.clone(), Group::restore(&id, snapshot, now));
         }
-        for (id, topic, partition, committed) in meta.load_offsets()? {
+        for (id, topic, partition, committed) in store.load_offsets()? {
             groups
                 .entry(id.clone())
                 .or_insert_with(|| Group::new(&id, now))
@@ -139,6 +108,7 @@ impl Coordinator {
                     .map(|(k, g)| (k, Arc::new(Mutex::new(g))))
                     .collect(),
             ),
+            store,
         })
     }
 
@@ -158,7 +128,7 @@ impl Coordinator {
     }
 
     /// JoinGroup: returns at once or after the rebalance completes.
-    pub async fn join(&self, req: JoinRequest, meta: &MetaStore) -> JoinOutcome {
+    pub async fn join(&self, req: JoinRequest) -> JoinOutcome {
         if req.group_id.is_empty() {
             return JoinOutcome::error(ResponseError::InvalidGroupId, &req.member_id);
         }
@@ -171,7 +141,7 @@ impl Coordinator {
             let mut g = lock(&group);
             match g.join(req.clone(), &self.config, self.clock.now()) {
                 Ok(rx) => {
-                    g.persist_if_settled(meta);
+                    g.persist_if_settled(&self.store);
                     rx
                 }
                 Err(outcome) => return *outcome,
@@ -196,7 +166,6 @@ impl Coordinator {
         member_id: &str,
         instance_id: Option<&str>,
         assignments: Vec<(String, bytes::Bytes)>,
-        meta: &MetaStore,
     ) -> SyncOutcome {
         let Some(group) = self.get(group_id) else {
             return SyncOutcome::error(ResponseError::UnknownMemberId);
@@ -210,7 +179,7 @@ impl Coordinator {
                 assignments,
                 self.clock.now(),
             );
-            g.persist_if_settled(meta);
+            g.persist_if_settled(&self.store);
             match rx {
                 Ok(rx) => rx,
                 Err(outcome) => return outcome,
@@ -239,7 +208,6 @@ impl Coordinator {
         &self,
         group_id: &str,
         members: &[(String, Option<String>)],
-        meta: &MetaStore,
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut g = lock(&group);
@@ -248,7 +216,7 @@ impl Coordinator {
             .iter()
             .map(|(id, instance)| g.leave(id, instance.as_deref(), &self.config, now))
             .collect();
-        g.persist_if_settled(meta);
+        g.persist_if_settled(&self.store);
         Ok(results)
     }
 
@@ -277,10 +245,9 @@ impl Coordinator {
         &self,
         group_id: &str,
         offsets: Vec<(String, i32, CommittedOffset)>,
-        meta: &MetaStore,
-    ) -> Result<(), crate::meta::MetaError> {
+    ) -> Result<(), MetaError> {
         let group = self.get_or_create(group_id);
-        meta.put_offsets(group_id, &offsets)?;
+        self.store.put_offsets(group_id, &offsets)?;
         let mut g = lock(&group);
         for (topic, partition, c) in offsets {
             g.offsets.insert((topic, partition), c);
@@ -359,7 +326,7 @@ impl Coordinator {
     }
 
     /// DeleteGroups: only groups without members.
-    pub fn delete(&self, group_id: &str, meta: &MetaStore) -> Result<(), ResponseError> {
+    pub fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
         let mut groups = lock(&self.groups);
         let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         if lock(group).summary().state != GroupState::Empty {
@@ -367,7 +334,7 @@ impl Coordinator {
         }
         groups.remove(group_id);
         drop(groups);
-        if let Err(e) = meta.delete_group(group_id) {
+        if let Err(e) = self.store.delete_group(group_id) {
             tracing::error!(group = group_id, error = %e, "cannot delete group from the store");
             return Err(ResponseError::KafkaStorageError);
         }
@@ -379,7 +346,6 @@ impl Coordinator {
         &self,
         group_id: &str,
         partitions: &[(String, i32)],
-        meta: &MetaStore,
     ) -> Result<Vec<Result<(), ResponseError>>, ResponseError> {
         let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let mut g = lock(&group);
@@ -396,7 +362,7 @@ impl Coordinator {
                 Ok(())
             })
             .collect();
-        if let Err(e) = meta.delete_offsets(group_id, &deleted) {
+        if let Err(e) = self.store.delete_offsets(group_id, &deleted) {
             tracing::error!(group = group_id, error = %e, "cannot delete offsets from the store");
             return Err(ResponseError::KafkaStorageError);
         }
@@ -440,7 +406,7 @@ impl Coordinator {
     }
 
     /// Expires sessions, completes timed-out rebalances, drops expired offsets.
-    pub fn tick(&self, meta: &MetaStore) {
+    pub fn tick(&self) {
         let now = self.clock.now();
         let groups: Vec<_> = lock(&self.groups)
             .iter()
@@ -454,7 +420,7 @@ impl Coordinator {
                     tracing::info!(group = %id, %member, "consumer-protocol member removed (session or rebalance timeout)");
                 }
             }
-            g.persist_if_settled(meta);
+            g.persist_if_settled(&self.store);
             if g.is_empty()
                 && !g.offsets.is_empty()
                 && now.duration_since(g.empty_since) > self.config.offsets_retention
@@ -462,7 +428,7 @@ impl Coordinator {
                 tracing::info!(group = %id, "committed offsets expired (offsets.retention)");
                 let all: Vec<_> = g.offsets.keys().cloned().collect();
                 g.offsets.clear();
-                if let Err(e) = meta.delete_offsets(&id, &all) {
+                if let Err(e) = self.store.delete_offsets(&id, &all) {
                     tracing::warn!(group = %id, error = %e, "cannot delete expired offsets");
                 }
             }

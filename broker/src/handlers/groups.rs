@@ -114,7 +114,7 @@ pub(crate) async fn join_group(
             .collect(),
         require_known_member_id: version >= 4,
     };
-    let out = state.groups.join(join, state.meta()).await;
+    let out = state.groups.join(join).await;
     let mut resp = JoinGroupResponse::default();
     resp.error_code = code(out.error);
     resp.generation_id = out.generation;
@@ -176,7 +176,6 @@ pub(crate) async fn sync_group(
             req.member_id.as_str(),
             req.group_instance_id.as_ref().map(StrBytes::as_str),
             assignments,
-            state.meta(),
         )
         .await;
     resp.error_code = code(out.error);
@@ -220,10 +219,7 @@ pub(crate) fn leave_group(
         vec![(req.member_id.to_string(), None)]
     };
     let mut resp = LeaveGroupResponse::default();
-    match state
-        .groups
-        .leave(req.group_id.0.as_str(), &members, state.meta())
-    {
+    match state.groups.leave(req.group_id.0.as_str(), &members) {
         Err(e) => resp.error_code = e.code(),
         Ok(results) if version >= 3 => {
             resp.members = members
@@ -319,7 +315,7 @@ pub(crate) fn delete_groups(state: &Arc<State>, req: DeleteGroupsRequest) -> Del
     for id in req.groups_names {
         let mut r =
             kafka_protocol::messages::delete_groups_response::DeletableGroupResult::default();
-        if let Err(e) = state.groups.delete(id.0.as_str(), state.meta()) {
+        if let Err(e) = state.groups.delete(id.0.as_str()) {
             r.error_code = e.code();
         }
         r.group_id = id;

@@ -16,12 +16,8 @@ pub(crate) fn handle(
     resp.producer_epoch = -1;
     if let Some(id) = &req.transactional_id {
         let expected = (version >= 3).then_some((req.producer_id.0, req.producer_epoch));
-        match state.txns.init_producer_id(
-            state,
-            id.0.as_str(),
-            req.transaction_timeout_ms,
-            expected,
-        ) {
+        match state.init_transactional_producer(id.0.as_str(), req.transaction_timeout_ms, expected)
+        {
             Ok((pid, epoch)) => {
                 resp.producer_id = ProducerId(pid);
                 resp.producer_epoch = epoch;

@@ -81,7 +81,7 @@ pub(crate) fn offset_commit(
         resp.topics.push(out);
     }
     if !accepted.is_empty() {
-        if let Err(e) = state.groups.commit(group_id, accepted, state.meta()) {
+        if let Err(e) = state.groups.commit(group_id, accepted) {
             tracing::error!(group = group_id, error = %e, "cannot store committed offsets");
             for t in &mut resp.topics {
                 for p in &mut t.partitions {
@@ -215,7 +215,7 @@ pub(crate) fn offset_delete(state: &Arc<State>, req: OffsetDeleteRequest) -> Off
     let mut resp = OffsetDeleteResponse::default();
     match state
         .groups
-        .delete_offsets(req.group_id.0.as_str(), &partitions, state.meta())
+        .delete_offsets(req.group_id.0.as_str(), &partitions)
     {
         Err(e) => resp.error_code = e.code(),
         Ok(results) => {

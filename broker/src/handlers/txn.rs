@@ -54,13 +54,15 @@ fn add_one(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
         .collect();
-    let results = match state
-        .txns
-        .add_partitions(state, id, pid, epoch, &partitions, verify_only)
-    {
-        Ok(r) => r,
-        Err(e) => vec![Err(e); partitions.len()],
-    };
+    let results =
+        match state
+            .txns
+            .add_partitions(id, pid, epoch, &partitions, verify_only, |t, p| {
+                state.topic(t).and_then(|t| t.partition(p)).is_some()
+            }) {
+            Ok(r) => r,
+            Err(e) => vec![Err(e); partitions.len()],
+        };
     topic_results(topics, &results)
 }
 
@@ -103,7 +105,6 @@ pub(crate) fn add_offsets(
 ) -> AddOffsetsToTxnResponse {
     let mut resp = AddOffsetsToTxnResponse::default();
     resp.error_code = code(state.txns.add_offsets(
-        state,
         req.transactional_id.0.as_str(),
         req.producer_id.0,
         req.producer_epoch,
@@ -114,8 +115,7 @@ pub(crate) fn add_offsets(
 
 pub(crate) fn end_txn(state: &Arc<State>, req: EndTxnRequest) -> EndTxnResponse {
     let mut resp = EndTxnResponse::default();
-    resp.error_code = code(state.txns.end_txn(
-        state,
+    resp.error_code = code(state.end_transaction(
         req.transactional_id.0.as_str(),
         req.producer_id.0,
         req.producer_epoch,
@@ -167,7 +167,6 @@ pub(crate) fn txn_offset_commit(
     }
     let result = member_check.and_then(|()| {
         state.txns.commit_offsets(
-            state,
             req.transactional_id.0.as_str(),
             req.producer_id.0,
             req.producer_epoch,

@@ -4,7 +4,8 @@
 //! frames, which wait in the read buffer. Responses are written when no further request is
 //! already buffered, so a pipelined burst costs one write.
 
-use crate::protocol::{serve_frame, Connection, FrameError};
+use crate::protocol::{Connection, FrameError};
+use crate::service::serve_frame;
 use crate::state::State;
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;

@@ -1,7 +1,8 @@
 //! Producer id allocation. Ids are handed out from blocks reserved in the metadata store,
 //! so a restarted broker never reuses one.
 
-use crate::meta::{MetaError, MetaStore};
+use super::store::TxnStore;
+use crate::meta::MetaError;
 use std::sync::Mutex;
 
 const BLOCK: i64 = 1000;
@@ -20,8 +21,8 @@ pub struct ProducerIds {
 
 impl ProducerIds {
     /// Continues after the last reserved block.
-    pub fn open(meta: &MetaStore) -> Result<Self, MetaError> {
-        let start = meta.producer_id_block_end()?.unwrap_or(0);
+    pub fn open(store: &TxnStore) -> Result<Self, MetaError> {
+        let start = store.producer_id_block_end()?.unwrap_or(0);
         Ok(Self {
             range: Mutex::new(Range {
                 next: start,
@@ -37,11 +38,11 @@ impl ProducerIds {
     }
 
     /// The next unused id.
-    pub fn allocate(&self, meta: &MetaStore) -> Result<i64, MetaError> {
+    pub fn allocate(&self, store: &TxnStore) -> Result<i64, MetaError> {
         let mut r = self.range.lock().unwrap_or_else(|p| p.into_inner());
         if r.next >= r.end {
             let end = r.end + BLOCK;
-            meta.set_producer_id_block_end(end)?;
+            store.set_producer_id_block_end(end)?;
             r.end = end;
         }
         let id = r.next;
