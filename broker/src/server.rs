@@ -207,7 +207,7 @@ impl Broker {
         for n in &self.nodes {
             let _ = n.closing.send(true);
         }
-        self.state.appended.notify_waiters();
+        self.state.closing.notify_waiters();
         for n in &mut self.nodes {
             if let Some(task) = n.task.take() {
                 let _ = task.await;

@@ -21,6 +21,7 @@ use uuid::Uuid;
 mod partition;
 mod topic_store;
 mod transactions;
+mod waiters;
 pub use partition::{AppendError, Appended, Offsets, Partition, Read};
 
 /// Why a topic operation failed; each maps to a Kafka error code.
@@ -141,8 +142,8 @@ pub struct State {
     pub groups: Coordinator,
     /// Transactional ids and their transactions.
     pub txns: TxnCoordinator,
-    /// Woken on every append so parked fetches can re-check.
-    pub appended: Notify,
+    /// Woken at shutdown, so parked fetches answer at once.
+    pub closing: Notify,
     /// The brokers presented to clients, partition leaders, coordinator placement.
     pub cluster: ClusterView,
     /// Test hooks: injected faults, recorded requests, strict mode.
@@ -184,7 +185,7 @@ impl State {
             topic_store: TopicStore::new(meta),
             groups,
             txns,
-            appended: Notify::new(),
+            closing: Notify::new(),
             cluster: ClusterView::default(),
             faults: Default::default(),
             clock,

@@ -17,6 +17,7 @@ use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Longest a fetch may park, whatever the client asks.
@@ -35,29 +36,34 @@ pub(crate) async fn handle(
     }
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
+    let closing = state.closing.notified();
+    tokio::pin!(closing);
+    closing.as_mut().enable();
+    // Registered with each partition read before it is read, so an append between the
+    // read and the wait still wakes this fetch; appends elsewhere do not.
+    let appended = Arc::new(Notify::new());
     loop {
-        let notified = state.appended.notified();
-        tokio::pin!(notified);
-        // Register before reading so an append between the read and the wait still wakes us.
-        notified.as_mut().enable();
-        let (resp, bytes, errors) = build(state, version, node, &req);
+        let (resp, bytes, errors) = build(state, version, node, &req, &appended);
         if bytes >= req.min_bytes.max(0) as usize || errors || Instant::now() >= deadline {
             return resp;
         }
         tokio::select! {
-            _ = &mut notified => {}
-            // Nothing was appended since `resp` was built (that would have notified us).
+            _ = appended.notified() => {}
+            _ = &mut closing => return resp,
+            // Nothing was appended since `resp` was built (that would have woken us).
             _ = tokio::time::sleep_until(deadline) => return resp,
         }
     }
 }
 
 /// Builds one response; returns it with its record bytes and whether any partition erred.
+/// Each partition read wakes `appended` at its next append.
 fn build(
     state: &State,
     version: i16,
     node: i32,
     req: &FetchRequest,
+    appended: &Arc<Notify>,
 ) -> (FetchResponse, usize, bool) {
     let read_committed = req.isolation_level == 1;
     let mut resp = FetchResponse::default();
@@ -118,6 +124,7 @@ fn build(
                 fp.partition_max_bytes as usize
             };
             let limit = partition_max.min(remaining);
+            partition.wake_on_append(appended);
             match partition.read(fp.fetch_offset, limit, read_committed) {
                 Ok(Read {
                     bytes: data,

@@ -18,7 +18,6 @@ pub(crate) fn handle(
 ) -> Option<ProduceResponse> {
     let acks = req.acks;
     let mut resp = ProduceResponse::default();
-    let mut appended_any = false;
     for topic_data in req.topic_data {
         let name = topic_data.name.0.as_str();
         let topic = state.topic(name);
@@ -40,7 +39,6 @@ pub(crate) fn handle(
             };
             match result {
                 Ok(a) => {
-                    appended_any = true;
                     pr.base_offset = a.base_offset;
                     pr.log_append_time_ms = a.log_append_time;
                     if version >= 5 {
@@ -64,9 +62,6 @@ pub(crate) fn handle(
             out.partition_responses.push(pr);
         }
         resp.responses.push(out);
-    }
-    if appended_any {
-        state.appended.notify_waiters();
     }
     (acks != 0).then_some(resp)
 }

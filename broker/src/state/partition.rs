@@ -1,6 +1,7 @@
 //! One partition: its log, the producer state checked on every append, its open
 //! transactions and its leader epochs, under one lock where they must change together.
 
+use super::waiters::Waiters;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::epochs::LeaderEpochs;
 use crate::log::{Log, LogError};
@@ -9,7 +10,8 @@ use crate::txn::partition_txns::PartitionTxns;
 use crate::txn::producer_state::{ProducerStates, SequenceError, Sequenced};
 use bytes::Bytes;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
 
 /// One partition: its log, its producers' sequence state and its leader epoch history.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub struct Partition {
     epochs: Mutex<LeaderEpochs>,
     /// Where the producer-state snapshot goes (disk backend only).
     snapshot_path: Option<PathBuf>,
+    /// Parked fetches reading this partition.
+    waiters: Waiters,
 }
 
 #[derive(Debug)]
@@ -121,6 +125,7 @@ impl Partition {
             }),
             epochs: Mutex::new(LeaderEpochs::open(epochs_path, start, end)),
             snapshot_path,
+            waiters: Waiters::default(),
         })
     }
 
@@ -153,9 +158,10 @@ impl Partition {
     ) -> Result<Appended, AppendError> {
         let epoch = self.leader_epoch();
         let ts = log_append_time;
-        let mut data = lock(&self.inner);
-        let data = &mut *data;
+        let mut guard = lock(&self.inner);
+        let data = &mut *guard;
         let mut base_offset = None;
+        let mut appended = false;
         for (header, bytes) in batches {
             if let Sequenced::Duplicate {
                 base_offset: original,
@@ -181,12 +187,18 @@ impl Partition {
             data.producers.record(&h);
             data.txns.on_append(&h, None);
             base_offset.get_or_insert(offset);
+            appended = true;
         }
-        Ok(Appended {
+        let result = Appended {
             base_offset: base_offset.unwrap_or_else(|| data.log.end_offset()),
             log_append_time: ts.unwrap_or(-1),
             log_start_offset: data.log.start_offset(),
-        })
+        };
+        drop(guard);
+        if appended {
+            self.waiters.wake();
+        }
+        Ok(result)
     }
 
     /// Reads whole batches from `offset`, at most `max_bytes` beyond the first batch. With
@@ -325,7 +337,15 @@ impl Partition {
         data.log.append(&h, marker)?;
         data.producers.record(&h);
         data.txns.on_append(&h, Some(commit));
+        drop(data);
+        // The marker moves the last stable offset: read_committed fetches may now answer.
+        self.waiters.wake();
         Ok(offset)
+    }
+
+    /// Wakes `waiter` at this partition's next append (a parked fetch).
+    pub(crate) fn wake_on_append(&self, waiter: &Arc<Notify>) {
+        self.waiters.register(waiter);
     }
 
     /// The open transaction's first offset here for `producer_id`, and the producers seen.

@@ -40,8 +40,8 @@ impl State {
         }
     }
 
-    /// Writes the markers, applies the offsets, wakes parked fetches (their last stable
-    /// offset moved); then the coordinator records the transaction as complete.
+    /// Writes the markers (which wake the fetches parked on their partitions), applies the
+    /// offsets; then the coordinator records the transaction as complete.
     pub(crate) fn complete_transaction(&self, c: Completion) -> Result<(i64, i16), ResponseError> {
         match self.carry_out(&c) {
             Ok(()) => self.txns.completed(&c),
@@ -70,7 +70,6 @@ impl State {
                 ResponseError::KafkaStorageError
             })?;
         }
-        self.appended.notify_waiters();
         Ok(())
     }
 }
