@@ -21,6 +21,10 @@ pub(crate) struct BrokerArgs {
     /// Keep everything in memory (the default when no data dir is given).
     #[arg(long, env = "AGENTBUS_MEMORY")]
     memory: bool,
+    /// Log and metadata storage as one URL: `memory://` or `file://DIR` (instead of
+    /// --data-dir / --memory).
+    #[arg(long, env = "AGENTBUS_STORAGE", conflicts_with_all = ["memory", "data_dir"])]
+    storage: Option<String>,
     /// TOML file with any of these settings (keys as the flags, with underscores).
     #[arg(long, env = "AGENTBUS_CONFIG")]
     config: Option<PathBuf>,
@@ -140,13 +144,28 @@ pub(crate) fn resolve(args: BrokerArgs) -> anyhow::Result<BrokerConfig> {
             )
         }
     }
-    let memory = args.memory || file.memory.unwrap_or(false);
-    c.storage = match pick!(data_dir) {
-        Some(dir) if !memory => StorageConfig::Disk(dir),
-        _ => StorageConfig::Memory,
-    };
+    c.storage = storage(&args, &file)?;
     c.validate()?;
     Ok(c)
+}
+
+/// Flags and variables first, then the file; within each, `storage` before `memory`
+/// before `data_dir`.
+fn storage(args: &BrokerArgs, file: &FileConfig) -> Result<StorageConfig, ConfigError> {
+    if let Some(url) = &args.storage {
+        return StorageConfig::from_url(url);
+    }
+    if args.memory {
+        return Ok(StorageConfig::Memory);
+    }
+    if let Some(dir) = &args.data_dir {
+        return Ok(StorageConfig::Disk(dir.clone()));
+    }
+    match (&file.storage, file.memory, &file.data_dir) {
+        (Some(url), _, _) => StorageConfig::from_url(url),
+        (None, Some(true), _) | (None, _, None) => Ok(StorageConfig::Memory),
+        (None, _, Some(dir)) => Ok(StorageConfig::Disk(dir.clone())),
+    }
 }
 
 pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {

@@ -101,6 +101,28 @@ fn flags_override_env_which_overrides_the_file() {
 }
 
 #[test]
+fn one_storage_url_picks_the_engines_for_log_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let url = format!("file://{}", data.display());
+    ready_bootstrap(agentbus().args(["broker", "--listen", "127.0.0.1:0", "--storage", &url]));
+    assert!(
+        data.join("meta.redb").exists(),
+        "file:// keeps metadata on disk"
+    );
+    let file = dir.path().join("broker.toml");
+    std::fs::write(&file, format!("storage = \"{url}\"\n")).unwrap();
+    // A flag beats the file: memory, and nothing new on disk.
+    std::fs::remove_dir_all(&data).unwrap();
+    ready_bootstrap(
+        agentbus()
+            .args(["broker", "--listen", "127.0.0.1:0", "--memory", "--config"])
+            .arg(&file),
+    );
+    assert!(!data.exists(), "--memory beats the file's storage");
+}
+
+#[test]
 fn bad_settings_stop_startup_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
     let bad_toml = dir.path().join("bad.toml");
@@ -118,6 +140,7 @@ fn bad_settings_stop_startup_naming_the_setting() {
             "retention_hours",
         ),
         (vec!["--retention-ms".into(), "-7".into()], "retention-ms"),
+        (vec!["--storage".into(), "s3://bucket".into()], "storage"),
     ];
     for (args, named) in cases {
         let mut cmd = agentbus();

@@ -14,6 +14,31 @@ pub enum StorageConfig {
     Disk(PathBuf),
 }
 
+impl StorageConfig {
+    /// One setting for the log and the metadata store together, as a URL (as Tansu picks
+    /// its engine): `memory://`, or `file://DIR` (a relative DIR too: `file://data`).
+    pub fn from_url(url: &str) -> Result<Self, ConfigError> {
+        let bad = |why: &str| ConfigError::new("storage", format!("`{url}`: {why}"));
+        match url.split_once("://") {
+            Some(("memory", "")) => Ok(Self::Memory),
+            Some(("memory", _)) => Err(bad("`memory://` takes no path")),
+            Some(("file", "")) => Err(bad(
+                "`file://` needs a directory, as `file:///var/lib/agentbus`",
+            )),
+            Some(("file", dir)) => Ok(Self::Disk(PathBuf::from(dir))),
+            _ => Err(bad("expected `memory://` or `file://DIR`")),
+        }
+    }
+
+    /// The setting as a URL, as [`StorageConfig::from_url`] reads it.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Memory => "memory://".into(),
+            Self::Disk(dir) => format!("file://{}", dir.display()),
+        }
+    }
+}
+
 /// Everything a broker needs to start.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -99,6 +124,7 @@ pub struct FileConfig {
     pub advertise: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub memory: Option<bool>,
+    pub storage: Option<String>,
     pub cluster_id: Option<String>,
     pub auto_create_topics: Option<bool>,
     pub default_partitions: Option<i32>,
@@ -198,6 +224,26 @@ impl Default for GroupConfig {
             max_metadata_bytes: 4096,
             consumer_session_timeout: Duration::from_millis(45_000),
             consumer_heartbeat_interval: Duration::from_millis(5_000),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_urls_round_trip_and_bad_ones_name_the_setting() {
+        for url in ["memory://", "file:///var/lib/agentbus", "file://data"] {
+            assert_eq!(StorageConfig::from_url(url).unwrap().url(), url);
+        }
+        assert_eq!(
+            StorageConfig::from_url("file:///x").unwrap(),
+            StorageConfig::Disk(PathBuf::from("/x"))
+        );
+        for bad in ["memory://x", "file://", "/var/lib", "s3://bucket"] {
+            let e = StorageConfig::from_url(bad).unwrap_err();
+            assert_eq!(e.setting, "storage", "{bad}");
         }
     }
 }

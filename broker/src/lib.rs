@@ -32,7 +32,7 @@ pub mod meta;
 mod net;
 pub mod protocol;
 mod server;
-mod service;
+pub mod service;
 pub mod state;
 pub mod topic_config;
 pub mod txn;
