@@ -144,7 +144,15 @@ impl Broker {
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
-                    state.run_timers();
+                    if !state.writes_to_disk() {
+                        state.run_timers();
+                        continue;
+                    }
+                    // Group snapshots, expired offsets and transaction markers are written here.
+                    let s = state.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || s.run_timers()).await {
+                        tracing::error!(error = %e, "coordinator timers failed");
+                    }
                 }
             })
         };

@@ -239,6 +239,11 @@ impl State {
         Partition::open(partition, log, snapshot, epochs)
     }
 
+    /// Whether data and metadata are kept on disk (writes may then wait on the disk).
+    pub fn writes_to_disk(&self) -> bool {
+        matches!(self.config.storage, StorageConfig::Disk(_))
+    }
+
     /// The metadata store (for tests that make its writes fail).
     #[cfg(test)]
     pub(crate) fn meta(&self) -> &MetaStore {

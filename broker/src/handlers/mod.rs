@@ -15,6 +15,8 @@ mod produce;
 mod routing;
 
 pub(crate) use routing::error_response;
+#[cfg(test)]
+mod tests;
 mod txn;
 
 use crate::protocol::{api_versions_response, Request};
@@ -42,34 +44,69 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
             consumer_group::heartbeat(state, &request, r).into()
         }
         RequestKind::ConsumerGroupDescribe(r) => consumer_group::describe(state, r).into(),
-        RequestKind::AddPartitionsToTxn(r) => txn::add_partitions(state, version, r).into(),
-        RequestKind::AddOffsetsToTxn(r) => txn::add_offsets(state, r).into(),
-        RequestKind::EndTxn(r) => txn::end_txn(state, r).into(),
-        RequestKind::TxnOffsetCommit(r) => txn::txn_offset_commit(state, version, r).into(),
+        RequestKind::AddPartitionsToTxn(r) => {
+            on_disk(state, move |s| txn::add_partitions(s, version, r))
+                .await?
+                .into()
+        }
+        RequestKind::AddOffsetsToTxn(r) => on_disk(state, |s| txn::add_offsets(s, r)).await?.into(),
+        RequestKind::EndTxn(r) => on_disk(state, |s| txn::end_txn(s, r)).await?.into(),
+        RequestKind::TxnOffsetCommit(r) => {
+            on_disk(state, move |s| txn::txn_offset_commit(s, version, r))
+                .await?
+                .into()
+        }
         RequestKind::DescribeProducers(r) => txn::describe_producers(state, r).into(),
         RequestKind::DescribeTransactions(r) => txn::describe_transactions(state, r).into(),
         RequestKind::ListTransactions(r) => txn::list_transactions(state, r).into(),
         RequestKind::DescribeConfigs(r) => configs::describe(state, version, r).into(),
-        RequestKind::AlterConfigs(r) => configs::alter(state, r).into(),
-        RequestKind::IncrementalAlterConfigs(r) => configs::incremental_alter(state, r).into(),
+        RequestKind::AlterConfigs(r) => on_disk(state, |s| configs::alter(s, r)).await?.into(),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            on_disk(state, |s| configs::incremental_alter(s, r))
+                .await?
+                .into()
+        }
         RequestKind::DescribeCluster(_) => cluster::describe_cluster(state).into(),
         RequestKind::DescribeLogDirs(r) => cluster::describe_log_dirs(state, r).into(),
-        RequestKind::DeleteRecords(r) => cluster::delete_records(state, request.node_id, r).into(),
+        RequestKind::DeleteRecords(r) => {
+            let node = request.node_id;
+            on_disk(state, move |s| cluster::delete_records(s, node, r))
+                .await?
+                .into()
+        }
         RequestKind::FindCoordinator(r) => groups::find_coordinator(state, version, r).into(),
         RequestKind::JoinGroup(r) => groups::join_group(state, &request, r).await.into(),
         RequestKind::SyncGroup(r) => groups::sync_group(state, version, r).await.into(),
         RequestKind::Heartbeat(r) => groups::heartbeat(state, r).into(),
-        RequestKind::LeaveGroup(r) => groups::leave_group(state, version, r).into(),
+        RequestKind::LeaveGroup(r) => on_disk(state, move |s| groups::leave_group(s, version, r))
+            .await?
+            .into(),
         RequestKind::DescribeGroups(r) => groups::describe_groups(state, version, r).into(),
         RequestKind::ListGroups(r) => groups::list_groups(state, version, r).into(),
-        RequestKind::DeleteGroups(r) => groups::delete_groups(state, r).into(),
-        RequestKind::OffsetCommit(r) => offsets::offset_commit(state, version, r).into(),
+        RequestKind::DeleteGroups(r) => on_disk(state, |s| groups::delete_groups(s, r))
+            .await?
+            .into(),
+        RequestKind::OffsetCommit(r) => {
+            on_disk(state, move |s| offsets::offset_commit(s, version, r))
+                .await?
+                .into()
+        }
         RequestKind::OffsetFetch(r) => offsets::offset_fetch(state, version, r).into(),
-        RequestKind::OffsetDelete(r) => offsets::offset_delete(state, r).into(),
+        RequestKind::OffsetDelete(r) => on_disk(state, |s| offsets::offset_delete(s, r))
+            .await?
+            .into(),
         RequestKind::ApiVersions(_) => api_versions_response(0).into(),
         RequestKind::Metadata(r) => metadata::handle(state, version, r).into(),
         RequestKind::Produce(r) => {
-            return produce::handle(state, version, request.node_id, r).map(Into::into)
+            let node = request.node_id;
+            let produce = move |s: &Arc<State>| produce::handle(s, version, node, r);
+            // Only an fsync per append makes produce wait on the disk.
+            let response = if state.config.log.fsync {
+                on_disk(state, produce).await?
+            } else {
+                produce(state)
+            };
+            return response.map(Into::into);
         }
         RequestKind::Fetch(r) => fetch::handle(state, version, request.node_id, r)
             .await
@@ -77,19 +114,52 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::ListOffsets(r) => {
             list_offsets::handle(state, version, request.node_id, r).into()
         }
-        RequestKind::CreateTopics(r) => admin::create_topics(state, version, r).into(),
-        RequestKind::DeleteTopics(r) => admin::delete_topics(state, version, r).into(),
-        RequestKind::CreatePartitions(r) => admin::create_partitions(state, r).into(),
+        RequestKind::CreateTopics(r) => {
+            on_disk(state, move |s| admin::create_topics(s, version, r))
+                .await?
+                .into()
+        }
+        RequestKind::DeleteTopics(r) => {
+            on_disk(state, move |s| admin::delete_topics(s, version, r))
+                .await?
+                .into()
+        }
+        RequestKind::CreatePartitions(r) => on_disk(state, |s| admin::create_partitions(s, r))
+            .await?
+            .into(),
         RequestKind::OffsetForLeaderEpoch(r) => {
             leader_epoch::handle(state, request.node_id, r).into()
         }
-        RequestKind::InitProducerId(r) => init_producer_id::handle(state, version, r).into(),
+        RequestKind::InitProducerId(r) => {
+            on_disk(state, move |s| init_producer_id::handle(s, version, r))
+                .await?
+                .into()
+        }
         other => {
             // Dispatch only lets through what `SUPPORTED` lists, so this is a bug in that list.
             tracing::error!(api = ?request.api, "request passed version checks but has no handler: {other:?}");
             return None;
         }
     })
+}
+
+/// Runs a handler that writes to disk (a metadata commit, an fsync, files created or
+/// removed) on the blocking pool when the broker keeps its data on disk, so that the async
+/// workers go on serving other connections meanwhile; in memory it runs inline. `None` if
+/// the runtime is shutting down.
+async fn on_disk<T: Send + 'static>(
+    state: &Arc<State>,
+    handler: impl FnOnce(&Arc<State>) -> T + Send + 'static,
+) -> Option<T> {
+    if !state.writes_to_disk() {
+        return Some(handler(state));
+    }
+    let state = state.clone();
+    match tokio::task::spawn_blocking(move || handler(&state)).await {
+        Ok(response) => Some(response),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
 }
 
 pub(crate) fn topic_name(s: &str) -> TopicName {

@@ -61,6 +61,19 @@ pub struct MetaStore {
     engine: Box<dyn Engine>,
     /// Every write fails while set ([`MetaStore::fail_writes`]).
     failing: AtomicBool,
+    #[cfg(test)]
+    before_write: std::sync::Mutex<Option<WriteHook>>,
+}
+
+/// Called before each write, for tests of what waits on a write.
+#[cfg(test)]
+pub(crate) struct WriteHook(pub(crate) Box<dyn Fn() + Send + Sync>);
+
+#[cfg(test)]
+impl std::fmt::Debug for WriteHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteHook")
+    }
 }
 
 impl MetaStore {
@@ -68,6 +81,8 @@ impl MetaStore {
         Self {
             engine,
             failing: AtomicBool::new(false),
+            #[cfg(test)]
+            before_write: Default::default(),
         }
     }
 
@@ -89,7 +104,16 @@ impl MetaStore {
         self.failing.store(on, Ordering::SeqCst);
     }
 
+    #[cfg(test)]
+    pub(crate) fn before_write(&self, hook: Option<WriteHook>) {
+        *self.before_write.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
     fn check_writable(&self) -> Result<(), MetaError> {
+        #[cfg(test)]
+        if let Some(hook) = &*self.before_write.lock().unwrap_or_else(|p| p.into_inner()) {
+            (hook.0)();
+        }
         if self.failing.load(Ordering::SeqCst) {
             return Err(MetaError::Store {
                 store: format!("{:?}", self.engine),
