@@ -18,6 +18,9 @@ use tokio::sync::Notify;
 use topic_store::{TopicRecord, TopicStore};
 use uuid::Uuid;
 
+mod compaction;
+#[cfg(test)]
+mod compaction_tests;
 mod partition;
 mod topic_store;
 mod transactions;

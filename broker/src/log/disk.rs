@@ -39,6 +39,10 @@
 //! Retention deletes whole segments, oldest first, and never the active one; when the active
 //! segment itself has expired, an empty segment is rolled at the end offset first (as Kafka
 //! does) so the expired one can go.
+//!
+//! Compaction rewrites one inactive segment at a time (`replace_range`): the new batches go
+//! to `<base>.cleaned`, which is synced and renamed over `<base>.log` after the segment's
+//! indexes are removed; the indexes are then rebuilt. The active segment is never rewritten.
 
 use super::batch::BatchHeader;
 use super::{Log, LogConfig, LogError};
@@ -83,7 +87,8 @@ impl DiskLog {
     pub fn open(dir: &Path, config: LogConfig) -> Result<DiskLog, LogError> {
         let old = sibling(dir, "old");
         if !dir.exists() && old.exists() {
-            // A compaction swap was interrupted: the previous log is still whole.
+            // Versions before segment-wise compaction swapped whole directories; one such
+            // swap was interrupted: the previous log is still whole.
             fs::rename(&old, dir).map_err(|e| LogError::io(dir, e))?;
         }
         fs::create_dir_all(dir).map_err(|e| LogError::io(dir, e))?;
@@ -238,6 +243,8 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         match ext {
             LOG_EXT => logs.push(base),
             INDEX_EXT | TIME_INDEX_EXT => indexes.push((base, path)),
+            // A compaction that did not get to swap its segment in: the old one is whole.
+            CLEANED_EXT => remove_if_present(&path)?,
             _ => {}
         }
     }
@@ -431,37 +438,59 @@ impl Log for DiskLog {
         self.config = config;
     }
 
-    /// Writes the new batches into a sibling directory, then swaps it in. A crash between
-    /// the two renames leaves `<dir>.old`, which `open` moves back.
-    fn replace(&mut self, batches: Vec<(BatchHeader, Bytes)>) -> Result<(), LogError> {
-        let fresh_dir = sibling(&self.dir, "compacting");
-        let old_dir = sibling(&self.dir, "old");
-        let _ = fs::remove_dir_all(&fresh_dir);
-        fs::create_dir_all(&fresh_dir).map_err(|e| LogError::io(&fresh_dir, e))?;
-        let start = self.start_offset;
-        fs::write(fresh_dir.join(START_OFFSET_FILE), format!("{start}\n"))
-            .map_err(|e| LogError::io(&fresh_dir, e))?;
+    fn cleanable_ranges(&self) -> Vec<(i64, i64)> {
+        self.segments
+            .windows(2)
+            .filter(|w| !w[0].is_empty())
+            .map(|w| (w[0].base_offset, w[1].base_offset))
+            .collect()
+    }
+
+    /// Writes the batches to `<base>.cleaned`, syncs it, drops the segment's indexes and
+    /// renames the file over `<base>.log`; the indexes are then rebuilt. A crash before the
+    /// rename leaves the old segment whole (the `.cleaned` file is removed at open); after
+    /// it, the missing indexes are rebuilt at open.
+    fn replace_range(
+        &mut self,
+        base: i64,
+        batches: Vec<(BatchHeader, Bytes)>,
+    ) -> Result<(), LogError> {
+        let last = self.segments.len() - 1;
+        let i = self.segments[..last]
+            .iter()
+            .position(|s| s.base_offset == base)
+            .ok_or_else(|| corrupt(&self.dir, format!("no inactive segment at offset {base}")))?;
+        let next = self.segments[i + 1].base_offset;
+        if let Some((h, _)) = batches
+            .iter()
+            .find(|(h, _)| h.base_offset < base || h.last_offset() >= next)
         {
-            let mut fresh = DiskLog::open(&fresh_dir, self.config)?;
-            for (h, b) in batches {
-                fresh.append(&h, b)?;
-            }
-            fresh.flush()?;
+            return Err(corrupt(
+                &self.segments[i].log_path,
+                format!(
+                    "batch at {} is outside the segment [{base}, {next})",
+                    h.base_offset
+                ),
+            ));
         }
-        // Files that are not the log's own (the partition's producer-state snapshot) move too.
-        let entries = fs::read_dir(&self.dir).map_err(|e| LogError::io(&self.dir, e))?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-            let name = entry.file_name();
-            if ![LOG_EXT, INDEX_EXT, TIME_INDEX_EXT].contains(&ext) && name != START_OFFSET_FILE {
-                fs::copy(&path, fresh_dir.join(&name)).map_err(|e| LogError::io(&path, e))?;
+        let cleaned = segment_path(&self.dir, base, CLEANED_EXT);
+        {
+            let mut file = File::create(&cleaned).map_err(|e| LogError::io(&cleaned, e))?;
+            for (h, b) in &batches {
+                let prefix = super::batch::stored_prefix(b, h);
+                write_all_vectored(&mut file, &prefix, &b[prefix.len()..])
+                    .map_err(|e| LogError::io(&cleaned, e))?;
             }
+            file.sync_all().map_err(|e| LogError::io(&cleaned, e))?;
         }
-        fs::rename(&self.dir, &old_dir).map_err(|e| LogError::io(&self.dir, e))?;
-        fs::rename(&fresh_dir, &self.dir).map_err(|e| LogError::io(&fresh_dir, e))?;
-        let _ = fs::remove_dir_all(&old_dir);
-        *self = DiskLog::open(&self.dir, self.config)?.with_clock(self.clock.clone());
+        let seg = &self.segments[i];
+        remove_if_present(&seg.index_path)?;
+        remove_if_present(&seg.time_index_path)?;
+        fs::rename(&cleaned, &seg.log_path).map_err(|e| LogError::io(&cleaned, e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| LogError::io(&self.dir, e))?;
+        self.segments[i] = Segment::rewritten(&self.dir, base, self.config.index_interval_bytes)?;
         Ok(())
     }
 

@@ -167,7 +167,24 @@ impl Log for MemoryLog {
         self.config = config;
     }
 
-    fn replace(&mut self, batches: Vec<(BatchHeader, Bytes)>) -> Result<(), LogError> {
+    fn cleanable_ranges(&self) -> Vec<(i64, i64)> {
+        if self.batches.is_empty() {
+            return Vec::new();
+        }
+        vec![(self.start_offset, self.end_offset)]
+    }
+
+    fn replace_range(
+        &mut self,
+        base: i64,
+        batches: Vec<(BatchHeader, Bytes)>,
+    ) -> Result<(), LogError> {
+        if base != self.start_offset {
+            return Err(LogError::Corrupt {
+                path: "memory".into(),
+                reason: format!("no cleanable range starts at {base}"),
+            });
+        }
         self.size = batches.iter().map(|(_, b)| b.len() as u64).sum();
         self.batches = batches
             .into_iter()

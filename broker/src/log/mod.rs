@@ -95,8 +95,18 @@ pub trait Log: Send + Sync + Debug {
     /// Moves the log start offset forward (DeleteRecords); data below it is no longer served.
     fn advance_start_offset(&mut self, offset: i64) -> Result<(), LogError>;
 
-    /// Replaces the stored batches (compaction), keeping the start and end offsets.
-    fn replace(&mut self, batches: Vec<(BatchHeader, Bytes)>) -> Result<(), LogError>;
+    /// The ranges compaction may rewrite, oldest first, as (first offset, first offset of
+    /// what follows): a disk log's inactive segments, never the active one. A memory log has
+    /// no segments and is one range.
+    fn cleanable_ranges(&self) -> Vec<(i64, i64)>;
+
+    /// Replaces the batches of the cleanable range that starts at `base` (compaction). The
+    /// batches keep their offsets and stay within the range; nothing else is touched.
+    fn replace_range(
+        &mut self,
+        base: i64,
+        batches: Vec<(BatchHeader, Bytes)>,
+    ) -> Result<(), LogError>;
 
     /// Calls `f` with the header and bytes of every batch from the one holding `from` to
     /// the end.
@@ -105,8 +115,18 @@ pub trait Log: Send + Sync + Debug {
         from: i64,
         f: &mut dyn FnMut(&BatchHeader, &[u8]),
     ) -> Result<(), LogError> {
+        self.scan_range(from, i64::MAX, f)
+    }
+
+    /// [`Log::scan_batches`], stopping before the first batch at or after `to`.
+    fn scan_range(
+        &self,
+        from: i64,
+        to: i64,
+        f: &mut dyn FnMut(&BatchHeader, &[u8]),
+    ) -> Result<(), LogError> {
         let mut offset = from.max(self.start_offset());
-        while offset < self.end_offset() {
+        while offset < self.end_offset().min(to) {
             let data = self.read(offset, 1 << 20)?;
             if data.is_empty() {
                 break;
@@ -120,7 +140,7 @@ pub trait Log: Send + Sync + Debug {
             };
             offset = last.last_offset() + 1;
             let mut pos = 0;
-            for h in &headers {
+            for h in headers.iter().take_while(|h| h.base_offset < to) {
                 f(h, &data[pos..pos + h.size]);
                 pos += h.size;
             }

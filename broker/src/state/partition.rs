@@ -1,6 +1,7 @@
 //! One partition: its log, the producer state checked on every append, its open
 //! transactions and its leader epochs, under one lock where they must change together.
 
+use super::compaction;
 use super::waiters::Waiters;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::epochs::LeaderEpochs;
@@ -9,6 +10,7 @@ use crate::txn::markers;
 use crate::txn::partition_txns::PartitionTxns;
 use crate::txn::producer_state::{ProducerStates, SequenceError, Sequenced};
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -243,77 +245,53 @@ impl Partition {
         })
     }
 
-    /// Keeps only the latest record of each key (log compaction). Control and
-    /// transactional batches are kept whole. Returns how many records went.
+    /// Keeps only the latest record of each key (log compaction), as Kafka's cleaner does:
+    /// the cleanable ranges (a disk log's inactive segments; the active one is never
+    /// touched) are read to find each key's latest offset, then rewritten one at a time and
+    /// swapped in. The partition lock is held only to read one range and to swap one in, so
+    /// produce and fetch go on in between. Control and transactional batches are kept
+    /// whole. Returns how many records went.
     pub fn compact(&self, max_decompressed: usize) -> Result<usize, LogError> {
-        use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions};
-        let corrupt = |reason: String| LogError::Corrupt {
-            path: "compaction".into(),
-            reason,
-        };
-        let mut data = lock(&self.inner);
-        let start = data.log.start_offset();
-        let mut batches: Vec<(BatchHeader, Bytes)> = Vec::new();
-        data.log.scan_batches(start, &mut |h, b| {
-            batches.push((*h, Bytes::copy_from_slice(b)))
-        })?;
-        let mut decoded = Vec::with_capacity(batches.len());
-        let mut latest: std::collections::HashMap<Bytes, i64> = std::collections::HashMap::new();
-        for (h, b) in &batches {
-            if h.is_control() || h.is_transactional() {
-                decoded.push(None);
-                continue;
-            }
-            let set = crate::log::records::decode(b, max_decompressed)
-                .map_err(|e| corrupt(format!("{e:#}")))?;
-            for r in &set.records {
-                if let Some(k) = &r.key {
-                    latest.insert(k.clone(), r.offset);
+        let ranges = lock(&self.inner).log.cleanable_ranges();
+        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        for &(base, next) in &ranges {
+            for (h, b) in self.read_range(base, next)? {
+                if let Some(set) = compaction::decode(&h, &b, max_decompressed)? {
+                    for r in set.records {
+                        if let Some(k) = r.key {
+                            latest.insert(k, r.offset);
+                        }
+                    }
                 }
             }
-            decoded.push(Some(set));
         }
         let mut removed = 0;
-        let mut out = Vec::with_capacity(batches.len());
-        for ((h, b), set) in batches.into_iter().zip(decoded) {
-            let Some(set) = set else {
-                out.push((h, b));
+        for &(base, next) in &ranges {
+            let batches = self.read_range(base, next)?;
+            let (kept, gone) = compaction::clean(batches, &latest, max_decompressed)?;
+            if gone == 0 {
                 continue;
-            };
-            let total = set.records.len();
-            let kept: Vec<_> = set
-                .records
-                .into_iter()
-                .filter(|r| {
-                    r.key
-                        .as_ref()
-                        .is_none_or(|k| latest.get(k) == Some(&r.offset))
-                })
-                .collect();
-            removed += total - kept.len();
-            if kept.len() == total {
-                out.push((h, b));
-            } else if !kept.is_empty() {
-                let mut buf = bytes::BytesMut::new();
-                RecordBatchEncoder::encode(
-                    &mut buf,
-                    &kept,
-                    &RecordEncodeOptions {
-                        version: 2,
-                        compression: set.compression,
-                    },
-                )
-                .map_err(|e| corrupt(e.to_string()))?;
-                let bytes = buf.freeze();
-                let mut nh = BatchHeader::parse(&bytes).map_err(|e| corrupt(e.to_string()))?;
-                nh.leader_epoch = h.leader_epoch;
-                out.push((nh, bytes));
             }
-        }
-        if removed > 0 {
-            data.log.replace(out)?;
+            let mut data = lock(&self.inner);
+            // Retention, DeleteRecords or (in memory) an append may have changed the range
+            // meanwhile; it is then left for the next round.
+            if !data.log.cleanable_ranges().contains(&(base, next)) {
+                continue;
+            }
+            data.log.replace_range(base, kept)?;
+            removed += gone;
         }
         Ok(removed)
+    }
+
+    /// The batches of one cleanable range, read under the lock.
+    fn read_range(&self, base: i64, next: i64) -> Result<Vec<(BatchHeader, Bytes)>, LogError> {
+        let data = lock(&self.inner);
+        let mut out = Vec::new();
+        data.log.scan_range(base, next, &mut |h, b| {
+            out.push((*h, Bytes::copy_from_slice(b)))
+        })?;
+        Ok(out)
     }
 
     /// Writes a commit or abort marker for `producer_id`'s transaction; returns its offset.

@@ -33,6 +33,8 @@ pub(super) fn write_all_vectored(file: &mut File, head: &[u8], tail: &[u8]) -> s
 pub(super) const LOG_EXT: &str = "log";
 pub(super) const INDEX_EXT: &str = "index";
 pub(super) const TIME_INDEX_EXT: &str = "timeindex";
+/// A segment rewritten by compaction, before it replaces the `.log` file.
+pub(super) const CLEANED_EXT: &str = "cleaned";
 pub(super) const START_OFFSET_FILE: &str = "log-start-offset";
 pub(super) const START_OFFSET_TMP: &str = "log-start-offset.tmp";
 pub(super) const INDEX_ENTRY_LEN: usize = 8;
@@ -203,12 +205,23 @@ impl Segment {
             Ok(()) => Ok(seg),
             Err(reason) => {
                 tracing::warn!(path = %seg.index_path.display(), %reason, "rebuilding segment indexes");
-                seg.rebuild(Check::Headers, interval)?;
-                seg.seal_time_index();
-                seg.write_index_files()?;
+                seg.build_indexes(interval)?;
                 Ok(seg)
             }
         }
+    }
+
+    /// Opens an inactive segment whose log was just rewritten (compaction): new indexes.
+    pub(super) fn rewritten(dir: &Path, base_offset: i64, interval: u64) -> Result<Self, LogError> {
+        let mut seg = Self::open_existing(dir, base_offset)?;
+        seg.build_indexes(interval)?;
+        Ok(seg)
+    }
+
+    fn build_indexes(&mut self, interval: u64) -> Result<(), LogError> {
+        self.rebuild(Check::Headers, interval)?;
+        self.seal_time_index();
+        self.write_index_files()
     }
 
     /// Opens the last segment: validates every batch, cuts a torn tail, rebuilds the indexes.

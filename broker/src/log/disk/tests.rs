@@ -442,3 +442,62 @@ fn segments_roll_on_the_brokers_clock() {
         "log.roll.ms passed on the broker's clock"
     );
 }
+
+#[test]
+fn a_segment_is_replaced_alone_and_a_crash_before_the_swap_keeps_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = {
+        let mut log = DiskLog::open(dir.path(), config()).unwrap();
+        fill(&mut log, 12)
+    };
+    let log = DiskLog::open(dir.path(), config()).unwrap();
+    let ranges = log.cleanable_ranges();
+    assert!(ranges.len() >= 2, "{ranges:?}");
+    assert!(
+        ranges
+            .iter()
+            .all(|(_, next)| *next <= log.active().base_offset),
+        "the active segment is never cleanable"
+    );
+    // A compaction that wrote its segment but crashed before the swap.
+    let (base, next) = ranges[0];
+    fs::write(segment_path(dir.path(), base, CLEANED_EXT), b"half").unwrap();
+    drop(log);
+    let mut log = DiskLog::open(dir.path(), config()).unwrap();
+    assert!(
+        files(dir.path(), CLEANED_EXT).is_empty(),
+        "the leftover is removed"
+    );
+    assert_eq!(log.read(0, 1).unwrap(), batches[0]);
+    // Replace the first segment by its last batch only; the rest of the log is untouched.
+    let mut kept = Vec::new();
+    log.scan_range(base, next, &mut |h, b| {
+        kept = vec![(*h, Bytes::copy_from_slice(b))]
+    })
+    .unwrap();
+    let (last_h, last_b) = kept[0].clone();
+    let end = log.end_offset();
+    log.replace_range(base, kept).unwrap();
+    assert_eq!(log.start_offset(), base);
+    assert_eq!(log.end_offset(), end);
+    assert_eq!(
+        log.read(base, 1 << 20).unwrap().slice(..last_b.len()),
+        last_b
+    );
+    assert_eq!(log.read(last_h.base_offset, 1).unwrap(), last_b);
+    let rest = log.read(next, 1 << 30).unwrap();
+    drop(log);
+    let mut log = DiskLog::open(dir.path(), config()).unwrap();
+    assert_eq!(log.read(next, 1 << 30).unwrap(), rest, "reopened, the same");
+    assert_eq!(log.read(base, 1).unwrap(), last_b);
+    // Neither the active segment nor a batch from elsewhere can be swapped in.
+    let active = log.active().base_offset;
+    assert!(log.replace_range(active, Vec::new()).is_err());
+    assert!(log.replace_range(base, vec![(last_h, last_b)]).is_ok());
+    let mut outside = Vec::new();
+    log.scan_range(next, next + 1, &mut |h, b| {
+        outside.push((*h, Bytes::copy_from_slice(b)))
+    })
+    .unwrap();
+    assert!(log.replace_range(base, outside).is_err());
+}
