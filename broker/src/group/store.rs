@@ -84,17 +84,7 @@ impl GroupStore {
 
     /// Every stored group snapshot.
     pub fn load_groups(&self) -> Result<Vec<(String, GroupSnapshot)>, MetaError> {
-        self.meta
-            .scan_json(GROUPS)?
-            .into_iter()
-            .map(|(id, snap)| match snap {
-                Ok(snap) => Ok((id, snap)),
-                Err(reason) => Err(MetaError::Store {
-                    store: "groups".into(),
-                    reason: format!("group {id:?}: {reason}"),
-                }),
-            })
-            .collect()
+        self.meta.load_json(GROUPS)
     }
 
     /// Every committed offset: (group, topic, partition, offset). A row that cannot be

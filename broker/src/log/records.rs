@@ -72,7 +72,7 @@ pub fn decode(batch: &Bytes, limit: usize) -> anyhow::Result<RecordSet> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
@@ -96,8 +96,9 @@ mod tests {
         assert!(decoded > 0, "the regressions reach the decoder");
     }
 
-    fn batch(value_len: usize, compression: Compression) -> Bytes {
-        let record = Record {
+    /// A record at `offset` as a producer writes it (not idempotent, creation time).
+    pub(crate) fn record(offset: i64, key: Bytes, value: Bytes) -> Record {
+        Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -105,13 +106,22 @@ mod tests {
             producer_id: -1,
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
+            offset,
+            // The base sequence is -1 and the deltas follow the offsets.
+            sequence: offset as i32 - 1,
             timestamp: 0,
-            key: Some(Bytes::from_static(b"k")),
-            value: Some(Bytes::from(vec![0u8; value_len])),
+            key: Some(key),
+            value: Some(value),
             headers: Default::default(),
-        };
+        }
+    }
+
+    fn batch(value_len: usize, compression: Compression) -> Bytes {
+        let record = record(
+            0,
+            Bytes::from_static(b"k"),
+            Bytes::from(vec![0u8; value_len]),
+        );
         let mut out = BytesMut::new();
         let options = RecordEncodeOptions {
             version: 2,

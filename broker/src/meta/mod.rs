@@ -143,6 +143,24 @@ impl MetaStore {
             .collect())
     }
 
+    /// Every row of a table decoded from JSON; a row that cannot be read is an error that
+    /// names it.
+    pub fn load_json<T: DeserializeOwned>(
+        &self,
+        table: Table,
+    ) -> Result<Vec<(String, T)>, MetaError> {
+        self.scan_json(table)?
+            .into_iter()
+            .map(|(key, row)| {
+                let row = row.map_err(|reason| MetaError::Store {
+                    store: format!("{:?}", self.engine),
+                    reason: format!("{table} row {key:?}: {reason}"),
+                })?;
+                Ok((key, row))
+            })
+            .collect()
+    }
+
     pub fn apply(&self, writes: &[Write]) -> Result<(), MetaError> {
         self.check_writable()?;
         if writes.is_empty() {

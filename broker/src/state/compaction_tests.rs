@@ -3,10 +3,9 @@
 
 use super::*;
 use crate::log::batch::BatchHeader;
+use crate::log::records::tests::record;
 use bytes::Bytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use std::time::{Duration, Instant};
 
 const VALUE: usize = 16 * 1024;
@@ -16,21 +15,12 @@ const KEYS: usize = 100;
 /// A batch of `count` records at `offset` with keys cycling over `KEYS`.
 fn batch(offset: i64, count: usize, value: &Bytes) -> (BatchHeader, Bytes) {
     let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: offset + i as i64,
-            // Not idempotent: the base sequence is -1 and the deltas follow the offsets.
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: Some(Bytes::from(format!("k{}", (offset as usize + i) % KEYS))),
-            value: Some(value.clone()),
-            headers: Default::default(),
+        .map(|i| {
+            let key = Bytes::from(format!("k{}", (offset as usize + i) % KEYS));
+            // Offsets count from the batch: its base sequence stays -1.
+            let mut r = record(i as i64, key, value.clone());
+            r.offset = offset + i as i64;
+            r
         })
         .collect();
     let mut buf = bytes::BytesMut::new();

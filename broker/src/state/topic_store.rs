@@ -27,17 +27,7 @@ impl TopicStore {
 
     /// All stored topics.
     pub(crate) fn load(&self) -> Result<Vec<(String, TopicRecord)>, MetaError> {
-        self.meta
-            .scan_json(TOPICS)?
-            .into_iter()
-            .map(|(name, rec)| match rec {
-                Ok(rec) => Ok((name, rec)),
-                Err(reason) => Err(MetaError::Store {
-                    store: TOPICS.into(),
-                    reason: format!("topic {name:?}: {reason}"),
-                }),
-            })
-            .collect()
+        self.meta.load_json(TOPICS)
     }
 
     #[cfg(test)]

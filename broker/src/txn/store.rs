@@ -20,16 +20,12 @@ impl TxnStore {
 
     /// Every transactional id's state.
     pub fn load(&self) -> Result<Vec<TxnMeta>, MetaError> {
-        self.meta
-            .scan_json(TXNS)?
+        Ok(self
+            .meta
+            .load_json(TXNS)?
             .into_iter()
-            .map(|(id, txn)| {
-                txn.map_err(|reason| MetaError::Store {
-                    store: TXNS.into(),
-                    reason: format!("transactional id {id:?}: {reason}"),
-                })
-            })
-            .collect()
+            .map(|(_, txn)| txn)
+            .collect())
     }
 
     pub fn put(&self, txn: &TxnMeta) -> Result<(), MetaError> {

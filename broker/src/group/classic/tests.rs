@@ -32,21 +32,27 @@ fn answered<T>(rx: &mut oneshot::Receiver<T>) -> Option<T> {
     rx.try_recv().ok()
 }
 
-/// Two dynamic members joined and synced at `t0 + DELAY`: (group, leader id, other id).
-fn stable_pair(t0: Instant) -> (Group, String, String) {
+/// Two dynamic members joined at `t0` and answered at `t0 + DELAY`: the group, the
+/// leader's JoinGroup answer and the follower's.
+fn joined_pair(t0: Instant) -> (Group, JoinOutcome, JoinOutcome) {
     let config = config();
     let mut g = Group::new("g", t0);
     let mut a = g.join(request("", None, 5000), &config, t0).unwrap();
     let mut b = g.join(request("", None, 5000), &config, t0).unwrap();
-    let t1 = t0 + DELAY;
-    g.tick(&config, t1);
+    g.tick(&config, t0 + DELAY);
     let (a, b) = (answered(&mut a).unwrap(), answered(&mut b).unwrap());
-    let leader = a.leader.clone();
-    let other = if a.member_id == leader {
-        b.member_id
+    if a.member_id == a.leader {
+        (g, a, b)
     } else {
-        a.member_id
-    };
+        (g, b, a)
+    }
+}
+
+/// Two dynamic members joined and synced at `t0 + DELAY`: (group, leader id, other id).
+fn stable_pair(t0: Instant) -> (Group, String, String) {
+    let (mut g, leader, other) = joined_pair(t0);
+    let (leader, other) = (leader.member_id, other.member_id);
+    let t1 = t0 + DELAY;
     let assignments = vec![
         (leader.clone(), Bytes::from_static(b"p0")),
         (other.clone(), Bytes::from_static(b"p1")),
@@ -162,17 +168,8 @@ fn a_member_that_does_not_rejoin_within_the_rebalance_timeout_is_removed() {
 fn the_leader_leaving_during_sync_sends_the_waiting_follower_back_to_join() {
     let config = config();
     let t0 = Instant::now();
-    let mut g = Group::new("g", t0);
-    let mut a = g.join(request("", None, 5000), &config, t0).unwrap();
-    let mut b = g.join(request("", None, 5000), &config, t0).unwrap();
+    let (mut g, leader, follower) = joined_pair(t0);
     let t1 = t0 + DELAY;
-    g.tick(&config, t1);
-    let (a, b) = (answered(&mut a).unwrap(), answered(&mut b).unwrap());
-    let (leader, follower) = if a.member_id == a.leader {
-        (a, b)
-    } else {
-        (b, a)
-    };
     let mut waiting = g.sync(1, &follower.member_id, None, vec![], t1).unwrap();
     assert!(
         answered(&mut waiting).is_none(),
