@@ -52,7 +52,10 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
+mod files;
+mod index;
 mod segment;
+use files::*;
 use segment::*;
 
 /// `<dir>.<suffix>` beside `dir`, named from the whole directory name: `with_extension`

@@ -3,85 +3,12 @@
 
 use super::super::batch::{stored_prefix, BatchHeader, HEADER_LEN};
 use super::super::{now_ms, LogConfig, LogError};
+use super::files::*;
+use super::index::*;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-
-/// Writes `head` then `tail` with as few system calls as the kernel allows.
-pub(super) fn write_all_vectored(file: &mut File, head: &[u8], tail: &[u8]) -> std::io::Result<()> {
-    use std::io::IoSlice;
-    let total = head.len() + tail.len();
-    let mut written = 0;
-    while written < total {
-        let n = if written < head.len() {
-            file.write_vectored(&[IoSlice::new(&head[written..]), IoSlice::new(tail)])?
-        } else {
-            file.write(&tail[written - head.len()..])?
-        };
-        if n == 0 {
-            return Err(std::io::Error::new(
-                ErrorKind::WriteZero,
-                "log file accepted no bytes",
-            ));
-        }
-        written += n;
-    }
-    Ok(())
-}
-
-pub(super) const LOG_EXT: &str = "log";
-pub(super) const INDEX_EXT: &str = "index";
-pub(super) const TIME_INDEX_EXT: &str = "timeindex";
-/// A segment rewritten by compaction, before it replaces the `.log` file.
-pub(super) const CLEANED_EXT: &str = "cleaned";
-pub(super) const START_OFFSET_FILE: &str = "log-start-offset";
-pub(super) const START_OFFSET_TMP: &str = "log-start-offset.tmp";
-pub(super) const INDEX_ENTRY_LEN: usize = 8;
-pub(super) const TIME_INDEX_ENTRY_LEN: usize = 12;
-/// Largest relative offset or file position an index entry can hold.
-pub(super) const U32_LIMIT: u64 = u32::MAX as u64;
-
-pub(super) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
-    dir.join(format!("{base_offset:020}.{ext}"))
-}
-
-/// Base offset encoded in a segment file stem (exactly 20 digits).
-pub(super) fn parse_base_offset(stem: &str) -> Option<i64> {
-    if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
-        stem.parse().ok()
-    } else {
-        None
-    }
-}
-
-pub(super) fn corrupt(path: &Path, reason: impl Into<String>) -> LogError {
-    LogError::Corrupt {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
-
-pub(super) fn remove_if_present(path: &Path) -> Result<(), LogError> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(LogError::io(path, e)),
-        _ => Ok(()),
-    }
-}
-
-/// Offset index entry: a batch starting at `base_offset + rel` lies at byte `pos`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct IndexEntry {
-    pub(super) rel: u32,
-    pub(super) pos: u32,
-}
-
-/// Time index entry: batches before `base_offset + rel` have max timestamps below `timestamp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct TimeEntry {
-    pub(super) timestamp: i64,
-    pub(super) rel: u32,
-}
 
 /// The batch holding a segment's largest timestamp (the first one on ties).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,20 +30,6 @@ impl MaxTimestamp {
             size: h.size,
         }
     }
-}
-
-/// Index entries created by one append, to be written to the index files.
-#[derive(Debug, Default)]
-pub(super) struct NewEntries {
-    pub(super) index: Option<IndexEntry>,
-    pub(super) time: Option<TimeEntry>,
-}
-
-/// Append handles of the active segment's index files.
-#[derive(Debug)]
-pub(super) struct IndexWriters {
-    pub(super) index: File,
-    pub(super) time_index: File,
 }
 
 /// How the batches of a segment are checked while walking them to rebuild its state.
@@ -702,53 +615,4 @@ impl Segment {
             }
         }
     }
-}
-
-pub(super) fn encode_index(e: &IndexEntry) -> [u8; INDEX_ENTRY_LEN] {
-    let mut out = [0u8; INDEX_ENTRY_LEN];
-    out[..4].copy_from_slice(&e.rel.to_be_bytes());
-    out[4..].copy_from_slice(&e.pos.to_be_bytes());
-    out
-}
-
-pub(super) fn encode_time(e: &TimeEntry) -> [u8; TIME_INDEX_ENTRY_LEN] {
-    let mut out = [0u8; TIME_INDEX_ENTRY_LEN];
-    out[..8].copy_from_slice(&e.timestamp.to_be_bytes());
-    out[8..].copy_from_slice(&e.rel.to_be_bytes());
-    out
-}
-
-pub(super) fn read_entries(path: &Path, entry_len: usize) -> Result<Vec<[u8; 12]>, String> {
-    let data = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if data.len() % entry_len != 0 {
-        return Err(format!("{}: partial entry", path.display()));
-    }
-    Ok(data
-        .chunks_exact(entry_len)
-        .map(|c| {
-            let mut e = [0u8; 12];
-            e[..entry_len].copy_from_slice(c);
-            e
-        })
-        .collect())
-}
-
-pub(super) fn read_index_file(path: &Path) -> Result<Vec<IndexEntry>, String> {
-    Ok(read_entries(path, INDEX_ENTRY_LEN)?
-        .into_iter()
-        .map(|e| IndexEntry {
-            rel: u32::from_be_bytes([e[0], e[1], e[2], e[3]]),
-            pos: u32::from_be_bytes([e[4], e[5], e[6], e[7]]),
-        })
-        .collect())
-}
-
-pub(super) fn read_time_index_file(path: &Path) -> Result<Vec<TimeEntry>, String> {
-    Ok(read_entries(path, TIME_INDEX_ENTRY_LEN)?
-        .into_iter()
-        .map(|e| TimeEntry {
-            timestamp: i64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]),
-            rel: u32::from_be_bytes([e[8], e[9], e[10], e[11]]),
-        })
-        .collect())
 }
