@@ -112,6 +112,19 @@ impl Coordinator {
         })
     }
 
+    /// Writes a settled group's snapshot. A write to disk may wait on an fsync: on a
+    /// multi-threaded runtime the async worker hands its other tasks on meanwhile
+    /// (`block_in_place`; on a blocking-pool thread it just runs).
+    fn persist_if_settled(&self, g: &mut Group) {
+        let worker_may_block = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if self.store.durable() && worker_may_block {
+            tokio::task::block_in_place(|| g.persist_if_settled(&self.store));
+        } else {
+            g.persist_if_settled(&self.store);
+        }
+    }
+
     pub fn config(&self) -> &GroupConfig {
         &self.config
     }
@@ -141,7 +154,7 @@ impl Coordinator {
             let mut g = lock(&group);
             match g.join(req.clone(), &self.config, self.clock.now()) {
                 Ok(rx) => {
-                    g.persist_if_settled(&self.store);
+                    self.persist_if_settled(&mut g);
                     rx
                 }
                 Err(outcome) => return *outcome,
@@ -179,7 +192,7 @@ impl Coordinator {
                 assignments,
                 self.clock.now(),
             );
-            g.persist_if_settled(&self.store);
+            self.persist_if_settled(&mut g);
             match rx {
                 Ok(rx) => rx,
                 Err(outcome) => return outcome,
@@ -216,7 +229,7 @@ impl Coordinator {
             .iter()
             .map(|(id, instance)| g.leave(id, instance.as_deref(), &self.config, now))
             .collect();
-        g.persist_if_settled(&self.store);
+        self.persist_if_settled(&mut g);
         Ok(results)
     }
 
@@ -420,7 +433,7 @@ impl Coordinator {
                     tracing::info!(group = %id, %member, "consumer-protocol member removed (session or rebalance timeout)");
                 }
             }
-            g.persist_if_settled(&self.store);
+            self.persist_if_settled(&mut g);
             if g.is_empty()
                 && !g.offsets.is_empty()
                 && now.duration_since(g.empty_since) > self.config.offsets_retention

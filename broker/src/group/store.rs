@@ -82,6 +82,11 @@ impl GroupStore {
         Self { meta }
     }
 
+    /// Whether a write waits on the disk.
+    pub fn durable(&self) -> bool {
+        self.meta.durable()
+    }
+
     /// Every stored group snapshot.
     pub fn load_groups(&self) -> Result<Vec<(String, GroupSnapshot)>, MetaError> {
         self.meta.load_json(GROUPS)

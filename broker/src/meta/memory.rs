@@ -60,4 +60,8 @@ impl Engine for MemoryEngine {
         self.lock().counters.insert(name.to_string(), value);
         Ok(())
     }
+
+    fn durable(&self) -> bool {
+        false
+    }
 }

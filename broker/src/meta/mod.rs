@@ -52,6 +52,8 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
     /// A named counter, if it was ever set.
     fn counter(&self, name: &str) -> Result<Option<i64>, MetaError>;
     fn set_counter(&self, name: &str, value: i64) -> Result<(), MetaError>;
+    /// Whether a write waits on the disk.
+    fn durable(&self) -> bool;
 }
 
 /// The engine, plus what every owner's store needs around it: JSON rows, and writes that
@@ -185,6 +187,11 @@ impl MetaStore {
             key: key.into(),
             value,
         })
+    }
+
+    /// Whether a write waits on the disk (the redb engine; not the memory one).
+    pub fn durable(&self) -> bool {
+        self.engine.durable()
     }
 
     pub fn counter(&self, name: &str) -> Result<Option<i64>, MetaError> {

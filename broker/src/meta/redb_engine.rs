@@ -101,4 +101,8 @@ impl Engine for RedbEngine {
             Ok(())
         })
     }
+
+    fn durable(&self) -> bool {
+        true
+    }
 }
