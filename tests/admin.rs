@@ -116,7 +116,38 @@ async fn incremental_alter_delete_records_cluster_and_log_dirs() {
     let mut req = IncrementalAlterConfigsRequest::default();
     req.resources = vec![res];
     assert_eq!(raw.send(1, &req).await.responses[0].error_code, 0);
+    let policy = |broker: &Broker| {
+        broker
+            .state()
+            .topic("inc")
+            .unwrap()
+            .configs()
+            .0
+            .get("cleanup.policy")
+            .cloned()
+    };
+    // As Kafka: appended to the default `delete`, which stays.
+    assert_eq!(policy(&broker).as_deref(), Some("delete,compact"));
+    req.resources[0].configs[0].config_operation = 3; // SUBTRACT
+    req.resources[0].configs[0].value = Some(StrBytes::from_static_str("delete"));
+    assert_eq!(raw.send(1, &req).await.responses[0].error_code, 0);
+    assert_eq!(policy(&broker).as_deref(), Some("compact"));
     assert!(broker.state().topic("inc").unwrap().configs().compacted());
+    // Only list configs take APPEND and SUBTRACT.
+    req.resources[0].configs[0].name = StrBytes::from_static_str("retention.ms");
+    req.resources[0].configs[0].config_operation = 2;
+    req.resources[0].configs[0].value = Some(StrBytes::from_static_str("1000"));
+    let refused = &raw.send(1, &req).await.responses[0];
+    assert_eq!(
+        (
+            refused.error_code,
+            refused.error_message.as_ref().map(|m| m.to_string())
+        ),
+        (
+            ResponseError::InvalidRequest.code(),
+            Some("Config value append is not allowed for config key: retention.ms".to_string())
+        )
+    );
 
     // DeleteRecords moves the low watermark and keeps the connection.
     let p = common::producer(&b, &[]);

@@ -33,21 +33,9 @@ fn fitted(data: &[u8]) -> Option<Vec<u8>> {
     let mut v = data.to_vec();
     let len = i32::try_from(v.len() - 12).ok()?;
     v[8..12].copy_from_slice(&len.to_be_bytes());
-    let crc = crc32c(&v[21..]);
+    let crc = crc32c::crc32c(&v[21..]);
     v[17..21].copy_from_slice(&crc.to_be_bytes());
     Some(v)
-}
-
-/// CRC-32C (Castagnoli), bit by bit: the target needs no crate the broker does not use.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 fuzz_target!(|data: &[u8]| {

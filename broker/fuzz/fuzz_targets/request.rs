@@ -26,5 +26,10 @@ fuzz_target!(|frame: &[u8]| {
         node_id: state.config.node_id,
     };
     let mut out = BytesMut::new();
-    let _ = rt.block_on(serve_frame(&state, Bytes::copy_from_slice(frame), &conn, &mut out));
+    let _ = rt.block_on(serve_frame(
+        &state,
+        Bytes::copy_from_slice(frame),
+        &conn,
+        &mut out,
+    ));
 });

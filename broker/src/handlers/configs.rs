@@ -214,6 +214,12 @@ const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
+/// The topic configs whose type is a list in Kafka: the only ones APPEND and SUBTRACT take.
+const LIST_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
 
 /// IncrementalAlterConfigs changes only the named configs.
 pub(crate) fn incremental_alter(
@@ -233,20 +239,12 @@ pub(crate) fn incremental_alter(
                 ResponseError::UnknownTopicOrPartition,
                 "unknown topic".to_string(),
             ))?;
-            let mut map = topic.configs().0;
+            let configs = topic.configs();
+            let described = configs.described(&state.config);
+            let mut map = configs.0;
             for c in &r.configs {
                 let name = c.name.to_string();
                 let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                let list = |m: &std::collections::BTreeMap<String, String>| -> Vec<String> {
-                    m.get(&name)
-                        .map(|v| {
-                            v.split(',')
-                                .map(str::to_string)
-                                .filter(|s| !s.is_empty())
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                };
                 match c.config_operation {
                     OP_SET => {
                         map.insert(name, value);
@@ -255,8 +253,35 @@ pub(crate) fn incremental_alter(
                         map.remove(&name);
                     }
                     OP_APPEND | OP_SUBTRACT => {
-                        let mut items = list(&map);
-                        for v in value.split(',').filter(|s| !s.is_empty()) {
+                        let verb = if c.config_operation == OP_APPEND {
+                            "append"
+                        } else {
+                            "subtract"
+                        };
+                        if !LIST_CONFIGS.contains(&name.as_str()) {
+                            return Err((
+                                ResponseError::InvalidRequest,
+                                format!(
+                                    "Config value {verb} is not allowed for config key: {name}"
+                                ),
+                            ));
+                        }
+                        // As Kafka: from the value in force, the default included (APPEND
+                        // `compact` to a default `delete` policy gives `delete,compact`).
+                        let current = map.get(&name).cloned().or_else(|| {
+                            described
+                                .iter()
+                                .find(|(k, _, _)| *k == name)
+                                .map(|(_, v, _)| v.clone())
+                        });
+                        let mut items: Vec<String> = current
+                            .unwrap_or_default()
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_string)
+                            .collect();
+                        for v in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                             if c.config_operation == OP_APPEND {
                                 if !items.iter().any(|i| i == v) {
                                     items.push(v.to_string());
