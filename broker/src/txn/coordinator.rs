@@ -23,53 +23,12 @@
 
 use super::producer_ids::ProducerIds;
 use super::store::TxnStore;
+pub use super::store::{TxnMeta, TxnState};
 use crate::group::store::CommittedOffset;
 use crate::meta::MetaError;
 use kafka_protocol::error::ResponseError;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
-
-/// Kafka's transaction states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TxnState {
-    Empty,
-    Ongoing,
-    PrepareCommit,
-    PrepareAbort,
-    CompleteCommit,
-    CompleteAbort,
-}
-
-impl TxnState {
-    /// The name Kafka's tools print.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            TxnState::Empty => "Empty",
-            TxnState::Ongoing => "Ongoing",
-            TxnState::PrepareCommit => "PrepareCommit",
-            TxnState::PrepareAbort => "PrepareAbort",
-            TxnState::CompleteCommit => "CompleteCommit",
-            TxnState::CompleteAbort => "CompleteAbort",
-        }
-    }
-}
-
-/// One transactional id's state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxnMeta {
-    pub transactional_id: String,
-    pub producer_id: i64,
-    pub epoch: i16,
-    pub timeout_ms: i32,
-    pub state: TxnState,
-    pub partitions: BTreeSet<(String, i32)>,
-    pub groups: BTreeSet<String>,
-    /// Offsets committed in the transaction, applied when it commits:
-    /// (group, topic, partition, offset).
-    pub offsets: Vec<(String, String, i32, CommittedOffset)>,
-    pub start_ms: i64,
-}
 
 /// Offsets to commit for one group: (topic, partition, offset).
 pub type GroupOffsets = Vec<(String, i32, CommittedOffset)>;

@@ -1,9 +1,52 @@
 //! What the transaction coordinator keeps in the metadata store: each transactional id's
 //! state, and the end of the last reserved block of producer ids.
 
-use super::coordinator::TxnMeta;
+use crate::group::store::CommittedOffset;
 use crate::meta::{MetaError, MetaStore, Table};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+/// Kafka's transaction states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+impl TxnState {
+    /// The name Kafka's tools print.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+}
+
+/// One transactional id's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnMeta {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    pub partitions: BTreeSet<(String, i32)>,
+    pub groups: BTreeSet<String>,
+    /// Offsets committed in the transaction, applied when it commits:
+    /// (group, topic, partition, offset).
+    pub offsets: Vec<(String, String, i32, CommittedOffset)>,
+    pub start_ms: i64,
+}
 
 const TXNS: Table = "transactions";
 const PRODUCER_ID_BLOCK: &str = "producer_id_block_end";
