@@ -372,6 +372,27 @@ impl Redis {
     }
 }
 
+/// On a shared server the test's keys go with it, as a test database does (a private
+/// server goes whole). Best effort, through `redis-cli` when it is there.
+impl Drop for Redis {
+    fn drop(&mut self) {
+        if self._server.is_some() {
+            return;
+        }
+        let Ok(cli) = find_binary("redis-cli", &[], "REDIS_URL") else {
+            return;
+        };
+        let delete = "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do \
+                      redis.call('DEL', k) n = n + 1 end return n";
+        let _ = Command::new(cli)
+            .args(["-u", &self.url, "EVAL", delete, "0"])
+            .arg(format!("{}*", self.prefix))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// A `redis-server` of its own on a free loopback port, from PATH; stopped when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
