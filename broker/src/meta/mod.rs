@@ -111,16 +111,21 @@ impl MetaStore {
         *self.before_write.lock().unwrap_or_else(|p| p.into_inner()) = hook;
     }
 
+    /// An error of this store (the engine's `Debug` names it: a path, or memory).
+    fn error(&self, reason: String) -> MetaError {
+        MetaError::Store {
+            store: format!("{:?}", self.engine),
+            reason,
+        }
+    }
+
     fn check_writable(&self) -> Result<(), MetaError> {
         #[cfg(test)]
         if let Some(hook) = &*self.before_write.lock().unwrap_or_else(|p| p.into_inner()) {
             (hook.0)();
         }
         if self.failing.load(Ordering::SeqCst) {
-            return Err(MetaError::Store {
-                store: format!("{:?}", self.engine),
-                reason: "writes are made to fail".into(),
-            });
+            return Err(self.error("writes are made to fail".into()));
         }
         Ok(())
     }
@@ -154,10 +159,8 @@ impl MetaStore {
         self.scan_json(table)?
             .into_iter()
             .map(|(key, row)| {
-                let row = row.map_err(|reason| MetaError::Store {
-                    store: format!("{:?}", self.engine),
-                    reason: format!("{table} row {key:?}: {reason}"),
-                })?;
+                let row =
+                    row.map_err(|reason| self.error(format!("{table} row {key:?}: {reason}")))?;
                 Ok((key, row))
             })
             .collect()
@@ -178,10 +181,8 @@ impl MetaStore {
         key: impl Into<String>,
         value: &impl Serialize,
     ) -> Result<Write, MetaError> {
-        let value = serde_json::to_string(value).map_err(|e| MetaError::Store {
-            store: format!("{:?}", self.engine),
-            reason: format!("cannot encode a row of {table}: {e}"),
-        })?;
+        let value = serde_json::to_string(value)
+            .map_err(|e| self.error(format!("cannot encode a row of {table}: {e}")))?;
         Ok(Write::Put {
             table,
             key: key.into(),
