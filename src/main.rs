@@ -1,7 +1,7 @@
 //! `agentbus`: the broker, the pipeline's producers and consumers, and admin tools.
 
 mod audit_cmd;
-mod bench;
+mod bench_cmd;
 mod broker_cmd;
 mod cluster_args;
 mod consume_alerts;
@@ -51,8 +51,10 @@ enum Command {
     Dev(Box<dev::DevArgs>),
     /// Run the Kafka-compatible broker.
     Broker(Box<broker_cmd::BrokerArgs>),
-    /// Measure the broker: startup, idle memory, produce and consume throughput.
-    Bench(bench::BenchArgs),
+    /// Measure the broker, the consumers, `dev` and `log` (runs `agentbus-bench`, built
+    /// with `cargo build --release -p agentbus-benches`).
+    #[command(disable_help_flag = true)]
+    Bench(bench_cmd::BenchArgs),
     /// Run a consumer group: `consume db-writer` (PostgreSQL), `consume metrics-aggregator` (Redis).
     Consume(consume_cmd::ConsumeArgs),
     /// Apply the PostgreSQL migrations (the db-writer also applies them at start-up).
@@ -120,7 +122,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Dev(args) => dev::run(*args).await,
             Command::Broker(args) => broker_cmd::run(*args).await,
-            Command::Bench(args) => bench::run(args).await,
+            Command::Bench(args) => bench_cmd::run(args),
             Command::Consume(args) => consume_cmd::run(args).await,
             Command::Migrate(args) => consume_cmd::migrate(args).await,
             Command::Groups(args) => groups::run(args).await,

@@ -11,8 +11,10 @@ pub(super) fn median(mut v: Vec<f64>) -> f64 {
 pub(super) fn startup(rounds: usize) -> anyhow::Result<()> {
     let mut ready = Vec::new();
     let mut rss = Vec::new();
+    let exe = super::agentbus_exe()?;
     for _ in 0..rounds.max(1) {
         let (mut child, _, elapsed) = spawn_child(
+            &exe,
             &["broker", "--memory", "--listen", "127.0.0.1:0"],
             "bootstrap ",
         )?;

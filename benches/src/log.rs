@@ -44,7 +44,7 @@ pub(super) const ROUTING_DECISION: &[&str] = &[
 /// One `agentbus log routing-decision` call against `bootstrap`: its wall time and its
 /// JSON result.
 fn call(bootstrap: &str, spool: &Spool) -> anyhow::Result<(Duration, serde_json::Value)> {
-    let exe = std::env::current_exe().context("cannot find the agentbus binary")?;
+    let exe = super::agentbus_exe()?;
     let started = Instant::now();
     let out = Command::new(exe)
         .args(ROUTING_DECISION)
@@ -120,7 +120,7 @@ pub(super) fn run(args: &LogBench) -> anyhow::Result<()> {
         };
         spool.append(TOPIC, &entry)?;
     }
-    let exe = std::env::current_exe().context("cannot find the agentbus binary")?;
+    let exe = super::agentbus_exe()?;
     let started = Instant::now();
     let flush = Command::new(exe)
         .args(["spool", "flush", "--bootstrap-server", &broker.bootstrap])

@@ -1,6 +1,11 @@
-//! `agentbus bench`: start-up time, idle memory, produce/consume throughput and latency,
-//! against a broker this command starts as a child process (so its CPU time can be read
-//! from /proc), librdkafka's mock cluster (also in a child process), or any running broker.
+//! `agentbus-bench` (run as `agentbus bench …`): start-up time, idle memory, produce/consume
+//! throughput and latency, against a broker this command starts as a child process (so its
+//! CPU time can be read from /proc), librdkafka's mock cluster (also in a child process), or
+//! any running broker; and the pipeline's consumers, `agentbus dev` and `agentbus log`.
+//!
+//! The drivers live here rather than in the user-facing binary; `agentbus bench` only runs
+//! this binary from beside itself. The `agentbus` binary the benchmarks start is the one in
+//! `AGENTBUS_BIN` (which `agentbus bench` sets), else the one beside this binary.
 
 mod alert_manager;
 mod audit_logger;
@@ -22,13 +27,16 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, clap::Args)]
-pub(crate) struct BenchArgs {
+/// Benchmarks of the broker, the pipeline's consumers, `agentbus dev` and `agentbus log`.
+#[derive(Debug, clap::Parser)]
+#[command(name = "agentbus bench", bin_name = "agentbus bench", version)]
+struct BenchArgs {
     #[command(subcommand)]
     what: What,
 }
@@ -194,9 +202,29 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// Starts `agentbus broker` or the mock as a child and waits for its ready line.
-fn spawn_child(args: &[&str], marker: &str) -> anyhow::Result<(Child, String, Duration)> {
-    let exe = std::env::current_exe().context("cannot find the agentbus binary")?;
+/// The `agentbus` binary to benchmark: `AGENTBUS_BIN`, else the one beside this binary.
+fn agentbus_exe() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("AGENTBUS_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let me = std::env::current_exe().context("cannot find the agentbus-bench binary")?;
+    let beside = me.with_file_name("agentbus");
+    if !beside.is_file() {
+        bail!(
+            "no agentbus binary beside {} (build it with `cargo build --release`, or set AGENTBUS_BIN)",
+            me.display()
+        );
+    }
+    Ok(beside)
+}
+
+/// Starts `exe` (the broker, or this binary serving the mock) as a child and waits for its
+/// ready line.
+fn spawn_child(
+    exe: &Path,
+    args: &[&str],
+    marker: &str,
+) -> anyhow::Result<(Child, String, Duration)> {
     let started = Instant::now();
     let mut child = Command::new(exe)
         .args(args)
@@ -221,6 +249,7 @@ fn spawn_child(args: &[&str], marker: &str) -> anyhow::Result<(Child, String, Du
 }
 
 fn start(target: &Target, partitions: i32) -> anyhow::Result<Running> {
+    let mut exe = agentbus_exe()?;
     let (args, dir): (Vec<String>, _) = match target.target.as_str() {
         "agentbus" => (
             vec![
@@ -245,15 +274,17 @@ fn start(target: &Target, partitions: i32) -> anyhow::Result<Running> {
             )
         }
         "tansu" => return start_tansu(&target.tansu_bin),
-        "mock" => (
-            vec![
-                "bench".into(),
-                "serve-mock".into(),
-                "--partitions".into(),
-                partitions.to_string(),
-            ],
-            None,
-        ),
+        "mock" => {
+            exe = std::env::current_exe().context("cannot find the agentbus-bench binary")?;
+            (
+                vec![
+                    "serve-mock".into(),
+                    "--partitions".into(),
+                    partitions.to_string(),
+                ],
+                None,
+            )
+        }
         "external" => {
             let bootstrap = target
                 .brokers
@@ -271,7 +302,7 @@ fn start(target: &Target, partitions: i32) -> anyhow::Result<Running> {
         }
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (child, bootstrap, _) = spawn_child(&args, "bootstrap ")?;
+    let (child, bootstrap, _) = spawn_child(&exe, &args, "bootstrap ")?;
     let pid = child.id();
     Ok(Running {
         bootstrap,
@@ -317,8 +348,19 @@ fn start_tansu(bin: &str) -> anyhow::Result<Running> {
     Ok(running)
 }
 
-pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    tokio::task::spawn_blocking(move || match args.what {
+fn main() -> std::process::ExitCode {
+    let args = <BenchArgs as clap::Parser>::parse();
+    match run(args.what) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(what: What) -> anyhow::Result<()> {
+    match what {
         What::Startup { rounds } => startup(rounds),
         What::Produce(load) => produce(&load),
         What::Consume(load) => consume(&load),
@@ -337,9 +379,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         What::Dev(args) => dev::run(&args),
         What::CrashSoak(args) => crash_soak::run(&args),
         What::ServeMock { partitions } => serve_mock(partitions),
-    })
-    .await
-    .context("benchmark thread failed")?
+    }
 }
 
 /// The mock answers CreateTopics slowly or not at all, so the bench topics are made here.

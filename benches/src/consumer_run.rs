@@ -148,7 +148,7 @@ pub(super) fn spawn(
     batch: usize,
     env: &[(&str, String)],
 ) -> anyhow::Result<Consumer> {
-    let exe = std::env::current_exe().context("cannot find the agentbus binary")?;
+    let exe = super::agentbus_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(["consume", group])
         .env("KAFKA_BROKERS", bootstrap)

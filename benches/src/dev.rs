@@ -60,7 +60,7 @@ fn log_call(exe: &std::path::Path, bootstrap: &str, id: &str) -> anyhow::Result<
 }
 
 pub(super) fn run(args: &DevBench) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("cannot find the agentbus binary")?;
+    let exe = super::agentbus_exe()?;
     let started = Instant::now();
     let mut child = Command::new(&exe)
         .args([

@@ -58,7 +58,7 @@ fn start(dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
         "--data-dir",
         dir.as_str(),
     ];
-    let (child, bootstrap, _) = spawn_child(&args, "bootstrap ")?;
+    let (child, bootstrap, _) = spawn_child(&super::agentbus_exe()?, &args, "bootstrap ")?;
     Ok((child, bootstrap))
 }
 
