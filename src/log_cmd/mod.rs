@@ -1,10 +1,10 @@
 //! `agentbus log`: publish one event, the way the seeds' skill scripts do
 //! (`/log-routing-decision --agent … --confidence …`), in one short-lived process.
 //!
-//! Each subcommand builds the event of one topic from flags named after its scalar fields
-//! (for `routing-decision`, the seeds' own flags), takes nested fields as JSON (`--json
-//! '{"steps": […]}'`, and `--alternatives` for routing decisions), fills in `event_id` and
-//! `timestamp`, validates the event and publishes it keyed by the topic's partition key.
+//! Each subcommand builds the event of one topic from flags made from its fields (see
+//! [`flags`]; for `routing-decision`, the seeds' own flags), nested fields as JSON, and
+//! `--json '{"steps": […]}'` for any, fills in `event_id` and `timestamp`, validates the
+//! event and publishes it keyed by the topic's partition key.
 //! `agentbus log --topic T --event FILE|-` publishes a whole JSON event instead.
 //!
 //! The result is the seeds' JSON on stdout (`success`, `event_id`, `topic`, `partition`,
@@ -13,10 +13,13 @@
 //! (`KAFKA_BROKERS`, `KAFKA_ENABLE_LOGGING`, `DEBUG`, `KAFKA_COMPRESSION`, …); delivery
 //! never waits longer than `--timeout-ms`.
 
+mod flags;
+
 use agentbus_client::{AnyEvent, Delivery, Id, ProducerConfig, Timestamp, Topic};
 use anyhow::Context as _;
+use flags::Kind;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::io::Read as _;
 use std::time::{Duration, Instant};
 
@@ -38,358 +41,6 @@ pub(crate) struct LogArgs {
     event: Option<String>,
     #[command(subcommand)]
     kind: Option<Kind>,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum Kind {
-    /// An agent action (topic agent-actions).
-    Action(ActionArgs),
-    /// A routing decision (topic agent-routing-decisions), as /log-routing-decision.
-    RoutingDecision(RoutingArgs),
-    /// A polymorphic agent transformation (topic agent-transformation-events).
-    Transformation(TransformationArgs),
-    /// Router performance (topic router-performance-metrics).
-    RouterMetrics(RouterMetricsArgs),
-    /// A task execution (topic task-executions).
-    TaskExecution(TaskExecutionArgs),
-    /// Code quality of an artifact (topic code-quality-metrics).
-    CodeQuality(CodeQualityArgs),
-    /// A success pattern (topic success-patterns).
-    SuccessPattern(SuccessPatternArgs),
-    /// A failure pattern (topic failure-patterns).
-    FailurePattern(FailurePatternArgs),
-}
-
-/// Flags every subcommand has.
-#[derive(Debug, clap::Args, Serialize)]
-struct Common {
-    /// Correlation ID (UUID) shared by the events of one request.
-    #[arg(long)]
-    correlation_id: String,
-    /// Event ID (UUID); a random one by default.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_id: Option<String>,
-    /// Event time (RFC 3339); now by default.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<String>,
-    /// Further fields as a JSON object, for nested ones (e.g. '{"steps": [...]}').
-    #[arg(long, value_name = "JSON")]
-    #[serde(skip)]
-    json: Option<String>,
-}
-
-#[derive(Debug, clap::Args, Serialize)]
-struct RoutingArgs {
-    /// Selected agent name.
-    #[arg(long)]
-    #[serde(rename = "selected_agent")]
-    agent: String,
-    /// Confidence score (0.0-1.0).
-    #[arg(long)]
-    #[serde(rename = "confidence_score")]
-    confidence: f64,
-    /// Routing strategy used.
-    #[arg(long)]
-    #[serde(rename = "routing_strategy")]
-    strategy: String,
-    /// Routing latency in ms.
-    #[arg(long)]
-    #[serde(rename = "routing_time_ms")]
-    latency_ms: u64,
-    /// Original user request.
-    #[arg(long)]
-    user_request: String,
-    /// Why this agent was selected.
-    #[arg(long)]
-    reasoning: String,
-    /// JSON array of alternatives ([{"agent_name", "confidence_score", "reason"}, …]).
-    #[arg(long, value_name = "JSON")]
-    #[serde(skip)]
-    alternatives: Option<String>,
-    #[command(flatten)]
-    #[serde(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, clap::Args, Serialize)]
-struct ActionArgs {
-    /// Agent name.
-    #[arg(long, alias = "agent")]
-    agent_name: String,
-    /// tool_call, decision, error or success.
-    #[arg(long)]
-    action_type: String,
-    /// Action name (e.g. Read, Write, route_to_agent).
-    #[arg(long)]
-    action_name: String,
-    /// Duration in ms.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    duration_ms: Option<u64>,
-    /// Debug mode (true/false).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    debug_mode: Option<bool>,
-    #[command(flatten)]
-    #[serde(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, clap::Args, Serialize)]
-struct TransformationArgs {
-    /// Agent before the transformation.
-    #[arg(long)]
-    source_agent: String,
-    /// Agent after it.
-    #[arg(long)]
-    target_agent: String,
-    /// Why.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transformation_reason: Option<String>,
-    /// Confidence score (0.0-1.0).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    confidence_score: Option<f64>,
-    /// Duration in ms.
-    #[arg(long)]
-    transformation_duration_ms: u64,
-    /// Whether it succeeded (true/false).
-    #[arg(long)]
-    success: bool_arg::Bool,
-    #[command(flatten)]
-    #[serde(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, clap::Args, Serialize)]
-struct RouterMetricsArgs {
-    /// The query routed.
-    #[arg(long)]
-    query_text: String,
-    /// Routing duration in ms.
-    #[arg(long)]
-    routing_duration_ms: u64,
-    /// Whether the cache answered (true/false).
-    #[arg(long)]
-    cache_hit: bool_arg::Bool,
-    /// Trigger-matching strategy.
-    #[arg(long)]
-    trigger_match_strategy: String,
-    /// Candidates evaluated.
-    #[arg(long)]
-    candidates_evaluated: u32,
-    #[command(flatten)]
-    #[serde(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, clap::Args, Serialize)]
-struct TaskExecutionArgs {
-    /// Task fingerprint (UUID); the partition key.
-    #[arg(long)]
-    fingerprint_id: String,
-    /// Task hash.
-    #[arg(long)]
-    task_hash: String,
-    /// The original prompt.
-    #[arg(long)]
-    original_prompt: String,
-    /// Task type (e.g. code_generation).
-    #[arg(long)]
-    task_type: String,
-    /// Domain.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    domain: Option<String>,
-    /// Agent name.
-    #[arg(long, alias = "agent")]
-    agent_name: String,
-    /// Whether it succeeded (true/false).
-    #[arg(long)]
-    success: bool_arg::Bool,
-    /// Quality score (0.0-1.0).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    quality_score: Option<f64>,
-    /// Complexity score (0.0-1.0).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    complexity_score: Option<f64>,
-    /// Total duration in ms.
-    #[arg(long)]
-    total_duration_ms: u64,
-    /// Whether the user accepted the result (true/false).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_acceptance: Option<bool>,
-    #[command(flatten)]
-    #[serde(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, clap::Args, Serialize)]
-struct CodeQualityArgs {
-    /// Execution path (UUID); the partition key.
-    #[arg(long)]
-    path_id: String,
-    /// Task fingerprint (UUID).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fingerprint_id: Option<String>,
-    /// The file.
-    #[arg(long)]
-    file_path: String,
-    /// Artifact type (e.g. source_code).
-    #[arg(long)]
-    artifact_type: String,
-    /// Language.
-    #[arg(long)]
-    language: String,
-    /// Quality score (0.0-1.0).
-    #[arg(long)]
-    quality_score: f64,
-    /// ONEX compliance score (0.0-1.0).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    onex_compliance_score: Option<f64>,
-    /// Lines added.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lines_added: Option<u64>,
-    /// Lines modified.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lines_modified: Option<u64>,
-    /// Lines deleted.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lines_deleted: Option<u64>,
-    /// Test coverage in percent.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    test_coverage: Option<f64>,
-    /// Tests passed.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tests_passed: Option<u32>,
-    /// Tests failed.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tests_failed: Option<u32>,
-    /// Lint passed (true/false).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    lint_passed: Option<bool>,
-    /// Type check passed (true/false).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    type_check_passed: Option<bool>,
-    /// Security scan passed (true/false).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    security_scan_passed: Option<bool>,
-    /// ONEX node type (e.g. Effect).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    onex_node_type: Option<String>,
-    #[command(flatten)]
-    #[serde(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, clap::Args, Serialize)]
-struct SuccessPatternArgs {
-    /// The pattern (UUID); the partition key.
-    #[arg(long)]
-    pattern_id: String,
-    /// Task fingerprint (UUID).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fingerprint_id: Option<String>,
-    /// Execution path (UUID).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path_id: Option<String>,
-    /// Pattern name.
-    #[arg(long)]
-    pattern_name: String,
-    /// Pattern type (e.g. workflow).
-    #[arg(long)]
-    pattern_type: String,
-    /// Estimated duration in ms.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    estimated_duration_ms: Option<u64>,
-    #[command(flatten)]
-    #[serde(flatten)]
-    common: Common,
-}
-
-#[derive(Debug, clap::Args, Serialize)]
-struct FailurePatternArgs {
-    /// The failure (UUID); the partition key.
-    #[arg(long)]
-    failure_id: String,
-    /// Task fingerprint (UUID).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fingerprint_id: Option<String>,
-    /// Execution path (UUID).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path_id: Option<String>,
-    /// Failure type (e.g. validation_failure).
-    #[arg(long)]
-    failure_type: String,
-    /// Error category (e.g. type_error).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_category: Option<String>,
-    /// Error message.
-    #[arg(long)]
-    error_message: String,
-    /// Stack trace.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error_stack_trace: Option<String>,
-    /// Root cause.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    root_cause: Option<String>,
-    /// Resolution.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resolution: Option<String>,
-    /// Time to resolve in ms.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    time_to_resolve_ms: Option<u64>,
-    #[command(flatten)]
-    #[serde(flatten)]
-    common: Common,
-}
-
-/// A required `true`/`false` flag value (clap's derive makes a plain `bool` a switch).
-mod bool_arg {
-    /// `true` or `false`, serialised as a JSON boolean.
-    #[derive(Debug, Clone, Copy, serde::Serialize)]
-    #[serde(transparent)]
-    pub(super) struct Bool(pub(super) bool);
-
-    impl std::str::FromStr for Bool {
-        type Err = String;
-
-        fn from_str(s: &str) -> Result<Self, Self::Err> {
-            match s.to_ascii_lowercase().as_str() {
-                "true" => Ok(Self(true)),
-                "false" => Ok(Self(false)),
-                _ => Err(format!("expected true or false, got {s:?}")),
-            }
-        }
-    }
 }
 
 /// The seeds' JSON result.
@@ -443,24 +94,14 @@ fn emit(outcome: &Outcome<'_>) -> anyhow::Result<()> {
     crate::emit(&text)
 }
 
-/// Parses `text` given to `flag` as JSON.
-fn parse_json(flag: &str, text: &str) -> Result<Value, String> {
-    serde_json::from_str(text).map_err(|e| format!("{flag}: not valid JSON: {e}"))
-}
-
-/// The event fields given as flags, plus `--json`, plus the generated ones.
-fn fields(
-    flags: impl Serialize,
-    common: &Common,
-    defaults: &[(&str, Value)],
-) -> Result<Map<String, Value>, String> {
-    let Value::Object(mut map) =
-        serde_json::to_value(flags).map_err(|e| format!("cannot encode the flags: {e}"))?
-    else {
-        return Err("the flags do not form an object".into());
-    };
-    if let Some(text) = &common.json {
-        let Value::Object(extra) = parse_json("--json", text)? else {
+/// Builds the event of a subcommand: its flags, `--json`, the defaults and the generated
+/// fields; returns it with the routing latency to report.
+fn build(kind: &Kind) -> Result<(AnyEvent, Option<u64>), String> {
+    let mut map = kind.fields.clone();
+    if let Some(text) = &kind.json {
+        let extra =
+            serde_json::from_str(text).map_err(|e| format!("--json: not valid JSON: {e}"))?;
+        let Value::Object(extra) = extra else {
             return Err("--json: expected a JSON object of event fields".into());
         };
         for (k, v) in extra {
@@ -470,51 +111,18 @@ fn fields(
             map.insert(k, v);
         }
     }
-    for (k, v) in defaults {
-        map.entry(k.to_string()).or_insert_with(|| v.clone());
+    for (field, value) in Kind::defaults(kind.topic) {
+        map.entry(field).or_insert(value);
     }
     map.entry("event_id")
         .or_insert_with(|| Value::String(Id::random().0));
     map.entry("timestamp")
         .or_insert_with(|| Value::String(Timestamp::now().0));
-    Ok(map)
-}
-
-/// Builds the event of a subcommand; returns it with the routing latency to report.
-fn build(kind: &Kind) -> Result<(AnyEvent, Option<u64>), String> {
-    let (topic, map, latency) = match kind {
-        Kind::RoutingDecision(a) => {
-            let alternatives = match &a.alternatives {
-                Some(text) => parse_json("--alternatives", text)?,
-                None => Value::Array(Vec::new()),
-            };
-            let defaults = [
-                ("alternatives", alternatives),
-                ("context", Value::Object(Map::new())),
-            ];
-            (
-                Topic::AgentRoutingDecisions,
-                fields(a, &a.common, &defaults)?,
-                Some(a.latency_ms),
-            )
-        }
-        Kind::Action(a) => (Topic::AgentActions, fields(a, &a.common, &[])?, None),
-        Kind::Transformation(a) => (
-            Topic::AgentTransformationEvents,
-            fields(a, &a.common, &[])?,
-            None,
-        ),
-        Kind::RouterMetrics(a) => (
-            Topic::RouterPerformanceMetrics,
-            fields(a, &a.common, &[])?,
-            None,
-        ),
-        Kind::TaskExecution(a) => (Topic::TaskExecutions, fields(a, &a.common, &[])?, None),
-        Kind::CodeQuality(a) => (Topic::CodeQualityMetrics, fields(a, &a.common, &[])?, None),
-        Kind::SuccessPattern(a) => (Topic::SuccessPatterns, fields(a, &a.common, &[])?, None),
-        Kind::FailurePattern(a) => (Topic::FailurePatterns, fields(a, &a.common, &[])?, None),
+    let latency = match kind.topic {
+        Topic::AgentRoutingDecisions => map.get("routing_time_ms").and_then(Value::as_u64),
+        _ => None,
     };
-    let event = AnyEvent::from_value(topic, Value::Object(map)).map_err(|e| e.to_string())?;
+    let event = AnyEvent::from_value(kind.topic, Value::Object(map)).map_err(|e| e.to_string())?;
     Ok((event, latency))
 }
 
@@ -800,6 +408,28 @@ mod tests {
 
     const CID: &str = "7415f61f-ab2f-4961-97f5-a5f5c6499a4d";
 
+    /// Every field of every topic is a flag: each seeds example, given field by field as
+    /// flags (nested values as JSON), comes back as the same event.
+    #[test]
+    fn every_field_is_a_flag() {
+        for topic in Topic::ALL {
+            let example: Value =
+                serde_json::from_str(agentbus_client::examples::json(topic)).unwrap();
+            let mut args = vec![topic.command().to_string()];
+            for (field, value) in example.as_object().unwrap() {
+                args.push(format!("--{}", field.replace('_', "-")));
+                args.push(match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let built = event(&args).unwrap_or_else(|e| panic!("{topic}: {e}"));
+            let want = AnyEvent::from_value(topic, example).unwrap();
+            assert_eq!(built, want, "{topic}");
+        }
+    }
+
     #[test]
     fn routing_decision_from_the_seeds_flags() {
         let e = event(&[
@@ -913,7 +543,8 @@ mod tests {
         ])
         .unwrap_err();
         assert!(
-            action.starts_with("action_type: unknown variant `lookup`"),
+            action.contains("invalid value 'lookup' for '--action-type <ACTION_TYPE>'")
+                && action.contains("[possible values: tool_call, decision, error, success]"),
             "{action}"
         );
         let both = event(&[
