@@ -446,6 +446,23 @@ pub struct ConsumerMemberInfo {
 }
 
 impl ConsumerGroup {
+    /// An OffsetCommit's member fields: the member's current or previous epoch (KIP-848),
+    /// or no member at all while the group has none.
+    pub(crate) fn check_commit(&self, epoch: i32, member_id: &str) -> Result<(), ResponseError> {
+        if epoch < 0 && member_id.is_empty() && self.members.is_empty() {
+            return Ok(());
+        }
+        let m = self
+            .members
+            .get(member_id)
+            .ok_or(ResponseError::UnknownMemberId)?;
+        if epoch == m.epoch || epoch == m.previous_epoch {
+            Ok(())
+        } else {
+            Err(ResponseError::StaleMemberEpoch)
+        }
+    }
+
     pub(crate) fn member_infos(&self) -> Vec<ConsumerMemberInfo> {
         self.members
             .iter()

@@ -28,14 +28,15 @@
 
 mod classic;
 pub mod consumer;
+mod protocol;
 pub mod store;
 
 pub use classic::{GroupState, JoinOutcome, JoinRequest, MemberInfo, SyncOutcome};
 
 pub use crate::config::GroupConfig;
 use crate::meta::MetaError;
-use classic::Group;
 use kafka_protocol::error::ResponseError;
+use protocol::Group;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -152,7 +153,12 @@ impl Coordinator {
         let group = self.get_or_create(&req.group_id);
         let rx = {
             let mut g = lock(&group);
-            match g.join(req.clone(), &self.config, self.clock.now()) {
+            let now = self.clock.now();
+            let joined = match g.classic_for_join(now) {
+                Ok(classic) => classic.join(req.clone(), &self.config, now),
+                Err(e) => return JoinOutcome::error(e, &req.member_id),
+            };
+            match joined {
                 Ok(rx) => {
                     self.persist_if_settled(&mut g);
                     rx
@@ -185,13 +191,11 @@ impl Coordinator {
         };
         let rx = {
             let mut g = lock(&group);
-            let rx = g.sync(
-                generation,
-                member_id,
-                instance_id,
-                assignments,
-                self.clock.now(),
-            );
+            let now = self.clock.now();
+            let Some(classic) = g.classic() else {
+                return SyncOutcome::error(ResponseError::UnknownMemberId);
+            };
+            let rx = classic.sync(generation, member_id, instance_id, assignments, now);
             self.persist_if_settled(&mut g);
             match rx {
                 Ok(rx) => rx,
@@ -213,7 +217,10 @@ impl Coordinator {
     ) -> Result<(), ResponseError> {
         let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut g = lock(&group);
-        g.heartbeat(generation, member_id, instance_id, self.clock.now())
+        let now = self.clock.now();
+        g.classic()
+            .ok_or(ResponseError::UnknownMemberId)?
+            .heartbeat(generation, member_id, instance_id, now)
     }
 
     /// LeaveGroup for each (member id, instance id); returns one result per member.
@@ -225,9 +232,10 @@ impl Coordinator {
         let group = self.get(group_id).ok_or(ResponseError::UnknownMemberId)?;
         let mut g = lock(&group);
         let now = self.clock.now();
+        let classic = g.classic().ok_or(ResponseError::UnknownMemberId)?;
         let results = members
             .iter()
-            .map(|(id, instance)| g.leave(id, instance.as_deref(), &self.config, now))
+            .map(|(id, instance)| classic.leave(id, instance.as_deref(), &self.config, now))
             .collect();
         self.persist_if_settled(&mut g);
         Ok(results)
@@ -394,17 +402,8 @@ impl Coordinator {
         }
         let group = self.get_or_create(group_id);
         let mut g = lock(&group);
-        if g.consumer.is_none() {
-            if g.state != GroupState::Empty {
-                return Err(ResponseError::GroupIdNotFound);
-            }
-            g.consumer = Some(consumer::ConsumerGroup::default());
-        }
         let now = self.clock.now();
-        match &mut g.consumer {
-            Some(c) => c.heartbeat(hb, metadata, now),
-            None => Err(ResponseError::GroupIdNotFound),
-        }
+        g.consumer_for_heartbeat(now)?.heartbeat(hb, metadata, now)
     }
 
     /// ConsumerGroupDescribe: `None` when the group is not a consumer-protocol group.
@@ -414,7 +413,7 @@ impl Coordinator {
     ) -> Option<(GroupSummary, i32, Vec<consumer::ConsumerMemberInfo>)> {
         let group = self.get(group_id)?;
         let g = lock(&group);
-        let c = g.consumer.as_ref()?;
+        let c = g.consumer()?;
         Some((g.summary(), c.assignment_epoch, c.member_infos()))
     }
 
@@ -428,15 +427,10 @@ impl Coordinator {
         for (id, group) in groups {
             let mut g = lock(&group);
             g.tick(&self.config, now);
-            if let Some(c) = &mut g.consumer {
-                for member in c.expire(self.config.consumer_session_timeout, now) {
-                    tracing::info!(group = %id, %member, "consumer-protocol member removed (session or rebalance timeout)");
-                }
-            }
             self.persist_if_settled(&mut g);
             if g.is_empty()
                 && !g.offsets.is_empty()
-                && now.duration_since(g.empty_since) > self.config.offsets_retention
+                && now.duration_since(g.empty_since()) > self.config.offsets_retention
             {
                 tracing::info!(group = %id, "committed offsets expired (offsets.retention)");
                 let all: Vec<_> = g.offsets.keys().cloned().collect();

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Group {
+impl ClassicGroup {
     pub(super) fn check_static(
         &self,
         member_id: &str,
@@ -74,12 +74,6 @@ impl Group {
         let fail = |e: ResponseError| Err(Box::new(JoinOutcome::error(e, &req.member_id)));
         if self.state == GroupState::Dead {
             return fail(ResponseError::CoordinatorNotAvailable);
-        }
-        if let Some(c) = &self.consumer {
-            if !c.members.is_empty() {
-                return fail(ResponseError::InconsistentGroupProtocol);
-            }
-            self.consumer = None;
         }
         if !self.supports_protocols(&req.protocol_type, &req.protocols) {
             return fail(ResponseError::InconsistentGroupProtocol);

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Group {
+impl ClassicGroup {
     pub(super) fn remove_member(&mut self, id: &str) {
         if let Some(mut m) = self.members.shift_remove(id) {
             if let Some(i) = &m.instance_id {
@@ -96,20 +96,6 @@ impl Group {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), ResponseError> {
-        if let Some(c) = &self.consumer {
-            if generation < 0 && member_id.is_empty() && c.members.is_empty() {
-                return Ok(());
-            }
-            let m = c
-                .members
-                .get(member_id)
-                .ok_or(ResponseError::UnknownMemberId)?;
-            return if generation == m.epoch || generation == m.previous_epoch {
-                Ok(())
-            } else {
-                Err(ResponseError::StaleMemberEpoch)
-            };
-        }
         if generation < 0 && member_id.is_empty() {
             // A commit without group membership (assign(), admin tools): only while no
             // member owns the group's partitions.

@@ -1,5 +1,6 @@
-//! One consumer group's state machine (see the module docs of `group`): its types and
-//! what it reports here; joining, syncing, membership and snapshots in the modules below.
+//! The classic protocol's state machine of one group (see the module docs of `group`): its
+//! types and what it reports here; joining, syncing, membership and snapshots in the
+//! modules below.
 
 mod join;
 mod membership;
@@ -8,9 +9,8 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use super::consumer::ConsumerGroup;
 use super::store::GroupStore;
-use super::store::{CommittedOffset, GroupSnapshot, MemberSnapshot};
+use super::store::{GroupSnapshot, MemberSnapshot};
 use super::{GroupConfig, GroupSummary};
 use bytes::Bytes;
 use indexmap::IndexMap;
@@ -143,8 +143,9 @@ impl Member {
     }
 }
 
+/// A group whose members speak the classic protocol (JoinGroup, SyncGroup, Heartbeat).
 #[derive(Debug)]
-pub(crate) struct Group {
+pub(crate) struct ClassicGroup {
     id: String,
     pub(crate) state: GroupState,
     generation: i32,
@@ -159,19 +160,17 @@ pub(crate) struct Group {
     rebalance_deadline: Option<Instant>,
     /// While set, the first rebalance of an empty group waits (initial delay).
     delay_until: Option<Instant>,
-    pub(crate) offsets: HashMap<(String, i32), CommittedOffset>,
+    /// When the group last became Empty (offsets expire from there).
     pub(crate) empty_since: Instant,
     /// Set when the group changed in a way worth persisting.
     dirty: bool,
-    /// Present while the group uses the KIP-848 consumer protocol.
-    pub(crate) consumer: Option<ConsumerGroup>,
 }
 
 fn new_member_id(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4())
 }
 
-impl Group {
+impl ClassicGroup {
     pub(crate) fn new(id: &str, now: Instant) -> Self {
         Self {
             id: id.to_string(),
@@ -185,10 +184,8 @@ impl Group {
             static_members: HashMap::new(),
             rebalance_deadline: None,
             delay_until: None,
-            offsets: HashMap::new(),
             empty_since: now,
             dirty: false,
-            consumer: None,
         }
     }
 
@@ -217,34 +214,6 @@ impl Group {
     }
 
     pub(crate) fn summary(&self) -> GroupSummary {
-        if let Some(c) = &self.consumer {
-            let state_name = c.state_name();
-            return GroupSummary {
-                group_id: self.id.clone(),
-                state: match state_name {
-                    "Empty" => GroupState::Empty,
-                    "Stable" => GroupState::Stable,
-                    _ => GroupState::PreparingRebalance,
-                },
-                state_name: state_name.to_string(),
-                group_type: "consumer",
-                generation: c.epoch,
-                protocol_type: "consumer".into(),
-                protocol: c.assignor.clone(),
-                members: c
-                    .member_infos()
-                    .into_iter()
-                    .map(|m| MemberInfo {
-                        member_id: m.member_id,
-                        instance_id: m.instance_id,
-                        client_id: m.client_id,
-                        client_host: m.client_host,
-                        metadata: Bytes::new(),
-                        assignment: Bytes::new(),
-                    })
-                    .collect(),
-            };
-        }
         let stable = self.state == GroupState::Stable;
         GroupSummary {
             group_id: self.id.clone(),
@@ -272,20 +241,11 @@ impl Group {
         }
     }
 
-    /// No members of either protocol.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.state == GroupState::Empty
-            && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
-    }
-
     /// Topics the members subscribe to (consumer protocol metadata).
     pub(crate) fn subscribed_topics(&self) -> BTreeSet<String> {
         use kafka_protocol::messages::ConsumerProtocolSubscription;
         use kafka_protocol::protocol::Decodable;
         let mut out = BTreeSet::new();
-        if let Some(c) = &self.consumer {
-            return c.subscribed_topics();
-        }
         if self.protocol_type.as_deref() != Some("consumer") {
             return out;
         }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Group {
+impl ClassicGroup {
     /// Rebuilds a settled group after a restart; members' sessions start afresh.
     pub(crate) fn restore(id: &str, snap: GroupSnapshot, now: Instant) -> Self {
         let mut g = Self::new(id, now);

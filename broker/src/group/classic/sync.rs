@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Group {
+impl ClassicGroup {
     pub(crate) fn sync(
         &mut self,
         generation: i32,

@@ -34,9 +34,9 @@ fn answered<T>(rx: &mut oneshot::Receiver<T>) -> Option<T> {
 
 /// Two dynamic members joined at `t0` and answered at `t0 + DELAY`: the group, the
 /// leader's JoinGroup answer and the follower's.
-fn joined_pair(t0: Instant) -> (Group, JoinOutcome, JoinOutcome) {
+fn joined_pair(t0: Instant) -> (ClassicGroup, JoinOutcome, JoinOutcome) {
     let config = config();
-    let mut g = Group::new("g", t0);
+    let mut g = ClassicGroup::new("g", t0);
     let mut a = g.join(request("", None, 5000), &config, t0).unwrap();
     let mut b = g.join(request("", None, 5000), &config, t0).unwrap();
     g.tick(&config, t0 + DELAY);
@@ -49,7 +49,7 @@ fn joined_pair(t0: Instant) -> (Group, JoinOutcome, JoinOutcome) {
 }
 
 /// Two dynamic members joined and synced at `t0 + DELAY`: (group, leader id, other id).
-fn stable_pair(t0: Instant) -> (Group, String, String) {
+fn stable_pair(t0: Instant) -> (ClassicGroup, String, String) {
     let (mut g, leader, other) = joined_pair(t0);
     let (leader, other) = (leader.member_id, other.member_id);
     let t1 = t0 + DELAY;
@@ -67,7 +67,7 @@ fn stable_pair(t0: Instant) -> (Group, String, String) {
 fn joins_racing_into_an_empty_group_extend_the_delay_and_share_a_generation() {
     let config = config();
     let t0 = Instant::now();
-    let mut g = Group::new("g", t0);
+    let mut g = ClassicGroup::new("g", t0);
     let mut a = g.join(request("", None, 5000), &config, t0).unwrap();
     let mut b = g
         .join(
@@ -106,7 +106,7 @@ fn joins_racing_into_an_empty_group_extend_the_delay_and_share_a_generation() {
 fn a_static_member_rejoining_replaces_the_old_id_without_a_rebalance() {
     let config = config();
     let t0 = Instant::now();
-    let mut g = Group::new("g", t0);
+    let mut g = ClassicGroup::new("g", t0);
     let mut first = g.join(request("", Some("i1"), 5000), &config, t0).unwrap();
     let t1 = t0 + DELAY;
     g.tick(&config, t1);
