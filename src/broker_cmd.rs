@@ -1,8 +1,7 @@
 //! `agentbus broker`: settings from flags, `AGENTBUS_*` variables and a TOML file
 //! (in that order of precedence), then serve until SIGINT/SIGTERM.
 
-use agentbus_broker::config::FileConfig;
-use agentbus_broker::{Broker, BrokerConfig, ConfigError, StorageConfig};
+use agentbus_broker::{Broker, BrokerConfig, ConfigError, FileConfig, StorageConfig};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

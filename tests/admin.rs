@@ -57,13 +57,7 @@ async fn describe_and_alter_topic_configs() {
         Some("3600000")
     );
     assert_eq!(
-        broker
-            .state()
-            .topic("cfg")
-            .unwrap()
-            .configs()
-            .log_config(&broker.state().config)
-            .retention_ms,
+        broker.inspect().log_config("cfg").unwrap().retention_ms,
         3_600_000
     );
 
@@ -103,7 +97,7 @@ async fn incremental_alter_delete_records_cluster_and_log_dirs() {
     };
     let broker = Broker::start().await.unwrap();
     let b = broker.bootstrap();
-    broker.state().get_or_auto_create("inc").unwrap();
+    broker.inspect().create_topic("inc", -1).unwrap();
     let mut raw = Raw::connect(&b).await;
     let mut set = AlterableConfig::default();
     set.name = StrBytes::from_static_str("cleanup.policy");
@@ -118,11 +112,10 @@ async fn incremental_alter_delete_records_cluster_and_log_dirs() {
     assert_eq!(raw.send(1, &req).await.responses[0].error_code, 0);
     let policy = |broker: &Broker| {
         broker
-            .state()
+            .inspect()
             .topic("inc")
             .unwrap()
-            .configs()
-            .0
+            .configs
             .get("cleanup.policy")
             .cloned()
     };
@@ -132,7 +125,7 @@ async fn incremental_alter_delete_records_cluster_and_log_dirs() {
     req.resources[0].configs[0].value = Some(StrBytes::from_static_str("delete"));
     assert_eq!(raw.send(1, &req).await.responses[0].error_code, 0);
     assert_eq!(policy(&broker).as_deref(), Some("compact"));
-    assert!(broker.state().topic("inc").unwrap().configs().compacted());
+    assert!(broker.inspect().topic("inc").unwrap().configs["cleanup.policy"].contains("compact"));
     // Only list configs take APPEND and SUBTRACT.
     req.resources[0].configs[0].name = StrBytes::from_static_str("retention.ms");
     req.resources[0].configs[0].config_operation = 2;
@@ -206,7 +199,7 @@ async fn incremental_alter_delete_records_cluster_and_log_dirs() {
 async fn alter_configs_refuses_invalid_values() {
     use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
     let broker = Broker::start().await.unwrap();
-    broker.state().get_or_auto_create("v").unwrap();
+    broker.inspect().create_topic("v", -1).unwrap();
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let mut c = AlterableConfig::default();
     c.name = StrBytes::from_static_str("retention.ms");
@@ -261,7 +254,7 @@ async fn a_request_for_too_many_partitions_is_refused_whole() {
     let r = admin.create_topics(&pair, &opts).await.unwrap();
     assert_eq!(codes(r), [Some(RDKafkaErrorCode::PolicyViolation); 2]);
     assert!(
-        broker.state().topic("half-a").is_none(),
+        broker.inspect().topic("half-a").is_none(),
         "nothing is created"
     );
     let fits = [NewTopic::new("fits", 10_000, TopicReplication::Fixed(1))];
@@ -272,8 +265,5 @@ async fn a_request_for_too_many_partitions_is_refused_whole() {
     let more = [NewPartitions::new("fits", 20_001)];
     let r = admin.create_partitions(&more, &opts).await.unwrap();
     assert_eq!(codes(r), [Some(RDKafkaErrorCode::PolicyViolation)]);
-    assert_eq!(
-        broker.state().topic("fits").unwrap().partition_count(),
-        10_000
-    );
+    assert_eq!(broker.inspect().topic("fits").unwrap().partitions, 10_000);
 }

@@ -121,14 +121,7 @@ async fn corrupt_crc_is_corrupt_message_and_not_stored() {
     let p = &resp.responses[0].partition_responses[0];
     assert_eq!(p.error_code, ResponseError::CorruptMessage.code());
     assert_eq!(
-        broker
-            .state()
-            .topic("crc")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .offsets()
-            .high_watermark,
+        broker.inspect().offsets("crc", 0).unwrap().high_watermark,
         0
     );
     // Same connection goes on working.

@@ -146,13 +146,7 @@ async fn idempotent_producer_survives_leader_moves_and_a_broker_restart() {
         assert_eq!(values.len(), want.len(), "partition {p}: count");
         assert!(values == want, "partition {p}: order or duplicates differ");
     }
-    let epochs = cluster
-        .state()
-        .topic("moving")
-        .unwrap()
-        .partition(0)
-        .unwrap()
-        .leader_epoch();
+    let epochs = cluster.inspect().leader_epoch("moving", 0).unwrap();
     assert!(epochs >= 1, "leader epoch bumped by the move");
 }
 
@@ -181,11 +175,11 @@ async fn group_keeps_consuming_when_its_coordinator_stops() {
     })
     .await;
     wait_for("the group stable on the new coordinator", 60, || {
-        let s = cluster.state().groups.describe("failover");
+        let s = cluster.inspect().group("failover");
         s.state_name == "Stable" && s.members.len() == 2
     })
     .await;
-    assert_exactly_once(cluster.state(), "work", &tally);
+    assert_exactly_once(cluster.inspect(), "work", &tally);
     a.stop();
     c.stop();
 }
@@ -250,12 +244,9 @@ async fn injected_errors_delays_disconnects_and_recorded_requests() {
         .expect("the producer reconnects and retries");
     assert_eq!(
         cluster
-            .state()
-            .topic("faulty")
+            .inspect()
+            .offsets("faulty", 0)
             .unwrap()
-            .partition(0)
-            .unwrap()
-            .offsets()
             .high_watermark,
         3
     );
@@ -536,14 +527,11 @@ async fn leader_epochs_answer_the_same_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let start = || Broker::builder().data_dir(dir.path()).start_cluster(2);
     let answers = |cluster: &agentbus_testkit::Cluster| {
-        let p = cluster
-            .state()
-            .topic("epochs")
-            .unwrap()
-            .partition(0)
-            .unwrap();
-        let each: Vec<Option<(i32, i64)>> = (0..4).map(|e| p.end_offset_for_epoch(e)).collect();
-        (p.leader_epoch(), each)
+        let p = cluster.inspect();
+        let each: Vec<Option<(i32, i64)>> = (0..4)
+            .map(|e| p.end_offset_for_epoch("epochs", 0, e))
+            .collect();
+        (p.leader_epoch("epochs", 0).unwrap(), each)
     };
     let before = {
         let cluster = start().await.unwrap();

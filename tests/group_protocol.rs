@@ -130,7 +130,7 @@ async fn stable_member(raw: &mut Raw, group: &str) -> (String, i32) {
 #[tokio::test]
 async fn join_sync_heartbeat_commit_and_errors() {
     let broker = Broker::start().await.unwrap();
-    broker.state().get_or_auto_create("orders").unwrap();
+    broker.inspect().create_topic("orders", -1).unwrap();
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let (member, generation) = stable_member(&mut raw, "g").await;
 
@@ -242,7 +242,7 @@ async fn join_sync_heartbeat_commit_and_errors() {
 #[tokio::test]
 async fn describe_list_leave_delete() {
     let broker = Broker::start().await.unwrap();
-    broker.state().get_or_auto_create("orders").unwrap();
+    broker.inspect().create_topic("orders", -1).unwrap();
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let (member, _) = stable_member(&mut raw, "d").await;
 
@@ -298,7 +298,7 @@ async fn describe_list_leave_delete() {
         r.members[1].error_code,
         code(ResponseError::UnknownMemberId)
     );
-    assert_eq!(broker.state().groups.describe("d").state_name, "Empty");
+    assert_eq!(broker.inspect().group("d").state_name, "Empty");
 
     assert_eq!(raw.send(2, &del).await.results[0].error_code, 0);
     assert_eq!(
@@ -310,7 +310,7 @@ async fn describe_list_leave_delete() {
 #[tokio::test]
 async fn static_member_fencing_and_find_coordinator() {
     let broker = Broker::start().await.unwrap();
-    broker.state().get_or_auto_create("orders").unwrap();
+    broker.inspect().create_topic("orders", -1).unwrap();
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let joined = raw
         .send(7, &join_req("st", "", Some("instance-1"), 10_000))
@@ -367,7 +367,7 @@ async fn static_member_fencing_and_find_coordinator() {
 #[tokio::test]
 async fn member_that_never_rejoins_is_removed_at_the_rebalance_timeout() {
     let broker = Broker::start().await.unwrap();
-    broker.state().get_or_auto_create("orders").unwrap();
+    broker.inspect().create_topic("orders", -1).unwrap();
     let bootstrap = broker.bootstrap();
     let mut a = Raw::connect(&bootstrap).await;
     let mut first = join_req("rt", "", None, 30_000);
@@ -409,7 +409,7 @@ async fn member_that_never_rejoins_is_removed_at_the_rebalance_timeout() {
 #[tokio::test]
 async fn a_members_session_restarts_when_the_leader_hands_out_assignments() {
     let broker = Broker::start().await.unwrap();
-    broker.state().get_or_auto_create("orders").unwrap();
+    broker.inspect().create_topic("orders", -1).unwrap();
     let bootstrap = broker.bootstrap();
     let mut a = Raw::connect(&bootstrap).await;
     let (leader, first_generation) = stable_member(&mut a, "slow").await;
@@ -469,7 +469,7 @@ async fn a_members_session_restarts_when_the_leader_hands_out_assignments() {
         0
     );
     assert_eq!(
-        broker.state().groups.describe("slow").members.len(),
+        broker.inspect().group("slow").members.len(),
         2,
         "nobody was expired"
     );
@@ -478,7 +478,7 @@ async fn a_members_session_restarts_when_the_leader_hands_out_assignments() {
 #[tokio::test]
 async fn an_answer_is_not_held_behind_a_pipelined_join_that_parks() {
     let broker = Broker::start().await.unwrap();
-    broker.state().get_or_auto_create("orders").unwrap();
+    broker.inspect().create_topic("orders", -1).unwrap();
     let mut a = Raw::connect(&broker.bootstrap()).await;
     let (leader, generation) = stable_member(&mut a, "piped").await;
     let mut c = Raw::connect(&broker.bootstrap()).await;
@@ -509,7 +509,7 @@ async fn initial_rebalance_delay_gathers_members_into_one_generation() {
         .start()
         .await
         .unwrap();
-    broker.state().get_or_auto_create("orders").unwrap();
+    broker.inspect().create_topic("orders", -1).unwrap();
     let mut joins = Vec::new();
     for i in 0..3 {
         let bootstrap = broker.bootstrap();

@@ -5,7 +5,7 @@ mod common;
 
 use common::members::{assert_exactly_once, produce, wait_for, wait_for_showing, Member, Tally};
 
-use agentbus_broker::group::GroupState;
+use agentbus_testkit::GroupState;
 use agentbus_testkit::{Broker, Inspect};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -108,7 +108,7 @@ async fn wait_stable(broker: &Broker, group: &str, members: usize) {
         &format!("{group} stable with {members} members"),
         60,
         || {
-            let s = broker.state().groups.describe(group);
+            let s = broker.inspect().group(group);
             s.state == GroupState::Stable && s.members.len() == members
         },
     )
@@ -178,7 +178,7 @@ async fn three_members_leave_and_die(strategy: &str) {
             t.len(),
             per_member_of(&t),
             a.assignment(),
-            broker.state().groups.describe(&group),
+            broker.inspect().group(&group),
             broker.committed(&group),
         )
     };
@@ -198,7 +198,7 @@ async fn three_members_leave_and_die(strategy: &str) {
     .await;
     wait_stable(&broker, &group, 1).await;
     assert_eq!(a.assignment().len(), 12);
-    assert_exactly_once(broker.state(), topic, &tally);
+    assert_exactly_once(broker.inspect(), topic, &tally);
     a.stop();
 }
 
@@ -245,7 +245,7 @@ async fn static_member_restarts_without_rebalance() {
     })
     .await;
     let before = a.assignment();
-    let generation = broker.state().groups.describe("static").generation;
+    let generation = broker.inspect().group("static").generation;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let other_rebalances = other.rebalances();
 
@@ -264,7 +264,7 @@ async fn static_member_restarts_without_rebalance() {
     .await;
     assert_eq!(a2.assignment(), before, "same partitions after the restart");
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let s = broker.state().groups.describe("static");
+    let s = broker.inspect().group("static");
     assert_eq!(
         (s.state, s.generation),
         (GroupState::Stable, generation),
@@ -278,7 +278,7 @@ async fn static_member_restarts_without_rebalance() {
     assert_eq!(other.assignment().len(), 3);
     produce(&b, "st", 0, 300).await;
     wait_for("300 records", 60, || tally.lock().unwrap().len() == 300).await;
-    assert_exactly_once(broker.state(), "st", &tally);
+    assert_exactly_once(broker.inspect(), "st", &tally);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,7 +369,7 @@ async fn python_group(client: &str) {
         60,
         || one.assignment().len() == 2 && two.assignment().len() == 2,
         || {
-            let g = broker.state().groups.describe(&group);
+            let g = broker.inspect().group(&group);
             format!(
                 "{client}: one holds {:?}, two {:?}; group {} generation {} members {:?}\n\
                  --- one ---\n{}\n--- two ---\n{}",
@@ -401,7 +401,7 @@ async fn python_group(client: &str) {
     };
     assert_eq!(running, [true, true], "{}", context());
     assert_eq!(split.len(), 2, "both members consumed: {}", context());
-    assert_exactly_once(broker.state(), &topic, &tally);
+    assert_exactly_once(broker.inspect(), &topic, &tally);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,7 +47,7 @@ async fn duplicates_gaps_and_epochs() {
     let (pid, epoch) = init(&mut raw, 0).await;
     let (other, _) = init(&mut raw, 4).await;
     assert_ne!(pid, other, "every InitProducerId gets a new id");
-    broker.state().get_or_auto_create("idem").unwrap();
+    broker.inspect().create_topic("idem", -1).unwrap();
 
     assert_eq!(
         produce(&mut raw, idempotent_batch(pid, epoch, 0, 3))
@@ -86,15 +86,7 @@ async fn duplicates_gaps_and_epochs() {
     );
     let stale = produce(&mut raw, idempotent_batch(pid, epoch, 5, 1)).await;
     assert_eq!(stale.error_code, ResponseError::InvalidProducerEpoch.code());
-    let hw = |b: &Broker| {
-        b.state()
-            .topic("idem")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .offsets()
-            .high_watermark
-    };
+    let hw = |b: &Broker| b.inspect().offsets("idem", 0).unwrap().high_watermark;
     assert_eq!(hw(&broker), 6);
 
     // Producer state and ids survive a restart: the retry of the last batch is still known.
@@ -120,7 +112,7 @@ async fn state_rebuilt_from_log_without_snapshot() {
     let broker = common::disk_broker(dir.path()).await;
     let mut raw = Raw::connect(&broker.bootstrap()).await;
     let (pid, epoch) = init(&mut raw, 3).await;
-    broker.state().get_or_auto_create("idem").unwrap();
+    broker.inspect().create_topic("idem", -1).unwrap();
     produce(&mut raw, idempotent_batch(pid, epoch, 0, 2)).await;
     // Dropped without a graceful shutdown: no snapshot is written, as after a crash.
     drop(raw);

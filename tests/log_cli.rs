@@ -469,12 +469,12 @@ async fn one_shot_calls_leave_no_producer_ids_behind() {
     let broker = Broker::start().await.expect("broker");
     let bootstrap = broker.bootstrap();
     common::create_topic(&bootstrap, "agent-routing-decisions", 6, &[]).await;
-    let before = broker.state().producer_id_count();
+    let before = broker.inspect().producer_id_count();
     for _ in 0..20 {
         let run = agentbus(&routing_args(&bootstrap, "0.5"), &[], None).await;
         assert_eq!(run.code, Some(0), "{}", run.stderr);
     }
-    assert_eq!(broker.state().producer_id_count(), before);
+    assert_eq!(broker.inspect().producer_id_count(), before);
 }
 
 #[tokio::test]

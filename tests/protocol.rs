@@ -189,7 +189,7 @@ async fn create_topics_validates_like_kafka() {
     assert_eq!(r.error_code, 0);
     assert_eq!(r.num_partitions, 3);
     assert!(
-        broker.state().topic("dry").is_none(),
+        broker.inspect().topic("dry").is_none(),
         "validate_only must not create"
     );
     let r = create(&mut raw, "t", -1, &[("retention.ms", "1000")], false).await;
@@ -241,7 +241,7 @@ async fn create_topics_validates_like_kafka() {
         .topics
         .iter()
         .all(|t| t.error_code == code(ResponseError::InvalidRequest)));
-    assert!(broker.state().topic("dup").is_none());
+    assert!(broker.inspect().topic("dup").is_none());
 }
 
 #[tokio::test]
@@ -259,10 +259,10 @@ async fn delete_topics_by_name_and_id_and_create_partitions() {
     req.topics = vec![cp.clone()];
     req.validate_only = true;
     assert_eq!(raw.send(3, &req).await.results[0].error_code, 0);
-    assert_eq!(broker.state().topic("a").unwrap().partition_count(), 2);
+    assert_eq!(broker.inspect().topic("a").unwrap().partitions, 2);
     req.validate_only = false;
     assert_eq!(raw.send(3, &req).await.results[0].error_code, 0);
-    assert_eq!(broker.state().topic("a").unwrap().partition_count(), 5);
+    assert_eq!(broker.inspect().topic("a").unwrap().partitions, 5);
     cp.count = 4;
     req.topics = vec![cp];
     assert_eq!(
@@ -285,7 +285,7 @@ async fn delete_topics_by_name_and_id_and_create_partitions() {
     let resp = raw.send(6, &req).await;
     assert_eq!(resp.responses[0].error_code, 0);
     assert_eq!(resp.responses[0].name.as_ref().unwrap().0.as_str(), "b");
-    assert!(broker.state().topics().is_empty());
+    assert!(broker.inspect().topics().is_empty());
 }
 
 #[tokio::test]
@@ -410,14 +410,7 @@ async fn produce_rejects_bad_batches_per_topic_limits() {
     assert_eq!(r.error_code, code(ResponseError::UnknownTopicOrPartition));
     // Nothing rejected was stored.
     assert_eq!(
-        broker
-            .state()
-            .topic("small")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .offsets()
-            .high_watermark,
+        broker.inspect().offsets("small", 0).unwrap().high_watermark,
         1
     );
 }
@@ -478,17 +471,7 @@ async fn acks_zero_gets_no_response() {
     all.topics = None;
     let md = raw.send(12, &all).await;
     assert_eq!(md.topics.len(), 1);
-    assert_eq!(
-        broker
-            .state()
-            .topic("z")
-            .unwrap()
-            .partition(0)
-            .unwrap()
-            .offsets()
-            .high_watermark,
-        1
-    );
+    assert_eq!(broker.inspect().offsets("z", 0).unwrap().high_watermark, 1);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ fn readme_api_table_matches_the_code() {
     let end = "<!-- api-table:end -->";
     let from = readme.find(start).expect("start marker") + start.len();
     let to = readme.find(end).expect("end marker");
-    let expected = agentbus_broker::protocol::supported_table_markdown();
+    let expected = agentbus_broker::supported_table_markdown();
     assert_eq!(
         &readme[from..to],
         expected,

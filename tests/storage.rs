@@ -34,7 +34,8 @@ async fn retention_runs_in_the_background_on_disk() {
             .await
             .unwrap();
     }
-    let partition = broker.state().topic("ret").unwrap().partition(0).unwrap();
+    let partition = broker.inspect().clone();
+    let offsets = move || partition.offsets("ret", 0).unwrap();
     let segments = || {
         std::fs::read_dir(dir.path().join("ret-0"))
             .unwrap()
@@ -51,9 +52,9 @@ async fn retention_runs_in_the_background_on_disk() {
     // pass after the last of them has settled the log (no change over five check intervals),
     // so that it does not move under the consumer below.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (mut seen, mut since) = (partition.offsets().log_start, Instant::now());
+    let (mut seen, mut since) = (offsets().log_start, Instant::now());
     loop {
-        let start = partition.offsets().log_start;
+        let start = offsets().log_start;
         if start != seen {
             (seen, since) = (start, Instant::now());
         }
@@ -68,7 +69,7 @@ async fn retention_runs_in_the_background_on_disk() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let offsets = partition.offsets();
+    let offsets = offsets();
     assert_eq!(offsets.high_watermark, 200);
     // A consumer from the beginning starts at the new log start offset.
     let consumer = common::consumer(&b, &[("auto.offset.reset", "earliest")]);

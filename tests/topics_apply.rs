@@ -46,10 +46,10 @@ fn deploy_file() -> PathBuf {
 /// Partitions and explicitly set configs of `topic`, as the broker holds them.
 fn topic_state(broker: &Broker, topic: &str) -> (i32, std::collections::BTreeMap<String, String>) {
     let t = broker
-        .state()
+        .inspect()
         .topic(topic)
         .unwrap_or_else(|| panic!("{topic} does not exist"));
-    (t.partition_count(), t.configs().0)
+    (t.partitions, t.configs)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +90,7 @@ async fn apply_creates_the_eight_topics_with_the_seeds_settings() {
             run.stderr
         );
     }
-    assert_eq!(broker.state().topics().len(), catalog::deployment().len());
+    assert_eq!(broker.inspect().topics().len(), catalog::deployment().len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,7 +101,7 @@ async fn apply_twice_changes_nothing_and_an_edited_file_changes_retention() {
     assert_eq!(first.code, Some(0), "{first:?}");
     let ids: Vec<_> = catalog::catalog()
         .iter()
-        .map(|s| broker.state().topic(&s.name).expect("created").id)
+        .map(|s| broker.inspect().topic(&s.name).expect("created").id)
         .collect();
 
     let second = apply(&bootstrap, &deploy_file()).await;
@@ -116,7 +116,7 @@ async fn apply_twice_changes_nothing_and_an_edited_file_changes_retention() {
     }
     let again: Vec<_> = catalog::catalog()
         .iter()
-        .map(|s| broker.state().topic(&s.name).expect("still there").id)
+        .map(|s| broker.inspect().topic(&s.name).expect("still there").id)
         .collect();
     assert_eq!(ids, again, "topics were recreated");
 

@@ -137,17 +137,15 @@ async fn commit_abort_and_interleaved_producers() {
         committed.windows(2).all(|w| w[0].1 < w[1].1),
         "offset order"
     );
-    let partition = broker.state().topic("tx").unwrap().partition(0).unwrap();
-    let offsets = partition.offsets();
+    let partition = broker.inspect().clone();
+    let offsets_now = move || partition.offsets("tx", 0).unwrap();
+    let offsets = offsets_now();
     assert!(
         offsets.last_stable < offsets.high_watermark,
         "LSO below HW while a transaction is open"
     );
     open.commit_transaction(T).unwrap();
-    assert_eq!(
-        partition.offsets().last_stable,
-        partition.offsets().high_watermark
-    );
+    assert_eq!(offsets_now().last_stable, offsets_now().high_watermark);
     assert_eq!(
         values(&read_all(&b, "tx", 1, "read_committed")).last(),
         Some(&"open-0")
@@ -313,19 +311,20 @@ async fn open_transaction_times_out_after_restart() {
 
     let broker = common::disk_broker(dir.path()).await;
     let b = broker.bootstrap();
-    let partition = broker.state().topic("r").unwrap().partition(0).unwrap();
+    let partition = broker.inspect().clone();
+    let offsets = move || partition.offsets("r", 0).unwrap();
     assert!(
-        partition.offsets().last_stable < partition.offsets().high_watermark,
+        offsets().last_stable < offsets().high_watermark,
         "still open after the restart"
     );
     let deadline = Instant::now() + Duration::from_secs(15);
-    while partition.offsets().last_stable < partition.offsets().high_watermark {
+    while offsets().last_stable < offsets().high_watermark {
         assert!(Instant::now() < deadline, "the transaction never timed out");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(values(&read_all(&b, "r", 1, "read_committed")), ["kept"]);
-    let state = broker.state().txns.describe("restart").unwrap();
-    assert_eq!(state.state.as_str(), "CompleteAbort");
+    let state = broker.inspect().transaction("restart").unwrap();
+    assert_eq!(state.state, "CompleteAbort");
     // The next incarnation works normally.
     let p = txn_producer(&b, "restart");
     p.begin_transaction().unwrap();

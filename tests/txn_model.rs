@@ -81,10 +81,7 @@ async fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let broker = Broker::start().await.unwrap();
     let b = broker.bootstrap();
     let mut raw = Raw::connect(&b).await;
-    broker
-        .state()
-        .create_topic("m", PARTITIONS, -1, Default::default())
-        .unwrap();
+    broker.inspect().create_topic("m", PARTITIONS).unwrap();
     let mut producers = Vec::new();
     for i in 0..PRODUCERS {
         let mut req = InitProducerIdRequest::default();

@@ -8,7 +8,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// One presented broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
+pub(crate) struct Node {
     pub id: i32,
     pub host: String,
     pub port: u16,
@@ -18,7 +18,7 @@ pub struct Node {
 
 /// Nodes, partition leaders and coordinator placement.
 #[derive(Debug, Default)]
-pub struct ClusterView {
+pub(crate) struct ClusterView {
     nodes: RwLock<BTreeMap<i32, Node>>,
     leaders: RwLock<HashMap<(String, i32), i32>>,
     coordinators: RwLock<HashMap<String, i32>>,
@@ -40,15 +40,15 @@ fn stable_hash(s: &str) -> u64 {
 }
 
 impl ClusterView {
-    pub fn add_node(&self, node: Node) {
+    pub(crate) fn add_node(&self, node: Node) {
         write(&self.nodes).insert(node.id, node);
     }
 
-    pub fn nodes(&self) -> Vec<Node> {
+    pub(crate) fn nodes(&self) -> Vec<Node> {
         read(&self.nodes).values().cloned().collect()
     }
 
-    pub fn up_nodes(&self) -> Vec<Node> {
+    pub(crate) fn up_nodes(&self) -> Vec<Node> {
         read(&self.nodes)
             .values()
             .filter(|n| n.up)
@@ -56,17 +56,17 @@ impl ClusterView {
             .collect()
     }
 
-    pub fn node(&self, id: i32) -> Option<Node> {
+    pub(crate) fn node(&self, id: i32) -> Option<Node> {
         read(&self.nodes).get(&id).cloned()
     }
 
-    pub fn set_rack(&self, id: i32, rack: Option<String>) {
+    pub(crate) fn set_rack(&self, id: i32, rack: Option<String>) {
         if let Some(n) = write(&self.nodes).get_mut(&id) {
             n.rack = rack;
         }
     }
 
-    pub fn set_up(&self, id: i32, up: bool) {
+    pub(crate) fn set_up(&self, id: i32, up: bool) {
         if let Some(n) = write(&self.nodes).get_mut(&id) {
             n.up = up;
         }
@@ -76,7 +76,7 @@ impl ClusterView {
     }
 
     /// The node leading a partition: as assigned, else spread by topic and partition.
-    pub fn leader(&self, topic: &str, partition: i32) -> i32 {
+    pub(crate) fn leader(&self, topic: &str, partition: i32) -> i32 {
         if let Some(l) = read(&self.leaders).get(&(topic.to_string(), partition)) {
             return *l;
         }
@@ -92,13 +92,13 @@ impl ClusterView {
             .unwrap_or(ids[start])
     }
 
-    pub fn set_leader(&self, topic: &str, partition: i32, node: i32) {
+    pub(crate) fn set_leader(&self, topic: &str, partition: i32, node: i32) {
         write(&self.leaders).insert((topic.to_string(), partition), node);
     }
 
     /// The coordinator of a group or transactional id: as moved, else by hash over the nodes
     /// that are up.
-    pub fn coordinator(&self, key: &str) -> i32 {
+    pub(crate) fn coordinator(&self, key: &str) -> i32 {
         if let Some(n) = read(&self.coordinators).get(key) {
             return *n;
         }
@@ -109,12 +109,12 @@ impl ClusterView {
         up[(stable_hash(key) % up.len() as u64) as usize].id
     }
 
-    pub fn move_coordinator(&self, key: &str, node: i32) {
+    pub(crate) fn move_coordinator(&self, key: &str, node: i32) {
         write(&self.coordinators).insert(key.to_string(), node);
     }
 
     /// The controller reported in Metadata: the lowest node that is up.
-    pub fn controller(&self) -> i32 {
+    pub(crate) fn controller(&self) -> i32 {
         self.up_nodes().first().map_or(-1, |n| n.id)
     }
 }

@@ -181,7 +181,7 @@ impl BrokerConfig {
 }
 
 /// Splits `host:port`, accepting `[v6]:port`.
-pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
+pub(crate) fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     let (host, port) = s
         .rsplit_once(':')
         .ok_or_else(|| format!("`{s}` is not host:port"))?;

@@ -35,7 +35,7 @@ pub struct RecordedRequest {
 }
 
 #[derive(Debug, Default)]
-pub struct Faults {
+pub(crate) struct Faults {
     active: AtomicBool,
     next_id: AtomicU64,
     rules: Mutex<Vec<Rule>>,
@@ -52,7 +52,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Faults {
     /// Adds a rule for `api_key` (on `node`, or every node), for the next `times` requests
     /// or until removed; returns its id.
-    pub fn inject(
+    pub(crate) fn inject(
         &self,
         api_key: i16,
         node: Option<i32>,
@@ -71,12 +71,12 @@ impl Faults {
         id
     }
 
-    pub fn remove(&self, id: u64) {
+    pub(crate) fn remove(&self, id: u64) {
         lock(&self.rules).retain(|r| r.id != id);
     }
 
     /// The fault to apply to this request, if a rule matches (counting it down).
-    pub fn take(&self, api_key: i16, node: i32) -> Option<Fault> {
+    pub(crate) fn take(&self, api_key: i16, node: i32) -> Option<Fault> {
         if !self.active.load(Ordering::Acquire) {
             return None;
         }
@@ -94,32 +94,32 @@ impl Faults {
         Some(fault)
     }
 
-    pub fn set_recording(&self, on: bool) {
+    pub(crate) fn set_recording(&self, on: bool) {
         self.recording.store(on, Ordering::Release);
     }
 
-    pub fn record(&self, request: impl FnOnce() -> RecordedRequest) {
+    pub(crate) fn record(&self, request: impl FnOnce() -> RecordedRequest) {
         if self.recording.load(Ordering::Acquire) {
             lock(&self.recorded).push(request());
         }
     }
 
-    pub fn recorded(&self) -> Vec<RecordedRequest> {
+    pub(crate) fn recorded(&self) -> Vec<RecordedRequest> {
         lock(&self.recorded).clone()
     }
 
-    pub fn set_strict(&self, on: bool) {
+    pub(crate) fn set_strict(&self, on: bool) {
         self.strict.store(on, Ordering::Release);
     }
 
     /// In strict mode, notes a request the broker does not implement.
-    pub fn violation(&self, what: impl FnOnce() -> String) {
+    pub(crate) fn violation(&self, what: impl FnOnce() -> String) {
         if self.strict.load(Ordering::Acquire) {
             lock(&self.violations).push(what());
         }
     }
 
-    pub fn violations(&self) -> Vec<String> {
+    pub(crate) fn violations(&self) -> Vec<String> {
         lock(&self.violations).clone()
     }
 }

@@ -7,6 +7,7 @@
 //! 5  net, server               TCP connections and frames; listeners and the ticker
 //! 4  service                   one request: decode → injected faults → handler → encode
 //! 3  handlers                  one module per API family
+//!    inspect                   what tests and tools may see of a running broker
 //! 2  state                     topic registry, partitions; carries out what the
 //!                              coordinators decide (transaction markers, offsets)
 //! 1  group, txn                state machines: group coordinator, transaction
@@ -20,22 +21,34 @@
 //! broker state; the state machines know neither `state` nor the wire (`net`, `service`);
 //! `group` and `txn` do not import each other, except that `txn` uses `group`'s stored
 //! offset type.
+//!
+//! Everything is `pub(crate)` but the few types re-exported below: starting a broker
+//! (`Broker`, its config), and looking at it (`Inspector` and the values it returns).
 
-pub mod clock;
-pub mod cluster;
-pub mod config;
-pub mod faults;
-pub mod group;
+mod clock;
+mod cluster;
+mod config;
+mod faults;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+mod group;
 mod handlers;
-pub mod log;
-pub mod meta;
+mod inspect;
+mod log;
+mod meta;
 mod net;
-pub mod protocol;
+mod protocol;
 mod server;
-pub mod service;
-pub mod state;
-pub mod topic_config;
-pub mod txn;
+mod service;
+mod state;
+mod topic_config;
+mod txn;
 
-pub use config::{BrokerConfig, ConfigError, StorageConfig};
+pub use config::{BrokerConfig, ConfigError, FileConfig, GroupConfig, StorageConfig};
+pub use faults::{Fault, RecordedRequest};
+pub use group::{GroupState, GroupSummary, MemberInfo};
+pub use inspect::{Inspector, StoredRecord, TopicInfo, TransactionInfo};
+pub use log::LogConfig;
+pub use protocol::supported_table_markdown;
 pub use server::{Broker, StartError};
+pub use state::{Offsets, TopicError};

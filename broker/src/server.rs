@@ -179,9 +179,9 @@ impl Broker {
         self.nodes.iter().map(|n| (n.id, n.addr)).collect()
     }
 
-    /// Shared state, for inspection in tests and tools.
-    pub fn state(&self) -> &Arc<State> {
-        &self.state
+    /// What tests and tools may see of this broker, and the controls tests use.
+    pub fn inspect(&self) -> crate::inspect::Inspector {
+        crate::inspect::Inspector::new(self.state.clone())
     }
 
     /// Stops one presented broker: connections refused and dropped, its partitions and

@@ -25,7 +25,8 @@ mod partition;
 mod topic_store;
 mod transactions;
 mod waiters;
-pub use partition::{AppendError, Appended, Offsets, Partition, Read};
+pub use partition::Offsets;
+pub(crate) use partition::{AppendError, Appended, Partition, Read};
 
 /// Why a topic operation failed; each maps to a Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +68,7 @@ impl TopicError {
 }
 
 /// Checks a topic name as Kafka does.
-pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+pub(crate) fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     if name.is_empty() {
         return Err(TopicError::InvalidName(
             "Topic name is illegal, it can't be empty".into(),
@@ -96,7 +97,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
 
 /// A topic and its partitions.
 #[derive(Debug)]
-pub struct Topic {
+pub(crate) struct Topic {
     pub name: String,
     pub id: Uuid,
     configs: RwLock<TopicConfigs>,
@@ -104,28 +105,28 @@ pub struct Topic {
 }
 
 impl Topic {
-    pub fn configs(&self) -> TopicConfigs {
+    pub(crate) fn configs(&self) -> TopicConfigs {
         self.configs
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+    pub(crate) fn partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+    pub(crate) fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let parts = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         usize::try_from(index)
             .ok()
             .and_then(|i| parts.get(i).cloned())
     }
 
-    pub fn partition_count(&self) -> i32 {
+    pub(crate) fn partition_count(&self) -> i32 {
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -135,7 +136,7 @@ impl Topic {
 
 /// Shared broker state.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     pub config: BrokerConfig,
     /// Host and port given to clients.
     pub advertised: (String, u16),
@@ -161,12 +162,15 @@ pub struct State {
 impl State {
     /// Has no owner once this state and its storage are fully dropped. The state's own
     /// strong count reaches zero before its fields are dropped, so it cannot tell that.
-    pub fn storage_released(&self) -> std::sync::Weak<()> {
+    pub(crate) fn storage_released(&self) -> std::sync::Weak<()> {
         Arc::downgrade(&self.released)
     }
 
     /// Opens the storage and loads the topics it holds.
-    pub fn open(config: BrokerConfig, advertised: (String, u16)) -> Result<Self, TopicError> {
+    pub(crate) fn open(
+        config: BrokerConfig,
+        advertised: (String, u16),
+    ) -> Result<Self, TopicError> {
         let meta = Arc::new(match &config.storage {
             StorageConfig::Memory => MetaStore::memory(),
             StorageConfig::Disk(dir) => {
@@ -243,7 +247,7 @@ impl State {
     }
 
     /// Whether data and metadata are kept on disk (writes may then wait on the disk).
-    pub fn writes_to_disk(&self) -> bool {
+    pub(crate) fn writes_to_disk(&self) -> bool {
         matches!(self.config.storage, StorageConfig::Disk(_))
     }
 
@@ -255,12 +259,12 @@ impl State {
 
     /// The next producer id InitProducerId would hand out: how many were handed out
     /// (for tests of clients that should not ask for one).
-    pub fn producer_id_count(&self) -> i64 {
+    pub(crate) fn producer_id_count(&self) -> i64 {
         self.txns.producer_id_count()
     }
 
     /// A new producer id for InitProducerId.
-    pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
+    pub(crate) fn allocate_producer_id(&self) -> Result<i64, MetaError> {
         self.txns.allocate_producer_id()
     }
 
@@ -283,20 +287,20 @@ impl State {
         })
     }
 
-    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.read_topics().get(name).cloned()
     }
 
-    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+    pub(crate) fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
         self.read_topics().values().find(|t| t.id == id).cloned()
     }
 
-    pub fn topics(&self) -> Vec<Arc<Topic>> {
+    pub(crate) fn topics(&self) -> Vec<Arc<Topic>> {
         self.read_topics().values().cloned().collect()
     }
 
     /// Checks a creation without doing it; returns the partition count that would be used.
-    pub fn check_create(
+    pub(crate) fn check_create(
         &self,
         name: &str,
         partitions: i32,
@@ -321,7 +325,7 @@ impl State {
     }
 
     /// Creates a topic (`partitions` -1 = broker default).
-    pub fn create_topic(
+    pub(crate) fn create_topic(
         &self,
         name: &str,
         partitions: i32,
@@ -354,7 +358,7 @@ impl State {
     }
 
     /// Creates a topic on first use when `auto.create.topics.enable` is on.
-    pub fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+    pub(crate) fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         if let Some(t) = self.topic(name) {
             return Ok(t);
         }
@@ -365,7 +369,7 @@ impl State {
     }
 
     /// Deletes a topic and its data.
-    pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+    pub(crate) fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         let mut topics = self.write_topics();
         if !topics.contains_key(name) {
             return Err(TopicError::Unknown);
@@ -380,7 +384,7 @@ impl State {
     }
 
     /// Grows a topic to `count` partitions (`validate_only` checks only).
-    pub fn create_partitions(
+    pub(crate) fn create_partitions(
         &self,
         name: &str,
         count: i32,
@@ -440,7 +444,7 @@ impl State {
 
     /// Runs the coordinators' timers now (session and transaction timeouts, rebalance
     /// deadlines) instead of at the next tick.
-    pub fn run_timers(&self) {
+    pub(crate) fn run_timers(&self) {
         self.groups.tick();
         for c in self.txns.tick() {
             if let Err(e) = self.complete_transaction(c) {
@@ -451,7 +455,7 @@ impl State {
 
     /// Takes a presented broker down: the partitions it led move to the next node that is
     /// up, with their leader epochs bumped, and its coordinators move by hash.
-    pub fn stop_node(&self, id: i32) {
+    pub(crate) fn stop_node(&self, id: i32) {
         let led: Vec<(Arc<Topic>, Arc<Partition>)> = self
             .topics()
             .into_iter()
@@ -472,13 +476,18 @@ impl State {
     }
 
     /// Brings a presented broker back (leaders stay where they moved).
-    pub fn start_node(&self, id: i32) {
+    pub(crate) fn start_node(&self, id: i32) {
         self.cluster.set_up(id, true);
         tracing::info!(node = id, "node started");
     }
 
     /// Moves a partition's leadership to `to`, bumping its leader epoch.
-    pub fn move_leader(&self, topic: &str, partition: i32, to: i32) -> Result<(), TopicError> {
+    pub(crate) fn move_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        to: i32,
+    ) -> Result<(), TopicError> {
         let p = self
             .topic(topic)
             .and_then(|t| t.partition(partition))
@@ -489,7 +498,7 @@ impl State {
     }
 
     /// Replaces a topic's configs (AlterConfigs), persisting them and updating its logs.
-    pub fn alter_topic_configs(
+    pub(crate) fn alter_topic_configs(
         &self,
         name: &str,
         configs: TopicConfigs,
@@ -520,7 +529,7 @@ impl State {
     }
 
     /// Compacts every partition of the topics with `cleanup.policy=compact`.
-    pub fn compact_all(&self) {
+    pub(crate) fn compact_all(&self) {
         for topic in self
             .topics()
             .into_iter()
@@ -541,11 +550,11 @@ impl State {
     }
 
     /// Applies retention to every partition.
-    pub fn apply_retention(&self) {
+    pub(crate) fn apply_retention(&self) {
         let now = self.clock.now_ms();
         for topic in self.topics() {
             for p in topic.partitions() {
-                match p.with_log(|l| l.apply_retention(now)) {
+                match p.apply_retention(now) {
                     Ok(0) => {}
                     Ok(bytes) => {
                         tracing::info!(topic = %topic.name, partition = p.index, bytes, "retention removed old data")
@@ -559,7 +568,7 @@ impl State {
     }
 
     /// Flushes every log and writes producer-state snapshots (on shutdown and periodically).
-    pub fn flush_all(&self) {
+    pub(crate) fn flush_all(&self) {
         for topic in self.topics() {
             for p in topic.partitions() {
                 if let Err(e) = p.flush() {

@@ -40,7 +40,7 @@ pub struct TopicConfigError(pub String);
 
 /// The configs set explicitly on a topic.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TopicConfigs(pub BTreeMap<String, String>);
+pub(crate) struct TopicConfigs(pub BTreeMap<String, String>);
 
 fn parse_long(name: &str, v: &str, min: i64) -> Result<i64, TopicConfigError> {
     let n: i64 = v.trim().parse().map_err(|_| {
@@ -58,7 +58,7 @@ fn parse_long(name: &str, v: &str, min: i64) -> Result<i64, TopicConfigError> {
 
 impl TopicConfigs {
     /// Validates one key/value pair.
-    pub fn check(name: &str, value: &str) -> Result<(), TopicConfigError> {
+    pub(crate) fn check(name: &str, value: &str) -> Result<(), TopicConfigError> {
         match name {
             "retention.ms" | "retention.bytes" => parse_long(name, value, -1).map(drop),
             "segment.bytes" => parse_long(name, value, 14).map(drop),
@@ -89,7 +89,7 @@ impl TopicConfigs {
     }
 
     /// Builds validated configs from request pairs; a `None` value means "use the default".
-    pub fn from_pairs<'a>(
+    pub(crate) fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     ) -> Result<Self, TopicConfigError> {
         let mut out = BTreeMap::new();
@@ -107,7 +107,7 @@ impl TopicConfigs {
     }
 
     /// The log settings this topic's partitions use.
-    pub fn log_config(&self, broker: &BrokerConfig) -> LogConfig {
+    pub(crate) fn log_config(&self, broker: &BrokerConfig) -> LogConfig {
         let d = broker.log;
         LogConfig {
             segment_bytes: self
@@ -124,20 +124,20 @@ impl TopicConfigs {
     }
 
     /// `max.message.bytes` in force.
-    pub fn max_message_bytes(&self, broker: &BrokerConfig) -> usize {
+    pub(crate) fn max_message_bytes(&self, broker: &BrokerConfig) -> usize {
         self.long("max.message.bytes")
             .unwrap_or(i64::from(broker.max_message_bytes))
             .max(0) as usize
     }
 
     /// Whether the broker stamps timestamps (`message.timestamp.type=LogAppendTime`).
-    pub fn log_append_time(&self) -> bool {
+    pub(crate) fn log_append_time(&self) -> bool {
         self.0.get("message.timestamp.type").map(String::as_str) == Some("LogAppendTime")
     }
 
     /// Every config in force: explicitly set ones, then the defaults of the main ones,
     /// as (name, value, is_default), sorted by name.
-    pub fn described(&self, broker: &BrokerConfig) -> Vec<(String, String, bool)> {
+    pub(crate) fn described(&self, broker: &BrokerConfig) -> Vec<(String, String, bool)> {
         let d = broker.log;
         let defaults = [
             ("cleanup.policy", "delete".to_string()),
@@ -165,7 +165,7 @@ impl TopicConfigs {
     }
 
     /// Whether `cleanup.policy` includes `compact`.
-    pub fn compacted(&self) -> bool {
+    pub(crate) fn compacted(&self) -> bool {
         self.0
             .get("cleanup.policy")
             .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))

@@ -18,10 +18,12 @@ const FLOORS: &[&str] = &[
     "group",
     "txn",
     "state",
+    "inspect",
     "handlers",
     "service",
     "net",
     "server",
+    "fuzzing",
 ];
 
 fn floor(module: &str) -> Option<usize> {

@@ -261,7 +261,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         added,
     )?);
 
-    let status = Status::new(bootstrap.clone(), broker.state().clone(), groups);
+    let status = Status::new(bootstrap.clone(), broker.inspect(), groups);
     service.add_routes(status.router());
     status.spawn_sampler();
     print_summary(&bootstrap, topics.len(), &data, &status, http_addr, &redis);

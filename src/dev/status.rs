@@ -2,7 +2,7 @@
 //! polls `/api/status` every second: topics with their rates, each group's state and
 //! lag, the latest alerts and dead letters.
 
-use agentbus_broker::state::State;
+use agentbus_broker::Inspector;
 use agentbus_consumers::metrics::recent::{RecentAlert, RecentDeadLetter};
 use agentbus_consumers::metrics::Metrics;
 use axum::extract::State as Shared;
@@ -50,7 +50,7 @@ impl GroupEntry {
 pub(crate) struct Status {
     started: Instant,
     bootstrap: String,
-    broker: Arc<State>,
+    broker: Inspector,
     groups: Vec<GroupEntry>,
     /// Per topic, the last seconds' end offsets (sum over partitions).
     samples: Mutex<BTreeMap<String, VecDeque<(Instant, i64)>>>,
@@ -86,7 +86,7 @@ struct DeadLetterRow {
 }
 
 impl Status {
-    pub(crate) fn new(bootstrap: String, broker: Arc<State>, groups: Vec<GroupEntry>) -> Arc<Self> {
+    pub(crate) fn new(bootstrap: String, broker: Inspector, groups: Vec<GroupEntry>) -> Arc<Self> {
         Arc::new(Self {
             started: Instant::now(),
             bootstrap,
@@ -109,12 +109,12 @@ impl Status {
             .into_iter()
             .filter(|t| !t.name.starts_with("__"))
             .map(|t| {
-                let parts = t.partitions();
-                let (held, end) = parts.iter().fold((0, 0), |(h, e), p| {
-                    let o = p.offsets();
-                    (h + o.high_watermark - o.log_start, e + o.high_watermark)
-                });
-                (t.name.clone(), parts.len(), held, end)
+                let (held, end) = (0..t.partitions)
+                    .filter_map(|p| self.broker.offsets(&t.name, p))
+                    .fold((0, 0), |(h, e), o| {
+                        (h + o.high_watermark - o.log_start, e + o.high_watermark)
+                    });
+                (t.name, t.partitions as usize, held, end)
             })
             .collect();
         out.sort();

@@ -34,7 +34,7 @@ const SEED_FLAGS: &[(Topic, &str, &str)] = &[
 
 /// Values a field takes when neither a flag nor `--json` gives it (the seeds' script
 /// sends routing decisions without context, and alternatives only when known).
-const DEFAULTS: &[(Topic, &str, fn() -> Value)] = &[
+const DEFAULTS: &[(Topic, &str, MakeValue)] = &[
     (Topic::AgentRoutingDecisions, "alternatives", || {
         Value::Array(Vec::new())
     }),
@@ -42,6 +42,9 @@ const DEFAULTS: &[(Topic, &str, fn() -> Value)] = &[
         Value::Object(Map::new())
     }),
 ];
+
+/// Makes a default value.
+type MakeValue = fn() -> Value;
 
 /// Filled in by `agentbus log` when not given.
 const GENERATED: [&str; 2] = ["event_id", "timestamp"];

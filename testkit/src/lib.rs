@@ -12,12 +12,13 @@ pub mod fixtures;
 
 pub use fixtures::{FixtureError, PgServer, Postgres, Redis, RedisServer};
 
-use agentbus_broker::group::GroupConfig;
-use agentbus_broker::{BrokerConfig, StartError, StorageConfig};
+use agentbus_broker::{BrokerConfig, GroupConfig, StartError, StorageConfig};
 use std::path::PathBuf;
-use std::sync::Arc;
 
-pub use agentbus_broker::state::State;
+pub use agentbus_broker::{
+    Fault, GroupState, GroupSummary, Inspector, Offsets, RecordedRequest, StoredRecord, TopicError,
+    TopicInfo, TransactionInfo,
+};
 
 /// An in-process broker on an ephemeral loopback port with memory storage.
 ///
@@ -26,7 +27,7 @@ pub use agentbus_broker::state::State;
 /// a message naming it, instead of passing with a plausible answer.
 #[derive(Debug)]
 pub struct Broker {
-    state: Arc<State>,
+    inspector: Inspector,
     /// Taken by [`Broker::shutdown`]; dropping it stops the broker.
     inner: Option<agentbus_broker::Broker>,
     bootstrap: String,
@@ -34,7 +35,7 @@ pub struct Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        check_strict(&self.state);
+        check_strict(&self.inspector);
     }
 }
 
@@ -51,8 +52,8 @@ async fn released(storage: std::sync::Weak<()>) {
     }
 }
 
-fn check_strict(state: &State) {
-    let violations = state.faults.violations();
+fn check_strict(inspector: &Inspector) {
+    let violations = inspector.violations();
     if !violations.is_empty() && !std::thread::panicking() {
         panic!(
             "strict mode: the client used what agentbus does not implement:\n  {}",
@@ -90,9 +91,10 @@ impl Broker {
         self.bootstrap.clone()
     }
 
-    /// The broker's state, for assertions that need no client.
-    pub fn state(&self) -> &Arc<State> {
-        &self.state
+    /// What the broker holds (topics, offsets, records, groups, transactions), for
+    /// assertions that need no client, and its test controls.
+    pub fn inspect(&self) -> &Inspector {
+        &self.inspector
     }
 
     /// Stops gracefully (in-flight requests finish, logs are flushed) and returns once
@@ -101,7 +103,7 @@ impl Broker {
         if let Some(inner) = self.inner.take() {
             inner.shutdown().await;
         }
-        let storage = self.state.storage_released();
+        let storage = self.inspector.storage_released();
         drop(self);
         released(storage).await;
     }
@@ -110,14 +112,14 @@ impl Broker {
     /// task has let go of its storage, so a broker can start again on the same data
     /// directory.
     pub async fn crash(self) {
-        let storage = self.state.storage_released();
+        let storage = self.inspector.storage_released();
         drop(self);
         released(storage).await;
     }
 
     /// Requests for APIs or versions agentbus does not implement, seen so far.
     pub fn violations(&self) -> Vec<String> {
-        self.state.faults.violations()
+        self.inspector.violations()
     }
 }
 
@@ -161,9 +163,10 @@ impl BrokerBuilder {
 
     pub async fn start(self) -> Result<Broker, StartError> {
         let inner = agentbus_broker::Broker::start(self.config).await?;
-        inner.state().faults.set_strict(self.strict);
+        let inspector = inner.inspect();
+        inspector.set_strict(self.strict);
         Ok(Broker {
-            state: inner.state().clone(),
+            inspector,
             bootstrap: inner.bootstrap(),
             inner: Some(inner),
         })
@@ -172,12 +175,14 @@ impl BrokerBuilder {
     /// Starts `count` presented brokers over one storage (see [`Cluster`]).
     pub async fn start_cluster(self, count: usize) -> Result<Cluster, StartError> {
         let inner = agentbus_broker::Broker::start_nodes(self.config, count).await?;
-        inner.state().faults.set_strict(self.strict);
-        Ok(Cluster { inner: Some(inner) })
+        let inspector = inner.inspect();
+        inspector.set_strict(self.strict);
+        Ok(Cluster {
+            inspector,
+            inner: Some(inner),
+        })
     }
 }
-
-pub use agentbus_broker::faults::{Fault, RecordedRequest};
 
 /// Several presented brokers (node ids 1..=N, one listener each) over one storage: what a
 /// 3-broker cluster does to clients — leaders move, brokers die, coordinators change,
@@ -197,6 +202,7 @@ pub use agentbus_broker::faults::{Fault, RecordedRequest};
 /// ```
 #[derive(Debug)]
 pub struct Cluster {
+    inspector: Inspector,
     /// Taken only by [`Cluster::shutdown`], which consumes the cluster.
     inner: Option<agentbus_broker::Broker>,
 }
@@ -204,13 +210,13 @@ pub struct Cluster {
 /// Removes its fault rule when dropped.
 #[derive(Debug)]
 pub struct FaultGuard {
-    state: Arc<State>,
+    inspector: Inspector,
     id: u64,
 }
 
 impl Drop for FaultGuard {
     fn drop(&mut self) {
-        self.state.faults.remove(self.id);
+        self.inspector.remove_fault(self.id);
     }
 }
 
@@ -244,7 +250,7 @@ impl ClusterBuilder {
     pub async fn start(self) -> Result<Cluster, StartError> {
         let cluster = self.broker.start_cluster(self.brokers).await?;
         for (id, rack) in cluster.node_ids().into_iter().zip(self.racks) {
-            cluster.state().cluster.set_rack(id, Some(rack));
+            cluster.inspect().set_rack(id, Some(rack));
         }
         Ok(cluster)
     }
@@ -264,7 +270,7 @@ impl Cluster {
     /// Stops every node cleanly (the data directory can be opened again at once).
     pub async fn shutdown(mut self) {
         if let Some(inner) = self.inner.take() {
-            check_strict(inner.state());
+            check_strict(&self.inspector);
             inner.shutdown().await;
         }
     }
@@ -282,8 +288,9 @@ impl Cluster {
             .join(",")
     }
 
-    pub fn state(&self) -> &Arc<State> {
-        self.broker().state()
+    /// What the cluster holds, and its test controls (see [`Broker::inspect`]).
+    pub fn inspect(&self) -> &Inspector {
+        &self.inspector
     }
 
     /// Node ids of the presented brokers.
@@ -310,28 +317,23 @@ impl Cluster {
     }
 
     /// Moves a partition's leadership (its leader epoch bumps).
-    pub fn move_leader(
-        &self,
-        topic: &str,
-        partition: i32,
-        to: i32,
-    ) -> Result<(), agentbus_broker::state::TopicError> {
-        self.state().move_leader(topic, partition, to)
+    pub fn move_leader(&self, topic: &str, partition: i32, to: i32) -> Result<(), TopicError> {
+        self.inspector.move_leader(topic, partition, to)
     }
 
     /// Moves a group's (or transactional id's) coordinator.
     pub fn move_coordinator(&self, key: &str, to: i32) {
-        self.state().cluster.move_coordinator(key, to)
+        self.inspector.move_coordinator(key, to)
     }
 
     /// The node coordinating a group or transactional id.
     pub fn coordinator(&self, key: &str) -> i32 {
-        self.state().cluster.coordinator(key)
+        self.inspector.coordinator(key)
     }
 
     /// The node leading a partition.
     pub fn leader(&self, topic: &str, partition: i32) -> i32 {
-        self.state().cluster.leader(topic, partition)
+        self.inspector.leader(topic, partition)
     }
 
     /// Applies `fault` to every request with `api_key` while the guard lives.
@@ -348,91 +350,53 @@ impl Cluster {
         times: Option<usize>,
     ) -> FaultGuard {
         FaultGuard {
-            state: self.state().clone(),
-            id: self.state().faults.inject(api_key, node, fault, times),
+            inspector: self.inspector.clone(),
+            id: self.inspector.inject(api_key, node, fault, times),
         }
     }
 
     /// Starts recording requests (api key, version, client id, node).
     pub fn record_requests(&self) {
-        self.state().faults.set_recording(true);
+        self.inspector.set_recording(true);
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state().faults.recorded()
+        self.inspector.recorded()
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if let Some(inner) = &self.inner {
-            check_strict(inner.state());
+        if self.inner.is_some() {
+            check_strict(&self.inspector);
         }
     }
 }
 
-/// A stored record: (offset, key, value).
-pub type StoredRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// Inspection without a consumer, for assertions.
+/// Inspection without a consumer, for assertions, on a broker or a cluster: the
+/// [`Inspector`]'s answers in the shapes tests compare.
 pub trait Inspect {
-    fn broker_state(&self) -> &Arc<State>;
+    fn inspector(&self) -> &Inspector;
 
     /// Every stored record of a partition as (offset, key, value), control records left out.
     fn records(&self, topic: &str, partition: i32) -> Vec<StoredRecord> {
-        let Some(p) = self
-            .broker_state()
-            .topic(topic)
-            .and_then(|t| t.partition(partition))
-        else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let start = p.offsets().log_start;
-        let _ = p.with_log(|log| {
-            log.scan_batches(start, &mut |h, bytes| {
-                if h.is_control() {
-                    return;
-                }
-                let mut buf = bytes::Bytes::copy_from_slice(bytes);
-                if let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
-                    for r in set.records {
-                        out.push((
-                            r.offset,
-                            r.key.map(|k| k.to_vec()),
-                            r.value.map(|v| v.to_vec()),
-                        ));
-                    }
-                }
-            })
-        });
-        out
+        self.inspector().records(topic, partition)
     }
 
     /// (log start, high watermark, last stable offset) of a partition.
     fn offsets(&self, topic: &str, partition: i32) -> Option<(i64, i64, i64)> {
-        let p = self.broker_state().topic(topic)?.partition(partition)?;
-        let o = p.offsets();
+        let o = self.inspector().offsets(topic, partition)?;
         Some((o.log_start, o.high_watermark, o.last_stable))
     }
 
     /// A group's committed offsets: (topic, partition) → offset.
     fn committed(&self, group: &str) -> std::collections::BTreeMap<(String, i32), i64> {
-        self.broker_state()
-            .groups
-            .fetch_offsets(group, None)
-            .into_iter()
-            .flat_map(|(t, parts)| {
-                parts
-                    .into_iter()
-                    .filter_map(move |(p, c)| c.map(|c| ((t.clone(), p), c.offset)))
-            })
-            .collect()
+        self.inspector().committed(group)
     }
 
     /// A group's state name and member ids.
     fn group(&self, group: &str) -> (String, Vec<String>) {
-        let s = self.broker_state().groups.describe(group);
+        let s = self.inspector().group(group);
         (
             s.state_name,
             s.members.into_iter().map(|m| m.member_id).collect(),
@@ -441,11 +405,10 @@ pub trait Inspect {
 
     /// Transactional ids with an open transaction.
     fn open_transactions(&self) -> Vec<String> {
-        self.broker_state()
-            .txns
-            .list()
+        self.inspector()
+            .transactions()
             .into_iter()
-            .filter(|t| t.state.as_str() == "Ongoing")
+            .filter(|t| t.state == "Ongoing")
             .map(|t| t.transactional_id)
             .collect()
     }
@@ -453,32 +416,30 @@ pub trait Inspect {
     /// Compacts every `cleanup.policy=compact` topic now: only the latest record of each key
     /// stays (offsets keep their gaps, as in Kafka).
     fn compact(&self) {
-        self.broker_state().compact_all();
+        self.inspector().compact();
     }
 
     /// Applies retention now instead of waiting for the background check.
     fn apply_retention(&self) {
-        self.broker_state().apply_retention();
+        self.inspector().apply_retention();
     }
 
     /// Moves the broker's clock forward and runs its timers at once: session timeouts,
     /// rebalance deadlines, transaction timeouts. Clients' own timers stay real, so a
     /// client that keeps heartbeating is not expired by this; one that stopped is.
     fn advance(&self, by: std::time::Duration) {
-        let state = self.broker_state();
-        state.clock.advance(by);
-        state.run_timers();
+        self.inspector().advance(by);
     }
 }
 
 impl Inspect for Broker {
-    fn broker_state(&self) -> &Arc<State> {
-        &self.state
+    fn inspector(&self) -> &Inspector {
+        &self.inspector
     }
 }
 
 impl Inspect for Cluster {
-    fn broker_state(&self) -> &Arc<State> {
-        self.broker().state()
+    fn inspector(&self) -> &Inspector {
+        &self.inspector
     }
 }

@@ -2,7 +2,7 @@
 //! synchronously and count it only then, so a tally shows exactly-once delivery.
 #![allow(dead_code, unreachable_pub)]
 
-use agentbus_broker::state::State;
+use agentbus_testkit::Inspector;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::Message;
@@ -169,7 +169,7 @@ pub async fn produce(bootstrap: &str, topic: &str, from: usize, count: usize) {
 }
 
 /// Every record of the topic counted exactly once.
-pub fn assert_exactly_once(state: &State, topic: &str, tally: &Tally) {
+pub fn assert_exactly_once(broker: &Inspector, topic: &str, tally: &Tally) {
     let t = tally.lock().unwrap();
     let mut seen: BTreeMap<(i32, i64), &str> = BTreeMap::new();
     for (member, p, o) in t.iter() {
@@ -177,16 +177,12 @@ pub fn assert_exactly_once(state: &State, topic: &str, tally: &Tally) {
             panic!("record {p}/{o} consumed twice (by {first} and {member})");
         }
     }
-    let topic = state.topic(topic).unwrap();
+    let partitions = broker.topic(topic).unwrap().partitions;
     let mut total = 0;
-    for p in topic.partitions() {
-        let hw = p.offsets().high_watermark;
+    for p in 0..partitions {
+        let hw = broker.offsets(topic, p).unwrap().high_watermark;
         for o in 0..hw {
-            assert!(
-                seen.contains_key(&(p.index, o)),
-                "record {}/{o} never consumed",
-                p.index
-            );
+            assert!(seen.contains_key(&(p, o)), "record {p}/{o} never consumed");
         }
         total += hw as usize;
     }

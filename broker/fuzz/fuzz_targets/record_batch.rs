@@ -7,23 +7,11 @@
 //! first batch's length and CRC-32C set to fit it, which lets the fuzzer reach the records.
 #![no_main]
 
-use agentbus_broker::log::batch::{split_batches, BatchHeader};
-use agentbus_broker::log::records;
+use agentbus_broker::fuzzing::record_batches;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 
 const LIMIT: usize = 1 << 20;
-
-fn check(records: Bytes) {
-    let Ok(batches) = split_batches(records) else {
-        return;
-    };
-    for (_, bytes) in batches {
-        if BatchHeader::validate(&bytes).is_ok() {
-            let _ = records::decode(&bytes, LIMIT);
-        }
-    }
-}
 
 /// The input with its first batch's length and CRC made to fit it.
 fn fitted(data: &[u8]) -> Option<Vec<u8>> {
@@ -39,8 +27,8 @@ fn fitted(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    check(Bytes::copy_from_slice(data));
+    record_batches(Bytes::copy_from_slice(data), LIMIT);
     if let Some(v) = fitted(data) {
-        check(Bytes::from(v));
+        record_batches(Bytes::from(v), LIMIT);
     }
 });

@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// A partition by topic id.
-pub type TopicPartition = (Uuid, i32);
+pub(crate) type TopicPartition = (Uuid, i32);
 
 /// Names of the assignors offered (`group.remote.assignor`); the first is the default.
-pub const ASSIGNORS: &[&str] = &["uniform", "range"];
+pub(crate) const ASSIGNORS: &[&str] = &["uniform", "range"];
 
 #[derive(Debug, Clone)]
 pub(crate) struct ConsumerMember {
@@ -55,7 +55,7 @@ pub(crate) struct ConsumerMember {
 
 /// One heartbeat's parsed request.
 #[derive(Debug, Clone)]
-pub struct Heartbeat {
+pub(crate) struct Heartbeat {
     pub member_id: String,
     pub member_epoch: i32,
     pub instance_id: Option<String>,
@@ -71,7 +71,7 @@ pub struct Heartbeat {
 
 /// A heartbeat's answer.
 #[derive(Debug, Clone)]
-pub struct HeartbeatAnswer {
+pub(crate) struct HeartbeatAnswer {
     pub member_id: String,
     pub member_epoch: i32,
     /// Present when the member's assignment changed (or it just joined).
@@ -79,7 +79,7 @@ pub struct HeartbeatAnswer {
 }
 
 /// Partition counts of the topics members subscribe to, by name: (topic id, partitions).
-pub type TopicsMetadata = BTreeMap<String, (Uuid, i32)>;
+pub(crate) type TopicsMetadata = BTreeMap<String, (Uuid, i32)>;
 
 #[derive(Debug, Default)]
 pub(crate) struct ConsumerGroup {
@@ -433,7 +433,7 @@ impl ConsumerGroup {
 
 /// A member as ConsumerGroupDescribe shows it.
 #[derive(Debug, Clone)]
-pub struct ConsumerMemberInfo {
+pub(crate) struct ConsumerMemberInfo {
     pub member_id: String,
     pub instance_id: Option<String>,
     pub rack_id: Option<String>,

@@ -27,13 +27,14 @@
 //! timeouts.
 
 mod classic;
-pub mod consumer;
+pub(crate) mod consumer;
 mod protocol;
-pub mod store;
+pub(crate) mod store;
 
-pub use classic::{GroupState, JoinOutcome, JoinRequest, MemberInfo, SyncOutcome};
+pub use classic::{GroupState, MemberInfo};
+pub(crate) use classic::{JoinOutcome, JoinRequest, SyncOutcome};
 
-pub use crate::config::GroupConfig;
+pub(crate) use crate::config::GroupConfig;
 use crate::meta::MetaError;
 use kafka_protocol::error::ResponseError;
 use protocol::Group;
@@ -44,7 +45,7 @@ use store::{CommittedOffset, GroupStore};
 
 /// All groups of this broker.
 #[derive(Debug)]
-pub struct Coordinator {
+pub(crate) struct Coordinator {
     config: GroupConfig,
     clock: crate::clock::Clock,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
@@ -57,14 +58,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// One partition's committed offset as OffsetFetch reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchedOffset {
+pub(crate) struct FetchedOffset {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
 }
 
 /// Committed offsets by topic, then partition (`None` where nothing is committed).
-pub type TopicOffsets = Vec<(String, Vec<(i32, Option<FetchedOffset>)>)>;
+pub(crate) type TopicOffsets = Vec<(String, Vec<(i32, Option<FetchedOffset>)>)>;
 
 /// A group as DescribeGroups and ListGroups show it.
 #[derive(Debug, Clone)]
@@ -83,7 +84,7 @@ pub struct GroupSummary {
 
 impl Coordinator {
     /// Restores groups and offsets from the store.
-    pub fn open(
+    pub(crate) fn open(
         config: GroupConfig,
         clock: crate::clock::Clock,
         store: GroupStore,
@@ -126,7 +127,7 @@ impl Coordinator {
         }
     }
 
-    pub fn config(&self) -> &GroupConfig {
+    pub(crate) fn config(&self) -> &GroupConfig {
         &self.config
     }
 
@@ -142,7 +143,7 @@ impl Coordinator {
     }
 
     /// JoinGroup: returns at once or after the rebalance completes.
-    pub async fn join(&self, req: JoinRequest) -> JoinOutcome {
+    pub(crate) async fn join(&self, req: JoinRequest) -> JoinOutcome {
         if req.group_id.is_empty() {
             return JoinOutcome::error(ResponseError::InvalidGroupId, &req.member_id);
         }
@@ -178,7 +179,7 @@ impl Coordinator {
     }
 
     /// SyncGroup: the leader's call completes the rebalance; followers wait for it.
-    pub async fn sync(
+    pub(crate) async fn sync(
         &self,
         group_id: &str,
         generation: i32,
@@ -208,7 +209,7 @@ impl Coordinator {
         }
     }
 
-    pub fn heartbeat(
+    pub(crate) fn heartbeat(
         &self,
         group_id: &str,
         generation: i32,
@@ -224,7 +225,7 @@ impl Coordinator {
     }
 
     /// LeaveGroup for each (member id, instance id); returns one result per member.
-    pub fn leave(
+    pub(crate) fn leave(
         &self,
         group_id: &str,
         members: &[(String, Option<String>)],
@@ -242,7 +243,7 @@ impl Coordinator {
     }
 
     /// Validates an OffsetCommit's member fields; creates the group for simple commits.
-    pub fn check_commit(
+    pub(crate) fn check_commit(
         &self,
         group_id: &str,
         generation: i32,
@@ -262,7 +263,7 @@ impl Coordinator {
     }
 
     /// Stores committed offsets (after [`Coordinator::check_commit`]).
-    pub fn commit(
+    pub(crate) fn commit(
         &self,
         group_id: &str,
         offsets: Vec<(String, i32, CommittedOffset)>,
@@ -277,7 +278,7 @@ impl Coordinator {
     }
 
     /// Committed offsets of a group; `None` for topics means all.
-    pub fn fetch_offsets(
+    pub(crate) fn fetch_offsets(
         &self,
         group_id: &str,
         topics: Option<&[(String, Vec<i32>)]>,
@@ -323,7 +324,7 @@ impl Coordinator {
         }
     }
 
-    pub fn describe(&self, group_id: &str) -> GroupSummary {
+    pub(crate) fn describe(&self, group_id: &str) -> GroupSummary {
         match self.get(group_id) {
             Some(g) => lock(&g).summary(),
             None => GroupSummary {
@@ -339,7 +340,7 @@ impl Coordinator {
         }
     }
 
-    pub fn list(&self) -> Vec<GroupSummary> {
+    pub(crate) fn list(&self) -> Vec<GroupSummary> {
         let groups: Vec<_> = lock(&self.groups).values().cloned().collect();
         let mut out: Vec<_> = groups.iter().map(|g| lock(g).summary()).collect();
         out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
@@ -347,7 +348,7 @@ impl Coordinator {
     }
 
     /// DeleteGroups: only groups without members.
-    pub fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
+    pub(crate) fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
         let mut groups = lock(&self.groups);
         let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         if lock(group).summary().state != GroupState::Empty {
@@ -363,7 +364,7 @@ impl Coordinator {
     }
 
     /// OffsetDelete: refused for topics the active members subscribe to.
-    pub fn delete_offsets(
+    pub(crate) fn delete_offsets(
         &self,
         group_id: &str,
         partitions: &[(String, i32)],
@@ -391,7 +392,7 @@ impl Coordinator {
     }
 
     /// ConsumerGroupHeartbeat (KIP-848). `metadata` resolves topic names to (id, partitions).
-    pub fn consumer_heartbeat(
+    pub(crate) fn consumer_heartbeat(
         &self,
         group_id: &str,
         hb: consumer::Heartbeat,
@@ -407,7 +408,7 @@ impl Coordinator {
     }
 
     /// ConsumerGroupDescribe: `None` when the group is not a consumer-protocol group.
-    pub fn describe_consumer_group(
+    pub(crate) fn describe_consumer_group(
         &self,
         group_id: &str,
     ) -> Option<(GroupSummary, i32, Vec<consumer::ConsumerMemberInfo>)> {
@@ -418,7 +419,7 @@ impl Coordinator {
     }
 
     /// Expires sessions, completes timed-out rebalances, drops expired offsets.
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         let now = self.clock.now();
         let groups: Vec<_> = lock(&self.groups)
             .iter()

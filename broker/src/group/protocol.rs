@@ -24,20 +24,24 @@ pub(crate) struct Group {
 /// The protocol a group's members speak, with its state machine.
 #[derive(Debug)]
 pub(crate) enum Protocol {
-    Classic(ClassicGroup),
+    Classic(Box<ClassicGroup>),
     Consumer(ConsumerGroup),
 }
 
 impl Group {
     pub(crate) fn new(id: &str, now: Instant) -> Self {
-        Self::with(id, Protocol::Classic(ClassicGroup::new(id, now)), now)
+        Self::with(
+            id,
+            Protocol::Classic(Box::new(ClassicGroup::new(id, now))),
+            now,
+        )
     }
 
     /// Rebuilds a settled classic group after a restart.
     pub(crate) fn restore(id: &str, snapshot: GroupSnapshot, now: Instant) -> Self {
         Self::with(
             id,
-            Protocol::Classic(ClassicGroup::restore(id, snapshot, now)),
+            Protocol::Classic(Box::new(ClassicGroup::restore(id, snapshot, now))),
             now,
         )
     }
@@ -54,7 +58,7 @@ impl Group {
     /// The classic state machine; `None` while the group speaks the consumer protocol.
     pub(crate) fn classic(&mut self) -> Option<&mut ClassicGroup> {
         match &mut self.protocol {
-            Protocol::Classic(c) => Some(c),
+            Protocol::Classic(c) => Some(c.as_mut()),
             Protocol::Consumer(_) => None,
         }
     }
@@ -69,7 +73,7 @@ impl Group {
             if !c.members.is_empty() {
                 return Err(ResponseError::InconsistentGroupProtocol);
             }
-            self.protocol = Protocol::Classic(ClassicGroup::new(&self.id, now));
+            self.protocol = Protocol::Classic(Box::new(ClassicGroup::new(&self.id, now)));
             self.switched_at = now;
         }
         self.classic()

@@ -17,7 +17,7 @@ pub struct CommittedOffset {
 
 /// A member as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberSnapshot {
+pub(crate) struct MemberSnapshot {
     pub member_id: String,
     pub instance_id: Option<String>,
     pub client_id: String,
@@ -31,7 +31,7 @@ pub struct MemberSnapshot {
 
 /// A settled group as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupSnapshot {
+pub(crate) struct GroupSnapshot {
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
@@ -44,7 +44,7 @@ const OFFSETS: Table = "offsets";
 
 /// Where the coordinator keeps groups and offsets.
 #[derive(Debug, Clone)]
-pub struct GroupStore {
+pub(crate) struct GroupStore {
     meta: Arc<MetaStore>,
 }
 
@@ -78,23 +78,25 @@ fn delete(table: Table, key: String) -> Write {
 }
 
 impl GroupStore {
-    pub fn new(meta: Arc<MetaStore>) -> Self {
+    pub(crate) fn new(meta: Arc<MetaStore>) -> Self {
         Self { meta }
     }
 
     /// Whether a write waits on the disk.
-    pub fn durable(&self) -> bool {
+    pub(crate) fn durable(&self) -> bool {
         self.meta.durable()
     }
 
     /// Every stored group snapshot.
-    pub fn load_groups(&self) -> Result<Vec<(String, GroupSnapshot)>, MetaError> {
+    pub(crate) fn load_groups(&self) -> Result<Vec<(String, GroupSnapshot)>, MetaError> {
         self.meta.load_json(GROUPS)
     }
 
     /// Every committed offset: (group, topic, partition, offset). A row that cannot be
     /// read is skipped with a warning, not a data directory that cannot open.
-    pub fn load_offsets(&self) -> Result<Vec<(String, String, i32, CommittedOffset)>, MetaError> {
+    pub(crate) fn load_offsets(
+        &self,
+    ) -> Result<Vec<(String, String, i32, CommittedOffset)>, MetaError> {
         let mut out = Vec::new();
         for (k, row) in self.meta.scan_json::<CommittedOffset>(OFFSETS)? {
             let Some((g, t, p)) = parse_offset_key(&k) else {
@@ -111,12 +113,12 @@ impl GroupStore {
         Ok(out)
     }
 
-    pub fn put_group(&self, group: &str, snap: &GroupSnapshot) -> Result<(), MetaError> {
+    pub(crate) fn put_group(&self, group: &str, snap: &GroupSnapshot) -> Result<(), MetaError> {
         self.meta.apply(&[self.meta.put_json(GROUPS, group, snap)?])
     }
 
     /// Stores offsets in one transaction.
-    pub fn put_offsets(
+    pub(crate) fn put_offsets(
         &self,
         group: &str,
         offsets: &[(String, i32, CommittedOffset)],
@@ -132,7 +134,7 @@ impl GroupStore {
         self.meta.apply(&writes)
     }
 
-    pub fn delete_offsets(
+    pub(crate) fn delete_offsets(
         &self,
         group: &str,
         partitions: &[(String, i32)],
@@ -150,7 +152,7 @@ impl GroupStore {
     }
 
     /// Removes a group's snapshot and all its offsets.
-    pub fn delete_group(&self, group: &str) -> Result<(), MetaError> {
+    pub(crate) fn delete_group(&self, group: &str) -> Result<(), MetaError> {
         // By the parsed group, not a prefix: `group\0` is also how the legacy keys of a
         // group named `group\0…` start.
         let mut writes: Vec<_> = self

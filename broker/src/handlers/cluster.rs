@@ -98,9 +98,7 @@ pub(crate) fn delete_records(
                 Some(partition) => {
                     let hw = partition.offsets().high_watermark;
                     let target = if p.offset == -1 { hw } else { p.offset };
-                    match partition
-                        .with_log(|l| l.advance_start_offset(target).map(|()| l.start_offset()))
-                    {
+                    match partition.advance_start_offset(target) {
                         Ok(low) if target >= 0 && target <= hw => r.low_watermark = low,
                         Ok(_) | Err(LogError::OutOfRange { .. }) => {
                             r.error_code = ResponseError::OffsetOutOfRange.code()

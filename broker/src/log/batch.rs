@@ -12,9 +12,9 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Size of the fixed part of a v2 record batch.
-pub const HEADER_LEN: usize = 61;
+pub(crate) const HEADER_LEN: usize = 61;
 /// Bytes before `batch_length` plus the length field itself.
-pub const LOG_OVERHEAD: usize = 12;
+pub(crate) const LOG_OVERHEAD: usize = 12;
 
 const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_LOG_APPEND_TIME: i16 = 0x08;
@@ -23,7 +23,7 @@ const ATTR_CONTROL: i16 = 0x20;
 
 /// Why a batch was refused; each maps to one Kafka error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BatchError {
+pub(crate) enum BatchError {
     #[error("record batch is truncated: need {need} bytes, have {have}")]
     Truncated { need: usize, have: usize },
     #[error("record batch length {0} is invalid")]
@@ -42,7 +42,7 @@ pub enum BatchError {
 
 /// Header fields of one validated batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchHeader {
+pub(crate) struct BatchHeader {
     pub base_offset: i64,
     /// Whole batch size in bytes, header included.
     pub size: usize,
@@ -59,7 +59,7 @@ pub struct BatchHeader {
 
 impl BatchHeader {
     /// Reads the header at the start of `buf` without checking the CRC.
-    pub fn parse(buf: &[u8]) -> Result<Self, BatchError> {
+    pub(crate) fn parse(buf: &[u8]) -> Result<Self, BatchError> {
         if buf.len() < HEADER_LEN {
             return Err(BatchError::Truncated {
                 need: HEADER_LEN,
@@ -103,7 +103,7 @@ impl BatchHeader {
 
     /// Parses the header and checks everything a broker must check before storing:
     /// magic, length, CRC-32C, record count and codec.
-    pub fn validate(buf: &[u8]) -> Result<Self, BatchError> {
+    pub(crate) fn validate(buf: &[u8]) -> Result<Self, BatchError> {
         let h = Self::parse(buf)?;
         if buf.len() < h.size {
             return Err(BatchError::Truncated {
@@ -128,29 +128,29 @@ impl BatchHeader {
         Ok(h)
     }
 
-    pub fn last_offset(&self) -> i64 {
+    pub(crate) fn last_offset(&self) -> i64 {
         self.base_offset + i64::from(self.last_offset_delta)
     }
 
-    pub fn compression(&self) -> i16 {
+    pub(crate) fn compression(&self) -> i16 {
         self.attributes & ATTR_COMPRESSION_MASK
     }
 
-    pub fn is_transactional(&self) -> bool {
+    pub(crate) fn is_transactional(&self) -> bool {
         self.attributes & ATTR_TRANSACTIONAL != 0
     }
 
-    pub fn is_control(&self) -> bool {
+    pub(crate) fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
     }
 
-    pub fn is_log_append_time(&self) -> bool {
+    pub(crate) fn is_log_append_time(&self) -> bool {
         self.attributes & ATTR_LOG_APPEND_TIME != 0
     }
 }
 
 /// Splits a produce payload into its batches, validating each.
-pub fn split_batches(mut records: Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError> {
+pub(crate) fn split_batches(mut records: Bytes) -> Result<Vec<(BatchHeader, Bytes)>, BatchError> {
     let mut out = Vec::new();
     while !records.is_empty() {
         let header = BatchHeader::validate(&records)?;
@@ -161,7 +161,7 @@ pub fn split_batches(mut records: Bytes) -> Result<Vec<(BatchHeader, Bytes)>, Ba
 
 /// Copies `batch` with the broker-assigned base offset and leader epoch (both outside the CRC);
 /// with `log_append_time` set, also the timestamp type and max timestamp, re-computing the CRC.
-pub fn stamp(
+pub(crate) fn stamp(
     batch: &[u8],
     base_offset: i64,
     leader_epoch: i32,
@@ -181,7 +181,7 @@ pub fn stamp(
 }
 
 /// The first 16 bytes of a stored batch: base offset, length and leader epoch from `header`.
-pub fn stored_prefix(batch: &[u8], header: &BatchHeader) -> [u8; 16] {
+pub(crate) fn stored_prefix(batch: &[u8], header: &BatchHeader) -> [u8; 16] {
     let mut prefix = [0u8; 16];
     prefix.copy_from_slice(&batch[..16]);
     prefix[0..8].copy_from_slice(&header.base_offset.to_be_bytes());
@@ -191,7 +191,7 @@ pub fn stored_prefix(batch: &[u8], header: &BatchHeader) -> [u8; 16] {
 
 /// Walks consecutive batches in `buf`, stopping at the first incomplete or invalid one.
 /// Returns the headers and the number of bytes they cover.
-pub fn scan_valid(buf: &[u8]) -> (Vec<BatchHeader>, usize) {
+pub(crate) fn scan_valid(buf: &[u8]) -> (Vec<BatchHeader>, usize) {
     let mut pos = 0;
     let mut out = Vec::new();
     while pos < buf.len() {

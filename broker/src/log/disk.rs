@@ -69,7 +69,7 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 
 /// A partition log stored in segment files under one directory.
 #[derive(Debug)]
-pub struct DiskLog {
+pub(crate) struct DiskLog {
     dir: PathBuf,
     /// The broker's clock: `log.roll.ms` counts in its time (tests move it forward).
     clock: Clock,
@@ -81,13 +81,13 @@ pub struct DiskLog {
 
 impl DiskLog {
     /// Rolls segments on `clock`'s time rather than the wall's.
-    pub fn with_clock(mut self, clock: Clock) -> Self {
+    pub(crate) fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
     }
 
     /// Opens (creating it if missing) the log in `dir` and recovers what is there.
-    pub fn open(dir: &Path, config: LogConfig) -> Result<DiskLog, LogError> {
+    pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<DiskLog, LogError> {
         let old = sibling(dir, "old");
         if !dir.exists() && old.exists() {
             // Versions before segment-wise compaction swapped whole directories; one such

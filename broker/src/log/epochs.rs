@@ -6,11 +6,11 @@ use super::LogError;
 use std::path::{Path, PathBuf};
 
 /// The checkpoint's name in a partition directory.
-pub const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
+pub(crate) const CHECKPOINT_FILE: &str = "leader-epoch-checkpoint";
 
 /// Epochs in order, each with its start offset; never empty.
 #[derive(Debug)]
-pub struct LeaderEpochs {
+pub(crate) struct LeaderEpochs {
     entries: Vec<(i32, i64)>,
     /// Where they are kept (none for a memory log).
     path: Option<PathBuf>,
@@ -36,7 +36,7 @@ fn parse(text: &str) -> Option<Vec<(i32, i64)>> {
 impl LeaderEpochs {
     /// The epochs kept at `path` that the log (from `start` to `end`) still covers; epoch 0
     /// at `start` when there is nothing readable.
-    pub fn open(path: Option<PathBuf>, start: i64, end: i64) -> Self {
+    pub(crate) fn open(path: Option<PathBuf>, start: i64, end: i64) -> Self {
         let read = path.as_deref().and_then(|p| {
             let text = std::fs::read_to_string(p).ok()?;
             let parsed = parse(&text);
@@ -57,12 +57,12 @@ impl LeaderEpochs {
     }
 
     /// The current epoch.
-    pub fn current(&self) -> i32 {
+    pub(crate) fn current(&self) -> i32 {
         self.entries.last().map_or(0, |e| e.0)
     }
 
     /// Starts the next epoch at `end` and keeps the list (written whole, then renamed).
-    pub fn bump(&mut self, end: i64) -> Result<(), LogError> {
+    pub(crate) fn bump(&mut self, end: i64) -> Result<(), LogError> {
         let next = self.current() + 1;
         self.entries.push((next, end));
         match &self.path {
@@ -84,7 +84,7 @@ impl LeaderEpochs {
     /// OffsetForLeaderEpoch's answer for `epoch`: the largest epoch not above it and its
     /// end (the next epoch's start, or `log_end` for the current one); `None` if `epoch`
     /// is older than every epoch kept.
-    pub fn end_offset_for(&self, epoch: i32, log_end: i64) -> Option<(i32, i64)> {
+    pub(crate) fn end_offset_for(&self, epoch: i32, log_end: i64) -> Option<(i32, i64)> {
         let pos = self.entries.partition_point(|(e, _)| *e <= epoch);
         if pos == 0 {
             return None;

@@ -23,7 +23,7 @@ impl Stored {
 
 /// A partition log kept in memory.
 #[derive(Debug)]
-pub struct MemoryLog {
+pub(crate) struct MemoryLog {
     batches: VecDeque<Stored>,
     start_offset: i64,
     end_offset: i64,
@@ -32,7 +32,7 @@ pub struct MemoryLog {
 }
 
 impl MemoryLog {
-    pub fn new(config: LogConfig) -> Self {
+    pub(crate) fn new(config: LogConfig) -> Self {
         Self {
             batches: VecDeque::new(),
             start_offset: 0,

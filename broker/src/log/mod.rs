@@ -1,16 +1,16 @@
 //! Partition logs: record batches stored as the client sent them, behind one trait with a
 //! memory backend (tests) and a disk backend (segment files, indexes, recovery).
 
-pub mod batch;
-pub mod disk;
-pub mod epochs;
-pub mod memory;
-pub mod records;
+pub(crate) mod batch;
+pub(crate) mod disk;
+pub(crate) mod epochs;
+pub(crate) mod memory;
+pub(crate) mod records;
 
 use bytes::Bytes;
 use std::fmt::Debug;
 
-pub use batch::{BatchError, BatchHeader};
+pub(crate) use batch::BatchHeader;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,7 @@ impl Default for LogConfig {
 }
 
 /// One partition's log. Offsets are absolute; batches are whole v2 record batches.
-pub trait Log: Send + Sync + Debug {
+pub(crate) trait Log: Send + Sync + Debug {
     /// The first offset still stored (log start offset).
     fn start_offset(&self) -> i64;
     /// The offset the next appended record gets (log end offset).
@@ -149,4 +149,4 @@ pub trait Log: Send + Sync + Debug {
     }
 }
 
-pub use crate::clock::now_ms;
+pub(crate) use crate::clock::now_ms;

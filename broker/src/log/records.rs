@@ -7,7 +7,7 @@ use kafka_protocol::records::{Compression, RecordBatchDecoder, RecordSet};
 use std::io::Read;
 
 /// Most bytes one batch may decompress to (`BrokerConfig::max_decompressed_bytes`).
-pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 128 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 128 * 1024 * 1024;
 
 /// Snappy's framing as the Java client writes it (xerial).
 const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
@@ -63,7 +63,7 @@ fn decompress(buf: &mut Bytes, compression: Compression, limit: usize) -> anyhow
 }
 
 /// The records of `batch`, decompressing at most `limit` bytes.
-pub fn decode(batch: &Bytes, limit: usize) -> anyhow::Result<RecordSet> {
+pub(crate) fn decode(batch: &Bytes, limit: usize) -> anyhow::Result<RecordSet> {
     let mut buf = batch.clone();
     RecordBatchDecoder::decode_with_custom_compression(
         &mut buf,

@@ -11,7 +11,7 @@ struct Tables {
 }
 
 #[derive(Debug, Default)]
-pub struct MemoryEngine {
+pub(crate) struct MemoryEngine {
     tables: Mutex<Tables>,
 }
 

@@ -8,8 +8,8 @@
 mod memory;
 mod redb_engine;
 
-pub use memory::MemoryEngine;
-pub use redb_engine::RedbEngine;
+pub(crate) use memory::MemoryEngine;
+pub(crate) use redb_engine::RedbEngine;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -17,14 +17,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A table's name.
-pub type Table = &'static str;
+pub(crate) type Table = &'static str;
 
 /// A row's key and its value decoded, or why it could not be.
-pub type DecodedRow<T> = (String, Result<T, String>);
+pub(crate) type DecodedRow<T> = (String, Result<T, String>);
 
 /// One change of a batch that [`Engine::apply`] makes all at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
+pub(crate) enum Write {
     Put {
         table: Table,
         key: String,
@@ -44,7 +44,7 @@ pub enum MetaError {
 }
 
 /// Where metadata is kept.
-pub trait Engine: std::fmt::Debug + Send + Sync {
+pub(crate) trait Engine: std::fmt::Debug + Send + Sync {
     /// Every row of a table, in key order; none when it was never written.
     fn scan(&self, table: Table) -> Result<Vec<(String, String)>, MetaError>;
     /// All the writes or none.
@@ -59,7 +59,7 @@ pub trait Engine: std::fmt::Debug + Send + Sync {
 /// The engine, plus what every owner's store needs around it: JSON rows, and writes that
 /// can be made to fail for tests.
 #[derive(Debug)]
-pub struct MetaStore {
+pub(crate) struct MetaStore {
     engine: Box<dyn Engine>,
     /// Every write fails while set ([`MetaStore::fail_writes`]).
     failing: AtomicBool,
@@ -79,7 +79,7 @@ impl std::fmt::Debug for WriteHook {
 }
 
 impl MetaStore {
-    pub fn new(engine: Box<dyn Engine>) -> Self {
+    pub(crate) fn new(engine: Box<dyn Engine>) -> Self {
         Self {
             engine,
             failing: AtomicBool::new(false),
@@ -89,12 +89,12 @@ impl MetaStore {
     }
 
     /// Kept as long as the broker runs.
-    pub fn memory() -> Self {
+    pub(crate) fn memory() -> Self {
         Self::new(Box::new(MemoryEngine::default()))
     }
 
     /// Opens (or creates) `<dir>/meta.redb`.
-    pub fn open(dir: &Path) -> Result<Self, MetaError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, MetaError> {
         Ok(Self::new(Box::new(RedbEngine::open(
             &dir.join("meta.redb"),
         )?)))
@@ -102,7 +102,8 @@ impl MetaStore {
 
     /// Makes every write fail until turned off, as a full disk would: for tests of what a
     /// failed write leaves behind.
-    pub fn fail_writes(&self, on: bool) {
+    #[cfg(test)]
+    pub(crate) fn fail_writes(&self, on: bool) {
         self.failing.store(on, Ordering::SeqCst);
     }
 
@@ -130,13 +131,13 @@ impl MetaStore {
         Ok(())
     }
 
-    pub fn scan(&self, table: Table) -> Result<Vec<(String, String)>, MetaError> {
+    pub(crate) fn scan(&self, table: Table) -> Result<Vec<(String, String)>, MetaError> {
         self.engine.scan(table)
     }
 
     /// Every row of a table decoded from JSON; a row that cannot be read is an error
     /// given with its key, for the owner to skip or refuse.
-    pub fn scan_json<T: DeserializeOwned>(
+    pub(crate) fn scan_json<T: DeserializeOwned>(
         &self,
         table: Table,
     ) -> Result<Vec<DecodedRow<T>>, MetaError> {
@@ -152,7 +153,7 @@ impl MetaStore {
 
     /// Every row of a table decoded from JSON; a row that cannot be read is an error that
     /// names it.
-    pub fn load_json<T: DeserializeOwned>(
+    pub(crate) fn load_json<T: DeserializeOwned>(
         &self,
         table: Table,
     ) -> Result<Vec<(String, T)>, MetaError> {
@@ -166,7 +167,7 @@ impl MetaStore {
             .collect()
     }
 
-    pub fn apply(&self, writes: &[Write]) -> Result<(), MetaError> {
+    pub(crate) fn apply(&self, writes: &[Write]) -> Result<(), MetaError> {
         self.check_writable()?;
         if writes.is_empty() {
             return Ok(());
@@ -175,7 +176,7 @@ impl MetaStore {
     }
 
     /// A put of `value` as JSON.
-    pub fn put_json(
+    pub(crate) fn put_json(
         &self,
         table: Table,
         key: impl Into<String>,
@@ -191,15 +192,15 @@ impl MetaStore {
     }
 
     /// Whether a write waits on the disk (the redb engine; not the memory one).
-    pub fn durable(&self) -> bool {
+    pub(crate) fn durable(&self) -> bool {
         self.engine.durable()
     }
 
-    pub fn counter(&self, name: &str) -> Result<Option<i64>, MetaError> {
+    pub(crate) fn counter(&self, name: &str) -> Result<Option<i64>, MetaError> {
         self.engine.counter(name)
     }
 
-    pub fn set_counter(&self, name: &str, value: i64) -> Result<(), MetaError> {
+    pub(crate) fn set_counter(&self, name: &str, value: i64) -> Result<(), MetaError> {
         self.check_writable()?;
         self.engine.set_counter(name, value)
     }

@@ -11,7 +11,7 @@ fn rows(table: Table) -> TableDefinition<'static, &'static str, &'static str> {
     TableDefinition::new(table)
 }
 
-pub struct RedbEngine {
+pub(crate) struct RedbEngine {
     db: redb::Database,
     path: PathBuf,
 }
@@ -23,7 +23,7 @@ impl std::fmt::Debug for RedbEngine {
 }
 
 impl RedbEngine {
-    pub fn open(path: &Path) -> Result<Self, MetaError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, MetaError> {
         let db = redb::Database::create(path).map_err(|e| MetaError::Store {
             store: path.display().to_string(),
             reason: e.to_string(),

@@ -11,7 +11,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 /// The APIs and version ranges this broker implements: (key, min, max).
-pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 11),
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 8),
@@ -52,13 +52,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 ];
 
 /// The supported range of one API key, if any.
-pub fn supported_range(key: i16) -> Option<(ApiKey, i16, i16)> {
+pub(crate) fn supported_range(key: i16) -> Option<(ApiKey, i16, i16)> {
     SUPPORTED.iter().copied().find(|(k, _, _)| *k as i16 == key)
 }
 
 /// A frame that cannot be served; the connection is closed after logging it.
 #[derive(Debug, thiserror::Error)]
-pub enum FrameError {
+pub(crate) enum FrameError {
     #[error("frame of {0} bytes is too short for a request header")]
     TooShort(usize),
     #[error("unknown api key {0}")]
@@ -88,14 +88,14 @@ pub enum FrameError {
 
 /// Who is on the other end of a connection, and which presented broker it reached.
 #[derive(Debug, Clone)]
-pub struct Connection {
+pub(crate) struct Connection {
     pub client_host: String,
     pub node_id: i32,
 }
 
 /// A decoded request with what a handler needs of its header.
 #[derive(Debug)]
-pub struct Request {
+pub(crate) struct Request {
     pub api: ApiKey,
     pub version: i16,
     pub header: RequestHeader,
@@ -108,7 +108,7 @@ pub struct Request {
 
 impl Request {
     /// The client id from the header, or "".
-    pub fn client_id(&self) -> String {
+    pub(crate) fn client_id(&self) -> String {
         self.header
             .client_id
             .as_ref()
@@ -120,7 +120,7 @@ impl Request {
 /// A request frame, decoded. (Unboxed: it is matched once, right after decoding.)
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
-pub enum Decoded {
+pub(crate) enum Decoded {
     Request {
         correlation_id: i32,
         header: RequestHeader,
@@ -136,7 +136,7 @@ pub enum Decoded {
 }
 
 /// Decodes one request frame (without its length prefix).
-pub fn decode(mut frame: Bytes) -> Result<Decoded, FrameError> {
+pub(crate) fn decode(mut frame: Bytes) -> Result<Decoded, FrameError> {
     if frame.len() < 8 {
         return Err(FrameError::TooShort(frame.len()));
     }
@@ -174,7 +174,7 @@ pub fn decode(mut frame: Bytes) -> Result<Decoded, FrameError> {
 }
 
 /// Appends one response frame, length prefix included, to `buf`.
-pub fn encode(
+pub(crate) fn encode(
     api: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -203,7 +203,7 @@ pub fn encode(
 }
 
 /// The ApiVersions body listing [`SUPPORTED`].
-pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
+pub(crate) fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     let mut resp = ApiVersionsResponse::default();
     resp.error_code = error_code;

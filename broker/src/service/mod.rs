@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Decodes, handles and encodes one request frame (without its length prefix), appending
 /// the response frame to `out`. `Ok(false)` means no response is sent (Produce, acks=0).
-pub async fn serve_frame(
+pub(crate) async fn serve_frame(
     state: &Arc<State>,
     frame: Bytes,
     conn: &Connection,

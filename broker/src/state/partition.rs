@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 /// One partition: its log, its producers' sequence state and its leader epoch history.
 #[derive(Debug)]
-pub struct Partition {
+pub(crate) struct Partition {
     pub index: i32,
     /// Log and producer state change together under one lock, so a sequence check and
     /// the append it allows cannot interleave with another producer's.
@@ -48,7 +48,7 @@ struct ProducerSnapshot {
 
 /// What a fetch gets from one partition.
 #[derive(Debug, Clone)]
-pub struct Read {
+pub(crate) struct Read {
     pub bytes: Bytes,
     pub offsets: Offsets,
     /// Aborted transactions overlapping the data (read_committed only).
@@ -68,7 +68,7 @@ impl PartitionData {
 
 /// Why an append was refused or failed.
 #[derive(Debug, thiserror::Error)]
-pub enum AppendError {
+pub(crate) enum AppendError {
     #[error(transparent)]
     Sequence(#[from] SequenceError),
     #[error(transparent)]
@@ -85,7 +85,7 @@ pub struct Offsets {
 
 /// The result of appending a produce request's batches.
 #[derive(Debug, Clone, Copy)]
-pub struct Appended {
+pub(crate) struct Appended {
     pub base_offset: i64,
     /// The broker's timestamp for log-append-time topics, else -1.
     pub log_append_time: i64,
@@ -132,7 +132,7 @@ impl Partition {
     }
 
     /// Starts a new leader epoch at the current log end (leadership moved).
-    pub fn bump_leader_epoch(&self) {
+    pub(crate) fn bump_leader_epoch(&self) {
         let end = lock(&self.inner).log.end_offset();
         if let Err(e) = lock(&self.epochs).bump(end) {
             // The epoch moves on in memory; a restart would answer from the older list.
@@ -141,11 +141,11 @@ impl Partition {
     }
 
     /// The current leader epoch.
-    pub fn leader_epoch(&self) -> i32 {
+    pub(crate) fn leader_epoch(&self) -> i32 {
         lock(&self.epochs).current()
     }
 
-    pub fn offsets(&self) -> Offsets {
+    pub(crate) fn offsets(&self) -> Offsets {
         lock(&self.inner).offsets()
     }
 
@@ -153,7 +153,7 @@ impl Partition {
     /// Idempotent batches are checked against their producer's sequences first; a retried
     /// batch is answered with its original offset and not stored again.
     /// `log_append_time` is the broker's timestamp for log-append-time topics.
-    pub fn append(
+    pub(crate) fn append(
         &self,
         batches: &[(BatchHeader, Bytes)],
         log_append_time: Option<i64>,
@@ -206,7 +206,7 @@ impl Partition {
     /// Reads whole batches from `offset`, at most `max_bytes` beyond the first batch. With
     /// `read_committed` the data stops at the last stable offset and the aborted
     /// transactions in the range returned come along.
-    pub fn read(
+    pub(crate) fn read(
         &self,
         offset: i64,
         max_bytes: usize,
@@ -251,7 +251,7 @@ impl Partition {
     /// swapped in. The partition lock is held only to read one range and to swap one in, so
     /// produce and fetch go on in between. Control and transactional batches are kept
     /// whole. Returns how many records went.
-    pub fn compact(&self, max_decompressed: usize) -> Result<usize, LogError> {
+    pub(crate) fn compact(&self, max_decompressed: usize) -> Result<usize, LogError> {
         let ranges = lock(&self.inner).log.cleanable_ranges();
         let mut latest: HashMap<Bytes, i64> = HashMap::new();
         for &(base, next) in &ranges {
@@ -295,7 +295,7 @@ impl Partition {
     }
 
     /// Writes a commit or abort marker for `producer_id`'s transaction; returns its offset.
-    pub fn write_marker(
+    pub(crate) fn write_marker(
         &self,
         producer_id: i64,
         epoch: i16,
@@ -327,7 +327,7 @@ impl Partition {
     }
 
     /// The open transaction's first offset here for `producer_id`, and the producers seen.
-    pub fn producers(&self) -> Vec<crate::txn::producer_state::ProducerSummary> {
+    pub(crate) fn producers(&self) -> Vec<crate::txn::producer_state::ProducerSummary> {
         let data = lock(&self.inner);
         data.producers
             .summaries()
@@ -340,13 +340,41 @@ impl Partition {
     }
 
     /// Runs `f` with the log locked (for lookups that need several calls).
-    pub fn with_log<R>(&self, f: impl FnOnce(&mut dyn Log) -> R) -> R {
+    pub(crate) fn with_log<R>(&self, f: impl FnOnce(&mut dyn Log) -> R) -> R {
         let mut data = lock(&self.inner);
         f(data.log.as_mut())
     }
 
+    /// Applies retention; returns the bytes removed. What the partition knows of aborted
+    /// transactions wholly below the new log start goes too.
+    pub(crate) fn apply_retention(&self, now_ms: i64) -> Result<u64, LogError> {
+        let mut data = lock(&self.inner);
+        let removed = data.log.apply_retention(now_ms)?;
+        let start = data.log.start_offset();
+        data.txns.trim(start);
+        Ok(removed)
+    }
+
+    /// DeleteRecords: moves the log start offset to `target`; returns the new log start.
+    pub(crate) fn advance_start_offset(&self, target: i64) -> Result<i64, LogError> {
+        let mut data = lock(&self.inner);
+        data.log.advance_start_offset(target)?;
+        let start = data.log.start_offset();
+        data.txns.trim(start);
+        Ok(start)
+    }
+
+    /// Aborted transactions the partition still indexes (for tests of trimming).
+    #[cfg(test)]
+    pub(crate) fn aborted_count(&self) -> usize {
+        lock(&self.inner)
+            .txns
+            .aborted_between(i64::MIN, i64::MAX)
+            .len()
+    }
+
     /// Flushes the log and writes the producer-state snapshot.
-    pub fn flush(&self) -> Result<(), LogError> {
+    pub(crate) fn flush(&self) -> Result<(), LogError> {
         let mut data = lock(&self.inner);
         data.log.flush()?;
         if let Some(path) = &self.snapshot_path {
@@ -362,7 +390,7 @@ impl Partition {
 
     /// End offset of `epoch` as OffsetForLeaderEpoch defines it: the start offset of the
     /// next higher epoch, or the log end for the current one; `None` if unknown.
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+    pub(crate) fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
         let end = lock(&self.inner).log.end_offset();
         lock(&self.epochs).end_offset_for(epoch, end)
     }

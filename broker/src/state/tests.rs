@@ -1,4 +1,5 @@
-//! What a failed metadata write leaves: memory and disk as they were.
+//! What a failed metadata write leaves (memory and disk as they were), and what moving
+//! the log start forgets.
 
 use super::*;
 
@@ -41,4 +42,42 @@ fn a_failed_metadata_write_changes_nothing() {
     let state = open(dir.path());
     assert_eq!(state.topic("t").unwrap().partition_count(), 2);
     assert!(state.topic("u").is_none());
+}
+
+/// A transactional batch of one record from `producer_id`.
+fn transactional_batch(producer_id: i64) -> (crate::log::batch::BatchHeader, bytes::Bytes) {
+    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+    let mut r = crate::log::records::tests::record(0, "k".into(), "v".into());
+    r.transactional = true;
+    r.producer_id = producer_id;
+    r.producer_epoch = 0;
+    r.sequence = 0;
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &[r], &options).unwrap();
+    let bytes = buf.freeze();
+    (
+        crate::log::batch::BatchHeader::parse(&bytes).unwrap(),
+        bytes,
+    )
+}
+
+#[test]
+fn aborted_transactions_below_the_log_start_are_forgotten() {
+    let state = State::open(BrokerConfig::default(), ("127.0.0.1".into(), 9092)).unwrap();
+    let topic = state
+        .create_topic("t", 1, -1, TopicConfigs::default())
+        .unwrap();
+    let p = topic.partition(0).unwrap();
+    p.append(&[transactional_batch(7)], None).unwrap();
+    p.write_marker(7, 0, false, 0).unwrap();
+    assert_eq!(p.aborted_count(), 1);
+    // DeleteRecords below the transaction's last offset keeps it.
+    assert_eq!(p.advance_start_offset(1).unwrap(), 1);
+    assert_eq!(p.aborted_count(), 1);
+    assert_eq!(p.advance_start_offset(2).unwrap(), 2);
+    assert_eq!(p.aborted_count(), 0);
 }

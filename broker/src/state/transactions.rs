@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 impl State {
     /// InitProducerId for a transactional id: the producer id and its new epoch, after
     /// aborting an earlier incarnation's open transaction.
-    pub fn init_transactional_producer(
+    pub(crate) fn init_transactional_producer(
         &self,
         transactional_id: &str,
         timeout_ms: i32,
@@ -24,7 +24,7 @@ impl State {
     }
 
     /// EndTxn.
-    pub fn end_transaction(
+    pub(crate) fn end_transaction(
         &self,
         transactional_id: &str,
         producer_id: i64,

@@ -23,7 +23,7 @@
 
 use super::producer_ids::ProducerIds;
 use super::store::TxnStore;
-pub use super::store::{TxnMeta, TxnState};
+pub(crate) use super::store::{TxnMeta, TxnState};
 use crate::group::store::CommittedOffset;
 use crate::meta::MetaError;
 use kafka_protocol::error::ResponseError;
@@ -31,12 +31,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
 /// Offsets to commit for one group: (topic, partition, offset).
-pub type GroupOffsets = Vec<(String, i32, CommittedOffset)>;
+pub(crate) type GroupOffsets = Vec<(String, i32, CommittedOffset)>;
 
 /// What ending a transaction asks of the broker, in this order: a marker on each
 /// partition, then (on commit) the offsets for each group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Completion {
+pub(crate) struct Completion {
     pub transactional_id: String,
     pub producer_id: i64,
     pub epoch: i16,
@@ -51,7 +51,7 @@ pub struct Completion {
 
 /// What InitProducerId for a transactional id comes to.
 #[derive(Debug)]
-pub enum Init {
+pub(crate) enum Init {
     /// The producer id and its (bumped) epoch.
     Ready(i64, i16),
     /// The earlier incarnation's transaction must be aborted first; the id and epoch come
@@ -68,7 +68,7 @@ struct Txns {
 
 /// All transactional ids of this broker.
 #[derive(Debug)]
-pub struct TxnCoordinator {
+pub(crate) struct TxnCoordinator {
     txns: Mutex<Txns>,
     store: TxnStore,
     producer_ids: ProducerIds,
@@ -92,7 +92,7 @@ fn is_prepared(meta: &TxnMeta) -> bool {
 }
 
 impl TxnCoordinator {
-    pub fn open(
+    pub(crate) fn open(
         store: TxnStore,
         clock: crate::clock::Clock,
         max_timeout_ms: i32,
@@ -126,12 +126,12 @@ impl TxnCoordinator {
     }
 
     /// A new producer id (for idempotent producers too).
-    pub fn allocate_producer_id(&self) -> Result<i64, MetaError> {
+    pub(crate) fn allocate_producer_id(&self) -> Result<i64, MetaError> {
         self.producer_ids.allocate(&self.store)
     }
 
     /// The next producer id to be handed out: how many were handed out.
-    pub fn producer_id_count(&self) -> i64 {
+    pub(crate) fn producer_id_count(&self) -> i64 {
         self.producer_ids.next()
     }
 
@@ -142,7 +142,7 @@ impl TxnCoordinator {
 
     /// InitProducerId for a transactional id: a producer id and a bumped epoch; an open
     /// transaction of an earlier incarnation is aborted (fencing it).
-    pub fn init_producer_id(
+    pub(crate) fn init_producer_id(
         &self,
         transactional_id: &str,
         timeout_ms: i32,
@@ -250,7 +250,7 @@ impl TxnCoordinator {
 
     /// The broker carried out `c`: the transaction is complete (or, after a new
     /// incarnation's abort, the id is ready again). Returns the producer id and epoch.
-    pub fn completed(&self, c: &Completion) -> Result<(i64, i16), ResponseError> {
+    pub(crate) fn completed(&self, c: &Completion) -> Result<(i64, i16), ResponseError> {
         let mut txns = self.lock();
         txns.completing.remove(&c.transactional_id);
         let meta = txns
@@ -275,7 +275,7 @@ impl TxnCoordinator {
     }
 
     /// The broker could not carry out `c`; the next tick tries again.
-    pub fn not_completed(&self, c: &Completion) {
+    pub(crate) fn not_completed(&self, c: &Completion) {
         self.lock().completing.remove(&c.transactional_id);
     }
 
@@ -303,7 +303,7 @@ impl TxnCoordinator {
 
     /// AddPartitionsToTxn; `verify_only` checks without adding (the KIP-890 form).
     /// `exists` says whether a partition exists.
-    pub fn add_partitions(
+    pub(crate) fn add_partitions(
         &self,
         transactional_id: &str,
         producer_id: i64,
@@ -357,7 +357,7 @@ impl TxnCoordinator {
     }
 
     /// AddOffsetsToTxn.
-    pub fn add_offsets(
+    pub(crate) fn add_offsets(
         &self,
         transactional_id: &str,
         producer_id: i64,
@@ -377,7 +377,7 @@ impl TxnCoordinator {
     }
 
     /// TxnOffsetCommit: offsets held until the transaction commits.
-    pub fn commit_offsets(
+    pub(crate) fn commit_offsets(
         &self,
         transactional_id: &str,
         producer_id: i64,
@@ -403,7 +403,7 @@ impl TxnCoordinator {
     }
 
     /// EndTxn: `Some` when there is a transaction to carry out.
-    pub fn end_txn(
+    pub(crate) fn end_txn(
         &self,
         transactional_id: &str,
         producer_id: i64,
@@ -435,7 +435,7 @@ impl TxnCoordinator {
 
     /// Whether a transactional produce from (`producer_id`, `epoch`) to this partition is
     /// part of an open transaction.
-    pub fn verify_produce(
+    pub(crate) fn verify_produce(
         &self,
         producer_id: i64,
         epoch: i16,
@@ -460,7 +460,7 @@ impl TxnCoordinator {
     }
 
     /// Offsets of `group` waiting for a transaction to commit (OffsetFetch RequireStable).
-    pub fn has_pending_offsets(&self, group: &str, topic: &str, partition: i32) -> bool {
+    pub(crate) fn has_pending_offsets(&self, group: &str, topic: &str, partition: i32) -> bool {
         self.lock().by_id.values().any(|m| {
             m.offsets
                 .iter()
@@ -471,7 +471,7 @@ impl TxnCoordinator {
     /// Aborts transactions past their timeout (bumping the epoch, which fences the
     /// producer) and finds prepared ones left by a crash or a failed completion: what the
     /// broker must carry out.
-    pub fn tick(&self) -> Vec<Completion> {
+    pub(crate) fn tick(&self) -> Vec<Completion> {
         let now = self.clock.now_ms();
         let mut guard = self.lock();
         let txns = &mut *guard;
@@ -506,11 +506,11 @@ impl TxnCoordinator {
         out
     }
 
-    pub fn describe(&self, transactional_id: &str) -> Option<TxnMeta> {
+    pub(crate) fn describe(&self, transactional_id: &str) -> Option<TxnMeta> {
         self.lock().by_id.get(transactional_id).cloned()
     }
 
-    pub fn list(&self) -> Vec<TxnMeta> {
+    pub(crate) fn list(&self) -> Vec<TxnMeta> {
         self.lock().by_id.values().cloned().collect()
     }
 }

@@ -38,7 +38,7 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
 }
 
 /// A marker batch for `producer_id`/`epoch` (offset 0; the log assigns the real one).
-pub fn marker(
+pub(crate) fn marker(
     producer_id: i64,
     epoch: i16,
     commit: bool,
@@ -81,7 +81,7 @@ pub fn marker(
 }
 
 /// For a control batch: `Some(true)` for a commit marker, `Some(false)` for an abort.
-pub fn marker_type(header: &BatchHeader, batch: &[u8]) -> Option<bool> {
+pub(crate) fn marker_type(header: &BatchHeader, batch: &[u8]) -> Option<bool> {
     if !header.is_control() {
         return None;
     }

@@ -1,10 +1,10 @@
 //! Producer ids, idempotent sequences and transactions.
 
-pub mod coordinator;
+pub(crate) mod coordinator;
 #[cfg(test)]
 mod coordinator_tests;
-pub mod markers;
-pub mod partition_txns;
-pub mod producer_ids;
-pub mod producer_state;
-pub mod store;
+pub(crate) mod markers;
+pub(crate) mod partition_txns;
+pub(crate) mod producer_ids;
+pub(crate) mod producer_state;
+pub(crate) mod store;

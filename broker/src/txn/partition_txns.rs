@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 /// One aborted transaction in this partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AbortedTxn {
+pub(crate) struct AbortedTxn {
     pub producer_id: i64,
     pub first_offset: i64,
     /// Offset of the abort marker.
@@ -15,7 +15,7 @@ pub struct AbortedTxn {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionTxns {
+pub(crate) struct PartitionTxns {
     /// Producer id → first offset of its open transaction here.
     ongoing: BTreeMap<i64, i64>,
     aborted: Vec<AbortedTxn>,
@@ -23,7 +23,7 @@ pub struct PartitionTxns {
 
 impl PartitionTxns {
     /// Tracks an appended batch (data or marker); `commit` is the marker's type.
-    pub fn on_append(&mut self, h: &BatchHeader, commit: Option<bool>) {
+    pub(crate) fn on_append(&mut self, h: &BatchHeader, commit: Option<bool>) {
         if !h.is_transactional() {
             return;
         }
@@ -44,7 +44,7 @@ impl PartitionTxns {
 
     /// The last stable offset: the first offset of the oldest open transaction, or the
     /// high watermark when none is open.
-    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+    pub(crate) fn last_stable_offset(&self, high_watermark: i64) -> i64 {
         self.ongoing
             .values()
             .copied()
@@ -54,12 +54,12 @@ impl PartitionTxns {
     }
 
     /// Start offset of `producer_id`'s open transaction here, if any.
-    pub fn open_since(&self, producer_id: i64) -> Option<i64> {
+    pub(crate) fn open_since(&self, producer_id: i64) -> Option<i64> {
         self.ongoing.get(&producer_id).copied()
     }
 
     /// Aborted transactions overlapping `[from, to)`.
-    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+    pub(crate) fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         self.aborted
             .iter()
             .filter(|a| a.last_offset >= from && a.first_offset < to)
@@ -68,7 +68,7 @@ impl PartitionTxns {
     }
 
     /// Forgets aborted transactions wholly below the log start offset.
-    pub fn trim(&mut self, log_start: i64) {
+    pub(crate) fn trim(&mut self, log_start: i64) {
         self.aborted.retain(|a| a.last_offset >= log_start);
     }
 }

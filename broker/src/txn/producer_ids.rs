@@ -15,13 +15,13 @@ struct Range {
 
 /// Hands out unique producer ids.
 #[derive(Debug)]
-pub struct ProducerIds {
+pub(crate) struct ProducerIds {
     range: Mutex<Range>,
 }
 
 impl ProducerIds {
     /// Continues after the last reserved block.
-    pub fn open(store: &TxnStore) -> Result<Self, MetaError> {
+    pub(crate) fn open(store: &TxnStore) -> Result<Self, MetaError> {
         let start = store.producer_id_block_end()?.unwrap_or(0);
         Ok(Self {
             range: Mutex::new(Range {
@@ -33,12 +33,12 @@ impl ProducerIds {
 
     /// The next id to hand out (ids are never reused, so this counts every
     /// InitProducerId answered since the store was created).
-    pub fn next(&self) -> i64 {
+    pub(crate) fn next(&self) -> i64 {
         self.range.lock().unwrap_or_else(|p| p.into_inner()).next
     }
 
     /// The next unused id.
-    pub fn allocate(&self, store: &TxnStore) -> Result<i64, MetaError> {
+    pub(crate) fn allocate(&self, store: &TxnStore) -> Result<i64, MetaError> {
         let mut r = self.range.lock().unwrap_or_else(|p| p.into_inner());
         if r.next >= r.end {
             let end = r.end + BLOCK;

@@ -36,7 +36,7 @@ struct ProducerEntry {
 
 /// What to do with an idempotent batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sequenced {
+pub(crate) enum Sequenced {
     /// New data: append it.
     Append,
     /// A retry of a stored batch: answer with its original base offset, store nothing.
@@ -45,7 +45,7 @@ pub enum Sequenced {
 
 /// A batch refused by sequence or epoch checks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SequenceError {
+pub(crate) enum SequenceError {
     #[error("producer {producer_id} epoch {got} is older than the current epoch {current}")]
     StaleEpoch {
         producer_id: i64,
@@ -62,7 +62,7 @@ pub enum SequenceError {
 
 /// A producer as DescribeProducers shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProducerSummary {
+pub(crate) struct ProducerSummary {
     pub producer_id: i64,
     pub epoch: i16,
     pub last_sequence: i32,
@@ -72,7 +72,7 @@ pub struct ProducerSummary {
 
 /// All producers' state on one partition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProducerStates {
+pub(crate) struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
 }
 
@@ -92,7 +92,7 @@ fn next_seq(seq: i32) -> i32 {
 
 impl ProducerStates {
     /// Checks a batch before it is appended.
-    pub fn check(&self, h: &BatchHeader) -> Result<Sequenced, SequenceError> {
+    pub(crate) fn check(&self, h: &BatchHeader) -> Result<Sequenced, SequenceError> {
         if h.producer_id < 0 {
             return Ok(Sequenced::Append);
         }
@@ -144,7 +144,7 @@ impl ProducerStates {
         }
     }
 
-    pub fn summaries(&self) -> Vec<ProducerSummary> {
+    pub(crate) fn summaries(&self) -> Vec<ProducerSummary> {
         let mut out: Vec<_> = self
             .producers
             .iter()
@@ -161,7 +161,7 @@ impl ProducerStates {
     }
 
     /// Records an appended batch (`h.base_offset` is the assigned offset).
-    pub fn record(&mut self, h: &BatchHeader) {
+    pub(crate) fn record(&mut self, h: &BatchHeader) {
         if h.producer_id < 0 {
             return;
         }

@@ -44,7 +44,7 @@ impl GroupState {
 
 /// The parts of a JoinGroup request the coordinator needs.
 #[derive(Debug, Clone)]
-pub struct JoinRequest {
+pub(crate) struct JoinRequest {
     pub group_id: String,
     pub member_id: String,
     pub instance_id: Option<String>,
@@ -72,7 +72,7 @@ pub struct MemberInfo {
 
 /// JoinGroup's answer.
 #[derive(Debug, Clone)]
-pub struct JoinOutcome {
+pub(crate) struct JoinOutcome {
     pub error: Option<ResponseError>,
     pub generation: i32,
     pub protocol_type: Option<String>,
@@ -84,7 +84,7 @@ pub struct JoinOutcome {
 }
 
 impl JoinOutcome {
-    pub fn error(e: ResponseError, member_id: &str) -> Self {
+    pub(crate) fn error(e: ResponseError, member_id: &str) -> Self {
         Self {
             error: Some(e),
             generation: -1,
@@ -100,7 +100,7 @@ impl JoinOutcome {
 
 /// SyncGroup's answer.
 #[derive(Debug, Clone)]
-pub struct SyncOutcome {
+pub(crate) struct SyncOutcome {
     pub error: Option<ResponseError>,
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
@@ -108,7 +108,7 @@ pub struct SyncOutcome {
 }
 
 impl SyncOutcome {
-    pub fn error(e: ResponseError) -> Self {
+    pub(crate) fn error(e: ResponseError) -> Self {
         Self {
             error: Some(e),
             protocol_type: None,
