@@ -198,16 +198,30 @@ fn parse_json(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))
 }
 
-/// The subcommand of `topic`, from its schema.
+/// The subcommand of `topic`. Its flags are made only when it runs (or shows its help):
+/// other commands of the binary do not pay for the schemas.
 fn subcommand(topic: Topic) -> Command {
+    Command::new(topic.command())
+        .about(format!("Publish an event to {}", topic.name()))
+        .defer(
+            |cmd| match topics().find(|t| t.command() == cmd.get_name()) {
+                Some(topic) => with_flags(cmd, topic),
+                None => cmd,
+            },
+        )
+}
+
+/// `cmd` with a flag for each field of `topic`'s schema, and `--json`.
+fn with_flags(mut cmd: Command, topic: Topic) -> Command {
     let schema = agentbus_client::schema::schema(topic);
     let defs = &schema["$defs"];
     let required: Vec<&str> = schema["required"]
         .as_array()
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let description = schema["description"].as_str().unwrap_or_default();
-    let mut cmd = Command::new(topic.command()).about(format!("{}: {description}", topic.name()));
+    if let Some(description) = schema["description"].as_str() {
+        cmd = cmd.long_about(format!("{}: {description}", topic.name()));
+    }
     if let Some(props) = schema["properties"].as_object() {
         for (field, prop) in props {
             let defaulted = DEFAULTS.iter().any(|(t, f, _)| *t == topic && f == field);
@@ -233,11 +247,13 @@ impl clap::FromArgMatches for Kind {
         };
         let mut fields = Map::new();
         let mut json = None;
+        // The matches hold the global flags too (`--timeout-ms`, `--log-format`): only the
+        // fields' flags carry JSON values.
         for id in sub.ids() {
             let id = id.as_str();
             if id == "json" {
                 json = sub.get_one::<String>(id).cloned();
-            } else if let Some(value) = sub.get_one::<Value>(id) {
+            } else if let Ok(Some(value)) = sub.try_get_one::<Value>(id) {
                 fields.insert(id.to_string(), value.clone());
             }
         }

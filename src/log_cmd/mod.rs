@@ -450,6 +450,9 @@ mod tests {
             CID,
             "--alternatives",
             r#"[{"agent_name": "agent-debug", "confidence_score": 0.7, "reason": "r"}]"#,
+            // A global flag after the subcommand's own.
+            "--timeout-ms",
+            "100",
         ])
         .unwrap();
         let AnyEvent::RoutingDecision(r) = e else {

@@ -1,6 +1,8 @@
-//! Group coordinator (classic protocol) and committed offsets.
+//! Group coordinator and committed offsets. A group ([`protocol::Group`]) holds its offsets
+//! and the state machine of the protocol its members speak: classic (below) or KIP-848's
+//! consumer protocol (`consumer`).
 //!
-//! Group states, as in Kafka's GroupCoordinator:
+//! Classic group states, as in Kafka's GroupCoordinator:
 //! ```text
 //!            join (first member)                 all members joined / deadline
 //!  Empty ─────────────────────────► Preparing ───────────────────────────────► Completing
