@@ -74,6 +74,12 @@ pub struct BrokerConfig {
     pub group: GroupConfig,
     /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a producer may ask.
     pub transaction_max_timeout_ms: i32,
+    /// `log.message.timestamp.before.max.ms`: how far in the past a CreateTime record's
+    /// timestamp may be (unbounded by default).
+    pub timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms`: how far in the future (one hour by default,
+    /// as from Kafka 4.0).
+    pub timestamp_after_max_ms: i64,
 }
 
 impl Default for BrokerConfig {
@@ -94,6 +100,8 @@ impl Default for BrokerConfig {
             retention_check_interval: Duration::from_secs(300),
             group: GroupConfig::default(),
             transaction_max_timeout_ms: 900_000,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
         }
     }
 }

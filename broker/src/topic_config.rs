@@ -20,9 +20,6 @@ const PASSIVE: &[&str] = &[
     "max.compaction.lag.ms",
     "message.downconversion.enable",
     "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
     "min.insync.replicas",
@@ -64,6 +61,9 @@ impl TopicConfigs {
             "segment.bytes" => parse_long(name, value, 14).map(drop),
             "segment.ms" => parse_long(name, value, 1).map(drop),
             "max.message.bytes" => parse_long(name, value, 0).map(drop),
+            "message.timestamp.after.max.ms"
+            | "message.timestamp.before.max.ms"
+            | "message.timestamp.difference.max.ms" => parse_long(name, value, 0).map(drop),
             "cleanup.policy" => {
                 let ok = value
                     .split(',')
@@ -130,6 +130,22 @@ impl TopicConfigs {
             .max(0) as usize
     }
 
+    /// How far in the past and in the future a CreateTime record's timestamp may be
+    /// (KIP-937): `message.timestamp.before.max.ms` and `after.max.ms`, else the older
+    /// `message.timestamp.difference.max.ms` for both, else the broker's defaults.
+    pub(crate) fn timestamp_bounds(&self, broker: &BrokerConfig) -> (i64, i64) {
+        let difference = self.long("message.timestamp.difference.max.ms");
+        let before = self
+            .long("message.timestamp.before.max.ms")
+            .or(difference)
+            .unwrap_or(broker.timestamp_before_max_ms);
+        let after = self
+            .long("message.timestamp.after.max.ms")
+            .or(difference)
+            .unwrap_or(broker.timestamp_after_max_ms);
+        (before, after)
+    }
+
     /// Whether the broker stamps timestamps (`message.timestamp.type=LogAppendTime`).
     pub(crate) fn log_append_time(&self) -> bool {
         self.0.get("message.timestamp.type").map(String::as_str) == Some("LogAppendTime")
@@ -143,6 +159,14 @@ impl TopicConfigs {
             ("cleanup.policy", "delete".to_string()),
             ("compression.type", "producer".to_string()),
             ("max.message.bytes", broker.max_message_bytes.to_string()),
+            (
+                "message.timestamp.after.max.ms",
+                broker.timestamp_after_max_ms.to_string(),
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                broker.timestamp_before_max_ms.to_string(),
+            ),
             ("message.timestamp.type", "CreateTime".to_string()),
             ("min.insync.replicas", "1".to_string()),
             ("retention.bytes", d.retention_bytes.to_string()),
@@ -197,5 +221,16 @@ mod tests {
         assert_eq!(c.log_config(&b).retention_ms, 1000);
         assert_eq!(c.max_message_bytes(&b), 50);
         assert!(!c.log_append_time());
+        assert_eq!(c.timestamp_bounds(&b), (i64::MAX, 3_600_000));
+        let old = TopicConfigs::from_pairs([("message.timestamp.difference.max.ms", Some("10"))])
+            .unwrap();
+        assert_eq!(old.timestamp_bounds(&b), (10, 10));
+        let new = TopicConfigs::from_pairs([
+            ("message.timestamp.difference.max.ms", Some("10")),
+            ("message.timestamp.after.max.ms", Some("20")),
+        ])
+        .unwrap();
+        assert_eq!(new.timestamp_bounds(&b), (10, 20));
+        assert!(TopicConfigs::check("message.timestamp.before.max.ms", "-1").is_err());
     }
 }

@@ -12,6 +12,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod record_checks;
 mod routing;
 
 pub(crate) use routing::error_response;

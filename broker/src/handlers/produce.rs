@@ -1,12 +1,15 @@
-//! Produce v3–v11: validate each batch's header, assign offsets, append.
+//! Produce v3–v11: validate each batch's header and records, assign offsets, append.
 
+use super::record_checks::{RecordRules, Refused};
 use super::str_bytes;
-use crate::log::batch::{split_batches, BatchError, BatchHeader};
+use crate::log::batch::{split_batches, BatchError};
 use crate::state::{AppendError, State, Topic};
 use crate::txn::producer_state::SequenceError;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use std::sync::Arc;
 
@@ -30,10 +33,10 @@ pub(crate) fn handle(
             pr.log_append_time_ms = -1;
             pr.log_start_offset = -1;
             let result = if !matches!(acks, -1..=1) {
-                Err((ResponseError::InvalidRequiredAcks, None))
+                Err(Rejection::new(ResponseError::InvalidRequiredAcks, None))
             } else {
                 match &topic {
-                    None => Err((ResponseError::UnknownTopicOrPartition, None)),
+                    None => Err(Rejection::new(ResponseError::UnknownTopicOrPartition, None)),
                     Some(t) => append(state, node, t, pd.index, pd.records),
                 }
             };
@@ -45,17 +48,27 @@ pub(crate) fn handle(
                         pr.log_start_offset = a.log_start_offset;
                     }
                 }
-                Err((code, message)) => {
+                Err(r) => {
                     tracing::debug!(
                         topic = name,
                         partition = pd.index,
-                        ?code,
-                        ?message,
+                        code = ?r.code,
+                        message = ?r.message,
                         "produce rejected"
                     );
-                    pr.error_code = code.code();
+                    pr.error_code = r.code.code();
                     if version >= 8 {
-                        pr.error_message = message.map(str_bytes);
+                        pr.error_message = r.message.map(str_bytes);
+                        pr.record_errors = r
+                            .records
+                            .into_iter()
+                            .map(|(index, message)| {
+                                let mut e = BatchIndexAndErrorMessage::default();
+                                e.batch_index = index;
+                                e.batch_index_error_message = Some(str_bytes(message));
+                                e
+                            })
+                            .collect();
                     }
                 }
             }
@@ -66,7 +79,30 @@ pub(crate) fn handle(
     (acks != 0).then_some(resp)
 }
 
-type Rejection = (ResponseError, Option<String>);
+/// Why a partition's records were not appended: the error, its message, and for a batch
+/// refused for some of its records (KIP-467) each one's index in the batch and reason.
+#[derive(Debug)]
+struct Rejection {
+    code: ResponseError,
+    message: Option<String>,
+    records: Vec<(i32, String)>,
+}
+
+impl Rejection {
+    fn new(code: ResponseError, message: Option<String>) -> Self {
+        Self {
+            code,
+            message,
+            records: Vec::new(),
+        }
+    }
+}
+
+impl From<ResponseError> for Rejection {
+    fn from(code: ResponseError) -> Self {
+        Self::new(code, None)
+    }
+}
 
 fn append(
     state: &State,
@@ -77,48 +113,72 @@ fn append(
 ) -> Result<crate::state::Appended, Rejection> {
     let partition = topic
         .partition(index)
-        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
-    super::check_leader(state, node, &topic.name, index).map_err(|e| (e, None))?;
-    let records = records.ok_or((
-        ResponseError::InvalidRecord,
-        Some("produce request has no records".into()),
-    ))?;
-    let batches =
-        split_batches(records).map_err(|e| (batch_error_code(&e), Some(e.to_string())))?;
+        .ok_or(ResponseError::UnknownTopicOrPartition)?;
+    super::check_leader(state, node, &topic.name, index)?;
+    let records = records.ok_or_else(|| {
+        Rejection::new(
+            ResponseError::InvalidRecord,
+            Some("produce request has no records".into()),
+        )
+    })?;
+    let batches = split_batches(records)
+        .map_err(|e| Rejection::new(batch_error_code(&e), Some(e.to_string())))?;
     if batches.is_empty() {
-        return Err((
+        return Err(Rejection::new(
             ResponseError::InvalidRecord,
             Some("produce request has no record batches".into()),
         ));
     }
     let configs = topic.configs();
     let max = configs.max_message_bytes(&state.config);
+    let rules = RecordRules {
+        compacted: configs.compacted(),
+        timestamps: (!configs.log_append_time()).then(|| {
+            let (before, after) = configs.timestamp_bounds(&state.config);
+            (state.clock.now_ms(), before, after)
+        }),
+        limit: state.config.max_decompressed_bytes,
+    };
     for (h, bytes) in &batches {
         if h.size > max {
             let e = BatchError::TooLarge { size: h.size, max };
-            return Err((ResponseError::MessageTooLarge, Some(e.to_string())));
+            return Err(Rejection::new(
+                ResponseError::MessageTooLarge,
+                Some(e.to_string()),
+            ));
         }
         if h.record_count == 0 {
-            return Err((
+            return Err(Rejection::new(
                 ResponseError::InvalidRecord,
                 Some("record batch has no records".into()),
             ));
         }
         if h.is_control() {
-            return Err((
+            return Err(Rejection::new(
                 ResponseError::InvalidRecord,
                 Some("clients may not write control batches".into()),
             ));
         }
-        if configs.compacted() {
-            check_keys(h, bytes, state.config.max_decompressed_bytes)?;
-        }
+        rules
+            .check(h, bytes, &topic.name, index)
+            .map_err(|r| match r {
+                Refused::Batch(message) => {
+                    Rejection::new(ResponseError::CorruptMessage, Some(message))
+                }
+                Refused::Records(e) => Rejection {
+                    code: e.code,
+                    message: Some(e.message),
+                    records: e.records,
+                },
+            })?;
         if h.is_transactional() {
             // The partition must have been added to the producer's open transaction.
             state
                 .txns
                 .verify_produce(h.producer_id, h.producer_epoch, &topic.name, index)
-                .map_err(|e| (e, Some(format!("transactional batch rejected: {e}"))))?;
+                .map_err(|e| {
+                    Rejection::new(e, Some(format!("transactional batch rejected: {e}")))
+                })?;
         }
     }
     partition
@@ -129,33 +189,13 @@ fn append(
                     SequenceError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
                     SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
                 };
-                (code, Some(s.to_string()))
+                Rejection::new(code, Some(s.to_string()))
             }
             AppendError::Log(e) => {
                 tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
-                (ResponseError::KafkaStorageError, Some(e.to_string()))
+                Rejection::new(ResponseError::KafkaStorageError, Some(e.to_string()))
             }
         })
-}
-
-/// A compacted topic keeps the latest record per key, so every record needs one.
-fn check_keys(header: &BatchHeader, bytes: &Bytes, limit: usize) -> Result<(), Rejection> {
-    let set = crate::log::records::decode(bytes, limit).map_err(|e| {
-        (
-            ResponseError::CorruptMessage,
-            Some(format!(
-                "cannot decode batch at base sequence {}: {e:#}",
-                header.base_sequence
-            )),
-        )
-    })?;
-    if set.records.iter().any(|r| r.key.is_none()) {
-        return Err((
-            ResponseError::InvalidRecord,
-            Some("Compacted topic cannot accept message without key".into()),
-        ));
-    }
-    Ok(())
 }
 
 fn batch_error_code(e: &BatchError) -> ResponseError {
