@@ -130,8 +130,7 @@ fn out_of_range(timestamp: i64, now: i64, before: i64, after: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::records::tests::record;
-    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+    use crate::log::records::tests::{encoded, record};
 
     fn batch(records: &[(Option<&str>, i64)]) -> (BatchHeader, Bytes) {
         let records: Vec<_> = records
@@ -144,14 +143,7 @@ mod tests {
                 r
             })
             .collect();
-        let mut buf = bytes::BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-        let bytes = buf.freeze();
-        (BatchHeader::parse(&bytes).unwrap(), bytes)
+        encoded(&records)
     }
 
     const NOW: i64 = 1_700_000_000_000;

@@ -116,6 +116,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// `records` as one uncompressed v2 batch, with its header.
+    pub(crate) fn encoded(records: &[Record]) -> (crate::log::batch::BatchHeader, Bytes) {
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, records, &options).unwrap();
+        let bytes = buf.freeze();
+        (
+            crate::log::batch::BatchHeader::parse(&bytes).unwrap(),
+            bytes,
+        )
+    }
+
     fn batch(value_len: usize, compression: Compression) -> Bytes {
         let record = record(
             0,

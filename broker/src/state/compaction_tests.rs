@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::log::batch::BatchHeader;
-use crate::log::records::tests::record;
+use crate::log::records::tests::{encoded, record};
 use bytes::Bytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::Record;
 use std::time::{Duration, Instant};
 
 const VALUE: usize = 16 * 1024;
@@ -23,14 +23,7 @@ fn batch(offset: i64, count: usize, value: &Bytes) -> (BatchHeader, Bytes) {
             r
         })
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-    let bytes = buf.freeze();
-    (BatchHeader::parse(&bytes).unwrap(), bytes)
+    encoded(&records)
 }
 
 #[test]

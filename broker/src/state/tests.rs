@@ -46,23 +46,12 @@ fn a_failed_metadata_write_changes_nothing() {
 
 /// A transactional batch of one record from `producer_id`.
 fn transactional_batch(producer_id: i64) -> (crate::log::batch::BatchHeader, bytes::Bytes) {
-    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
     let mut r = crate::log::records::tests::record(0, "k".into(), "v".into());
     r.transactional = true;
     r.producer_id = producer_id;
     r.producer_epoch = 0;
     r.sequence = 0;
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &[r], &options).unwrap();
-    let bytes = buf.freeze();
-    (
-        crate::log::batch::BatchHeader::parse(&bytes).unwrap(),
-        bytes,
-    )
+    crate::log::records::tests::encoded(&[r])
 }
 
 #[test]
