@@ -9,6 +9,7 @@ mod consume_cmd;
 mod dev;
 mod groups;
 mod log_cmd;
+mod logs;
 mod metrics_cmd;
 mod replay_cmd;
 mod schema_cmd;
@@ -33,15 +34,9 @@ struct Cli {
         env = "AGENTBUS_LOG_FORMAT",
         default_value = "text"
     )]
-    log_format: LogFormat,
+    log_format: logs::LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,22 +87,9 @@ pub(crate) fn emit(s: &str) -> anyhow::Result<()> {
     }
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTBUS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    logs::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -157,3 +157,68 @@ fn bad_settings_stop_startup_naming_the_setting() {
         );
     }
 }
+
+/// `agentbus-broker` is `agentbus broker` alone: the same flags, variables and errors,
+/// and it serves clients.
+#[test]
+fn the_lean_broker_binary_takes_the_same_settings() {
+    let lean = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_agentbus-broker"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AGENTBUS_") {
+                c.env_remove(k);
+            }
+        }
+        c
+    };
+    let bootstrap = ready_bootstrap(
+        lean()
+            .args(["--memory", "--listen", "127.0.0.1:0"])
+            .env("AGENTBUS_ADVERTISE", "from-env:2222"),
+    );
+    assert_eq!(bootstrap, "from-env:2222");
+    let out = lean()
+        .args(["--listen", "127.0.0.1:0", "--default-partitions", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("default-partitions"));
+
+    // A real client: rdkafka reads its metadata.
+    let mut child = lean()
+        .args([
+            "--memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let bootstrap = line
+        .split("bootstrap ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let metadata = rdkafka::consumer::Consumer::fetch_metadata(
+        &consumer,
+        None,
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(metadata.brokers().len(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -8,16 +8,25 @@ pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Start-up and idle memory of `agentbus broker`, and of `agentbus-broker` (the broker
+/// alone) when it was built beside it.
 pub(super) fn startup(rounds: usize) -> anyhow::Result<()> {
+    let exe = super::agentbus_exe()?;
+    startup_of("agentbus broker", &exe, &["broker"], rounds)?;
+    let lean = exe.with_file_name("agentbus-broker");
+    if lean.is_file() {
+        startup_of("agentbus-broker", &lean, &[], rounds)?;
+    }
+    Ok(())
+}
+
+fn startup_of(name: &str, exe: &Path, command: &[&str], rounds: usize) -> anyhow::Result<()> {
     let mut ready = Vec::new();
     let mut rss = Vec::new();
-    let exe = super::agentbus_exe()?;
+    let mut args = command.to_vec();
+    args.extend(["--memory", "--listen", "127.0.0.1:0"]);
     for _ in 0..rounds.max(1) {
-        let (mut child, _, elapsed) = spawn_child(
-            &exe,
-            &["broker", "--memory", "--listen", "127.0.0.1:0"],
-            "bootstrap ",
-        )?;
+        let (mut child, _, elapsed) = spawn_child(exe, &args, "bootstrap ")?;
         ready.push(elapsed.as_secs_f64() * 1000.0);
         std::thread::sleep(Duration::from_millis(500));
         rss.push(rss_kib(child.id()).unwrap_or(0) as f64 / 1024.0);
@@ -25,11 +34,11 @@ pub(super) fn startup(rounds: usize) -> anyhow::Result<()> {
         let _ = child.wait();
     }
     println!(
-        "startup: process start to ready line, median of {}: {:.2} ms",
+        "{name}: process start to ready line, median of {}: {:.2} ms; idle RSS after 500 ms, median: {:.1} MiB",
         ready.len(),
-        median(ready)
+        median(ready),
+        median(rss)
     );
-    println!("idle RSS after 500 ms, median: {:.1} MiB", median(rss));
     Ok(())
 }
 

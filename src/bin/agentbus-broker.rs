@@ -1,0 +1,43 @@
+//! `agentbus-broker`: the broker alone, with the flags, variables and TOML file of
+//! `agentbus broker`, in a binary that links nothing else (no Kafka client, no PostgreSQL,
+//! Redis or object-store code), so it starts and idles in less memory.
+
+#[path = "../broker_cmd.rs"]
+mod broker_cmd;
+#[path = "../logs.rs"]
+mod logs;
+#[path = "../signals.rs"]
+mod signals;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agentbus-broker",
+    version,
+    about = "Kafka-compatible broker for tests and local development"
+)]
+struct Cli {
+    /// Log format: `text` (readable) or `json` (one object per line).
+    #[arg(long, env = "AGENTBUS_LOG_FORMAT", default_value = "text")]
+    log_format: logs::LogFormat,
+    #[command(flatten)]
+    broker: broker_cmd::BrokerArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logs::init(cli.log_format);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(broker_cmd::run(cli.broker)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
