@@ -140,3 +140,14 @@ async fn confluent_kafka_python_sees_which_records_were_refused() {
         "{stdout}"
     );
 }
+
+/// KIP-430: DescribeCluster, DescribeTopics and DescribeConsumerGroups with
+/// `include_authorized_operations` answer Kafka's sets.
+#[tokio::test]
+async fn confluent_kafka_python_reads_authorized_operations() {
+    let stdout = python("confluent_authorized_operations.py", "py-authorized").await;
+    assert!(
+        stdout.contains("authorized operations as Kafka answers them"),
+        "{stdout}"
+    );
+}

@@ -12,16 +12,30 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::*;
 use std::sync::Arc;
 
-pub(crate) fn describe_cluster(state: &Arc<State>) -> DescribeClusterResponse {
+/// The presented brokers (all of them, as Metadata lists them), the controller, and the
+/// cluster's authorized operations when asked.
+pub(crate) fn describe_cluster(
+    state: &Arc<State>,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default();
     resp.cluster_id = str_bytes(state.config.cluster_id.clone());
-    resp.controller_id = BrokerId(state.config.node_id);
-    let mut b = DescribeClusterBroker::default();
-    b.broker_id = BrokerId(state.config.node_id);
-    b.host = str_bytes(state.advertised.0.clone());
-    b.port = i32::from(state.advertised.1);
-    resp.brokers = vec![b];
-    resp.cluster_authorized_operations = i32::MIN;
+    resp.controller_id = BrokerId(state.cluster.controller());
+    resp.brokers = state
+        .cluster
+        .up_nodes()
+        .into_iter()
+        .map(|n| {
+            let mut b = DescribeClusterBroker::default();
+            b.broker_id = BrokerId(n.id);
+            b.host = str_bytes(n.host);
+            b.port = i32::from(n.port);
+            b.rack = n.rack.map(str_bytes);
+            b
+        })
+        .collect();
+    resp.cluster_authorized_operations =
+        super::authorized::cluster(req.include_cluster_authorized_operations);
     resp
 }
 

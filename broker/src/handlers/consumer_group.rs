@@ -133,7 +133,7 @@ pub(crate) fn describe(
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let mut resp = ConsumerGroupDescribeResponse::default();
-    for id in req.group_ids {
+    for id in req.group_ids.iter().cloned() {
         let mut g = describe::DescribedGroup::default();
         match state.groups.describe_consumer_group(id.0.as_str()) {
             None => {
@@ -142,6 +142,8 @@ pub(crate) fn describe(
                 g.group_state = str_bytes("Dead");
             }
             Some((summary, assignment_epoch, members)) => {
+                g.authorized_operations =
+                    super::authorized::group(req.include_authorized_operations);
                 g.group_state = str_bytes(summary.state_name);
                 g.group_epoch = summary.generation;
                 g.assignment_epoch = assignment_epoch;

@@ -249,13 +249,14 @@ pub(crate) fn describe_groups(
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let mut resp = DescribeGroupsResponse::default();
-    for id in req.groups {
+    for id in req.groups.iter().cloned() {
         let s = state.groups.describe(id.0.as_str());
         let mut g = DescribedGroup::default();
         g.group_id = id;
         g.group_state = str_bytes(s.state_name);
         g.protocol_type = str_bytes(s.protocol_type);
         g.protocol_data = str_bytes(s.protocol);
+        g.authorized_operations = super::authorized::group(req.include_authorized_operations);
         g.members = s
             .members
             .into_iter()

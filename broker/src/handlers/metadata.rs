@@ -1,6 +1,6 @@
 //! Metadata v0–v12: brokers, controller, topics and their partition leaders.
 
-use super::{str_bytes, topic_name};
+use super::{authorized, str_bytes, topic_name};
 use crate::state::{State, Topic, TopicError};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -8,9 +8,6 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use std::sync::Arc;
-
-/// Sent when authorized operations were not asked for.
-const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
@@ -29,7 +26,10 @@ pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> 
         .collect();
     resp.cluster_id = Some(str_bytes(state.config.cluster_id.clone()));
     resp.controller_id = BrokerId(state.cluster.controller());
-    resp.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    // Asked for here up to v10; from v11 DescribeCluster answers it.
+    resp.cluster_authorized_operations =
+        authorized::cluster(version <= 10 && req.include_cluster_authorized_operations);
+    let topic_operations = authorized::topic(req.include_topic_authorized_operations);
 
     let all = match &req.topics {
         None => true,
@@ -39,7 +39,7 @@ pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> 
         resp.topics = state
             .topics()
             .iter()
-            .map(|t| describe(state, version, t))
+            .map(|t| describe(state, version, t, topic_operations))
             .collect();
         return resp;
     }
@@ -56,12 +56,12 @@ pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> 
                         .and_then(|_| state.topic(name).ok_or(TopicError::Unknown))
                 };
                 match found {
-                    Ok(t) => describe(state, version, &t),
+                    Ok(t) => describe(state, version, &t, topic_operations),
                     Err(e) => error_topic(version, Some(name), wanted.topic_id, e.code()),
                 }
             }
             (None, false) => match state.topic_by_id(wanted.topic_id) {
-                Some(t) => describe(state, version, &t),
+                Some(t) => describe(state, version, &t, topic_operations),
                 None => error_topic(
                     version,
                     None,
@@ -93,11 +93,12 @@ fn error_topic(
     if version >= 10 {
         t.topic_id = id;
     }
-    t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    t.topic_authorized_operations = authorized::OMITTED;
     t
 }
 
-fn describe(state: &State, version: i16, topic: &Topic) -> MetadataResponseTopic {
+/// A topic's metadata; `operations` is its authorized-operations field.
+fn describe(state: &State, version: i16, topic: &Topic, operations: i32) -> MetadataResponseTopic {
     let nodes = state.cluster.nodes();
     let replicas: Vec<BrokerId> = nodes.iter().map(|n| BrokerId(n.id)).collect();
     let in_sync: Vec<BrokerId> = nodes
@@ -116,7 +117,7 @@ fn describe(state: &State, version: i16, topic: &Topic) -> MetadataResponseTopic
         t.topic_id = topic.id;
     }
     t.is_internal = topic.name.starts_with("__");
-    t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    t.topic_authorized_operations = operations;
     t.partitions = topic
         .partitions()
         .iter()

@@ -1,6 +1,7 @@
 //! One module per API family. Each turns a decoded request into a response body.
 
 mod admin;
+mod authorized;
 mod cluster;
 mod configs;
 mod consumer_group;
@@ -67,7 +68,7 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
                 .await?
                 .into()
         }
-        RequestKind::DescribeCluster(_) => cluster::describe_cluster(state).into(),
+        RequestKind::DescribeCluster(r) => cluster::describe_cluster(state, r).into(),
         RequestKind::DescribeLogDirs(r) => cluster::describe_log_dirs(state, r).into(),
         RequestKind::DeleteRecords(r) => {
             let node = request.node_id;
