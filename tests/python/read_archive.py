@@ -1,6 +1,7 @@
 """Reads an agentbus audit archive with DuckDB (another Parquet implementation) and
 prints one JSON object per row: topic, partition, offset, key, value (base64), error,
-headers, and the hive columns date and hour taken from the path."""
+headers, and the hive columns date and hour taken from the path (hour as a number:
+DuckDB reads `hour=00`…`hour=09` as text, later hours as numbers)."""
 import base64
 import json
 import sys
@@ -16,7 +17,7 @@ def main():
     pattern = sys.argv[1]
     rows = duckdb.sql(
         "SELECT topic, partition, \"offset\", epoch_ms(timestamp) AS ts, key, value, error, "
-        "headers, CAST(date AS VARCHAR) AS date, hour "
+        "headers, CAST(date AS VARCHAR) AS date, CAST(hour AS INTEGER) AS hour "
         f"FROM read_parquet('{pattern}', hive_partitioning = true) "
         "ORDER BY topic, partition, \"offset\""
     ).fetchall()
