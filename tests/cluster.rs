@@ -59,6 +59,80 @@ async fn metadata_shows_three_brokers_and_spread_leaders() {
         .all(|p| p.replicas().len() == 3 && p.isr().len() == 3));
 }
 
+/// Replication factors up to the broker count are kept and reported (leader first);
+/// beyond it, or 0, CreateTopics refuses with Kafka's INVALID_REPLICATION_FACTOR message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_factors_up_to_the_broker_count() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let cluster = Broker::builder().start_cluster(3).await.unwrap();
+    let b = cluster.bootstrap();
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .create()
+        .unwrap();
+    let create = |name: &'static str, rf: i32| {
+        let admin = &admin;
+        async move {
+            let t = NewTopic::new(name, 3, TopicReplication::Fixed(rf));
+            let mut res = admin
+                .create_topics([&t], &AdminOptions::new())
+                .await
+                .unwrap();
+            res.remove(0)
+        }
+    };
+    for (name, rf) in [("rf1", 1), ("rf2", 2), ("rf3", 3), ("rf-default", -1)] {
+        create(name, rf)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    }
+    let refused = create("rf4", 4).await.unwrap_err();
+    assert_eq!(
+        refused.1,
+        rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor
+    );
+    assert!(create("rf0", 0).await.is_err());
+    let mut raw = common::raw::Raw::connect(b.split(',').next().unwrap()).await;
+    let mut all_topics = kafka_protocol::messages::MetadataRequest::default();
+    all_topics.topics = None;
+    let full = raw.send(12, &all_topics).await;
+    for (name, rf) in [("rf1", 1), ("rf2", 2), ("rf3", 3), ("rf-default", 3)] {
+        let t = full
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().map(|n| n.as_str()) == Some(name))
+            .unwrap();
+        for p in &t.partitions {
+            assert_eq!(p.replica_nodes.len(), rf, "{name}");
+            assert_eq!(p.replica_nodes[0], p.leader_id, "{name}: leader first");
+            assert_eq!(p.isr_nodes.len(), rf, "{name}");
+        }
+    }
+    assert!(!full
+        .topics
+        .iter()
+        .any(|t| t.name.as_ref().map(|n| n.as_str()) == Some("rf4")));
+
+    // Kafka's words, on the wire.
+    let mut req = kafka_protocol::messages::CreateTopicsRequest::default();
+    let mut t = kafka_protocol::messages::create_topics_request::CreatableTopic::default();
+    t.name = kafka_protocol::messages::TopicName("rf5".to_string().into());
+    t.num_partitions = 1;
+    t.replication_factor = 5;
+    req.topics = vec![t];
+    req.timeout_ms = 5000;
+    let answer = raw.send(7, &req).await;
+    assert_eq!(
+        answer.topics[0].error_code,
+        ResponseError::InvalidReplicationFactor.code()
+    );
+    assert_eq!(
+        answer.topics[0].error_message.as_ref().map(|m| m.to_string()),
+        Some("Unable to replicate the partition 5 time(s): The target replication factor of 5 cannot be reached because only 3 broker(s) are registered.".to_string())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_producer_survives_leader_moves_and_a_broker_restart() {
     let mut cluster = Broker::builder().start_cluster(3).await.unwrap();

@@ -92,6 +92,18 @@ impl ClusterView {
             .unwrap_or(ids[start])
     }
 
+    /// A partition's replicas: `factor` nodes (every node when `None`) in node order from
+    /// its leader on, so the leader comes first.
+    pub(crate) fn replicas(&self, topic: &str, partition: i32, factor: Option<i16>) -> Vec<Node> {
+        let leader = self.leader(topic, partition);
+        let nodes = self.nodes();
+        let start = nodes.iter().position(|n| n.id == leader).unwrap_or(0);
+        let count = factor.map_or(nodes.len(), |f| (f.max(1) as usize).min(nodes.len()));
+        (0..count)
+            .map(|i| nodes[(start + i) % nodes.len()].clone())
+            .collect()
+    }
+
     pub(crate) fn set_leader(&self, topic: &str, partition: i32, node: i32) {
         write(&self.leaders).insert((topic.to_string(), partition), node);
     }

@@ -39,8 +39,10 @@ pub enum TopicError {
     InvalidPartitions(i32),
     #[error("{0}")]
     PartitionsNotIncreased(String),
-    #[error("Replication factor must be 1 on a single broker (got {0}).")]
+    #[error("Replication factor must be larger than 0, or -1 to use the default value.")]
     InvalidReplicationFactor(i16),
+    #[error("Unable to replicate the partition {0} time(s): The target replication factor of {0} cannot be reached because only {1} broker(s) are registered.")]
+    ReplicationFactorAboveBrokers(i16, usize),
     #[error(transparent)]
     InvalidConfig(#[from] TopicConfigError),
     #[error("This server does not host this topic-partition.")]
@@ -59,7 +61,10 @@ impl TopicError {
             TopicError::InvalidPartitions(_) | TopicError::PartitionsNotIncreased(_) => {
                 ResponseError::InvalidPartitions
             }
-            TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            TopicError::InvalidReplicationFactor(_)
+            | TopicError::ReplicationFactorAboveBrokers(..) => {
+                ResponseError::InvalidReplicationFactor
+            }
             TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
             TopicError::Unknown => ResponseError::UnknownTopicOrPartition,
             TopicError::Meta(_) | TopicError::Log(_) => ResponseError::KafkaStorageError,
@@ -100,6 +105,8 @@ pub(crate) fn validate_topic_name(name: &str) -> Result<(), TopicError> {
 pub(crate) struct Topic {
     pub name: String,
     pub id: Uuid,
+    /// Replicas per partition; `None`: every presented broker.
+    pub(crate) replication_factor: Option<i16>,
     configs: RwLock<TopicConfigs>,
     partitions: RwLock<Vec<Arc<Partition>>>,
 }
@@ -206,7 +213,13 @@ impl State {
             up: true,
         });
         for (name, rec) in state.topic_store.load()? {
-            let topic = state.build_topic(&name, rec.id, rec.partitions, rec.configs)?;
+            let topic = state.build_topic(
+                &name,
+                rec.id,
+                rec.partitions,
+                rec.configs,
+                rec.replication_factor,
+            )?;
             state.write_topics().insert(name, Arc::new(topic));
         }
         Ok(state)
@@ -274,6 +287,7 @@ impl State {
         id: Uuid,
         partitions: i32,
         configs: TopicConfigs,
+        replication_factor: Option<i16>,
     ) -> Result<Topic, TopicError> {
         let mut parts = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
@@ -282,6 +296,7 @@ impl State {
         Ok(Topic {
             name: name.to_string(),
             id,
+            replication_factor,
             configs: RwLock::new(configs),
             partitions: RwLock::new(parts),
         })
@@ -318,8 +333,17 @@ impl State {
         if partitions < 1 {
             return Err(TopicError::InvalidPartitions(partitions));
         }
-        if replication_factor != -1 && replication_factor != 1 {
+        // Every presented broker holds a replica unless fewer are asked for (as Kafka, at
+        // most as many as there are brokers).
+        let brokers = self.cluster.nodes().len().max(1);
+        if replication_factor == 0 || replication_factor < -1 {
             return Err(TopicError::InvalidReplicationFactor(replication_factor));
+        }
+        if replication_factor as usize > brokers && replication_factor != -1 {
+            return Err(TopicError::ReplicationFactorAboveBrokers(
+                replication_factor,
+                brokers,
+            ));
         }
         Ok(partitions)
     }
@@ -334,7 +358,14 @@ impl State {
     ) -> Result<Arc<Topic>, TopicError> {
         let partitions = self.check_create(name, partitions, replication_factor)?;
         let id = Uuid::new_v4();
-        let topic = Arc::new(self.build_topic(name, id, partitions, configs.clone())?);
+        let replication_factor = (replication_factor != -1).then_some(replication_factor);
+        let topic = Arc::new(self.build_topic(
+            name,
+            id,
+            partitions,
+            configs.clone(),
+            replication_factor,
+        )?);
         let mut topics = self.write_topics();
         if topics.contains_key(name) {
             return Err(TopicError::AlreadyExists(name.to_string()));
@@ -345,6 +376,7 @@ impl State {
                 id,
                 partitions,
                 configs,
+                replication_factor,
             },
         );
         if let Err(e) = stored {
@@ -421,6 +453,7 @@ impl State {
                 id: topic.id,
                 partitions: count,
                 configs,
+                replication_factor: topic.replication_factor,
             },
         );
         if let Err(e) = stored {
@@ -517,6 +550,7 @@ impl State {
                 id: topic.id,
                 partitions: topic.partition_count(),
                 configs: configs.clone(),
+                replication_factor: topic.replication_factor,
             },
         )?;
         let log_config = configs.log_config(&self.config);

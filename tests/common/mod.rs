@@ -77,7 +77,8 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs:
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin");
-    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    // The broker's default replication factor: every presented broker.
+    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
     for (k, v) in configs {
         t = t.set(k, v);
     }

@@ -113,7 +113,11 @@ pub(crate) fn create_topics(
                 }
                 if version >= 5 {
                     out.num_partitions = partitions;
-                    out.replication_factor = 1;
+                    let brokers = state.cluster.nodes().len().max(1) as i16;
+                    out.replication_factor = match t.replication_factor {
+                        -1 => brokers,
+                        asked => asked,
+                    };
                 }
                 if version >= 5 {
                     out.configs = Some(

@@ -99,18 +99,6 @@ fn error_topic(
 
 /// A topic's metadata; `operations` is its authorized-operations field.
 fn describe(state: &State, version: i16, topic: &Topic, operations: i32) -> MetadataResponseTopic {
-    let nodes = state.cluster.nodes();
-    let replicas: Vec<BrokerId> = nodes.iter().map(|n| BrokerId(n.id)).collect();
-    let in_sync: Vec<BrokerId> = nodes
-        .iter()
-        .filter(|n| n.up)
-        .map(|n| BrokerId(n.id))
-        .collect();
-    let offline: Vec<BrokerId> = nodes
-        .iter()
-        .filter(|n| !n.up)
-        .map(|n| BrokerId(n.id))
-        .collect();
     let mut t = MetadataResponseTopic::default();
     t.name = Some(topic_name(&topic.name));
     if version >= 10 {
@@ -128,10 +116,20 @@ fn describe(state: &State, version: i16, topic: &Topic, operations: i32) -> Meta
             if version >= 7 {
                 m.leader_epoch = p.leader_epoch();
             }
-            m.replica_nodes = replicas.clone();
-            m.isr_nodes = in_sync.clone();
+            let replicas = state
+                .cluster
+                .replicas(&topic.name, p.index, topic.replication_factor);
+            let ids = |up: Option<bool>| -> Vec<BrokerId> {
+                replicas
+                    .iter()
+                    .filter(|n| up.is_none_or(|up| n.up == up))
+                    .map(|n| BrokerId(n.id))
+                    .collect()
+            };
+            m.replica_nodes = ids(None);
+            m.isr_nodes = ids(Some(true));
             if version >= 5 {
-                m.offline_replicas = offline.clone();
+                m.offline_replicas = ids(Some(false));
             }
             m
         })

@@ -13,6 +13,10 @@ pub(crate) struct TopicRecord {
     pub(crate) id: uuid::Uuid,
     pub(crate) partitions: i32,
     pub(crate) configs: TopicConfigs,
+    /// The replication factor asked for; none (and in records written before it was
+    /// kept): every presented broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) replication_factor: Option<i16>,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +63,7 @@ mod tests {
             id: uuid::Uuid::new_v4(),
             partitions: 3,
             configs: TopicConfigs::default(),
+            replication_factor: Some(2),
         };
         {
             let s = TopicStore::new(Arc::new(MetaStore::open(dir.path()).unwrap()));
