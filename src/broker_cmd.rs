@@ -71,6 +71,11 @@ pub(crate) struct BrokerArgs {
     /// join one generation (group.initial.rebalance.delay.ms).
     #[arg(long, env = "AGENTBUS_GROUP_INITIAL_REBALANCE_DELAY_MS")]
     group_initial_rebalance_delay_ms: Option<u64>,
+    /// Strict mode: a request for an API or version agentbus does not implement is
+    /// answered as Kafka would, logged, and makes the broker exit with status 1 when it
+    /// stops, naming each (so a CI job fails on it).
+    #[arg(long, env = "AGENTBUS_STRICT")]
+    strict: bool,
 }
 
 fn load_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
@@ -143,6 +148,7 @@ pub(crate) fn resolve(args: BrokerArgs) -> anyhow::Result<BrokerConfig> {
             )
         }
     }
+    c.strict = args.strict || file.strict.unwrap_or(false);
     c.storage = storage(&args, &file)?;
     c.validate()?;
     Ok(c)
@@ -183,7 +189,15 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     );
     crate::signals::shutdown()?.await;
     tracing::info!("shutting down: closing listeners, finishing in-flight requests");
+    let inspector = broker.inspect();
     broker.shutdown().await;
     tracing::info!("stopped");
+    let violations = inspector.violations();
+    if !violations.is_empty() {
+        anyhow::bail!(
+            "strict mode: clients used what agentbus does not implement:\n  {}",
+            violations.join("\n  ")
+        );
+    }
     Ok(())
 }

@@ -222,3 +222,54 @@ fn the_lean_broker_binary_takes_the_same_settings() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Starts `agentbus broker` with `args`, sends it a request for API key 1000 (which no
+/// Kafka has), stops it with SIGTERM and returns its exit status and stderr.
+fn unknown_api_then_sigterm(args: &[&str]) -> (std::process::ExitStatus, String) {
+    use std::io::{Read, Write};
+    let mut child = agentbus()
+        .args(["broker", "--memory", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("bootstrap ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    // Length, api key 1000, version 0, correlation id 1, null client id.
+    conn.write_all(&[0, 0, 0, 10, 0x03, 0xe8, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty(),
+        "Kafka closes the connection on an unknown API key"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).to_string())
+}
+
+#[test]
+fn strict_mode_makes_the_broker_fail_on_what_it_does_not_implement() {
+    let (status, stderr) = unknown_api_then_sigterm(&["--strict"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("strict mode"), "{stderr}");
+    assert!(stderr.contains("api key 1000"), "{stderr}");
+    let (status, stderr) = unknown_api_then_sigterm(&[]);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

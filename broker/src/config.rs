@@ -80,6 +80,9 @@ pub struct BrokerConfig {
     /// `log.message.timestamp.after.max.ms`: how far in the future (one hour by default,
     /// as from Kafka 4.0).
     pub timestamp_after_max_ms: i64,
+    /// Strict mode: requests for APIs or versions agentbus does not implement are
+    /// answered as Kafka would and recorded as violations (and logged).
+    pub strict: bool,
 }
 
 impl Default for BrokerConfig {
@@ -102,6 +105,7 @@ impl Default for BrokerConfig {
             transaction_max_timeout_ms: 900_000,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            strict: false,
         }
     }
 }
@@ -146,6 +150,7 @@ pub struct FileConfig {
     pub retention_check_interval_ms: Option<u64>,
     pub fsync: Option<String>,
     pub group_initial_rebalance_delay_ms: Option<u64>,
+    pub strict: Option<bool>,
 }
 
 impl BrokerConfig {

@@ -115,7 +115,9 @@ impl Faults {
     /// In strict mode, notes a request the broker does not implement.
     pub(crate) fn violation(&self, what: impl FnOnce() -> String) {
         if self.strict.load(Ordering::Acquire) {
-            lock(&self.violations).push(what());
+            let what = what();
+            tracing::error!(violation = %what, "strict mode: a client used what agentbus does not implement");
+            lock(&self.violations).push(what);
         }
     }
 

@@ -200,12 +200,8 @@ impl Inspector {
         self.state.run_timers();
     }
 
-    /// Strict mode: requests for what agentbus does not implement are recorded as
-    /// violations.
-    pub fn set_strict(&self, on: bool) {
-        self.state.faults.set_strict(on);
-    }
-
+    /// In strict mode (`BrokerConfig::strict`), the requests for what agentbus does not
+    /// implement seen so far.
     pub fn violations(&self) -> Vec<String> {
         self.state.faults.violations()
     }

@@ -205,6 +205,7 @@ impl State {
             clock,
             released: Arc::new(()),
         };
+        state.faults.set_strict(state.config.strict);
         state.cluster.add_node(Node {
             id: state.config.node_id,
             host: state.advertised.0.clone(),

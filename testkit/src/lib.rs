@@ -80,9 +80,9 @@ impl Broker {
                     consumer_heartbeat_interval: std::time::Duration::from_millis(500),
                     ..GroupConfig::default()
                 },
+                strict: true,
                 ..BrokerConfig::default()
             },
-            strict: true,
         }
     }
 
@@ -127,7 +127,6 @@ impl Broker {
 #[derive(Debug, Clone)]
 pub struct BrokerBuilder {
     config: BrokerConfig,
-    strict: bool,
 }
 
 impl BrokerBuilder {
@@ -157,14 +156,13 @@ impl BrokerBuilder {
 
     /// Turns strict mode off (for tests that send unimplemented requests on purpose).
     pub fn strict(mut self, on: bool) -> Self {
-        self.strict = on;
+        self.config.strict = on;
         self
     }
 
     pub async fn start(self) -> Result<Broker, StartError> {
         let inner = agentbus_broker::Broker::start(self.config).await?;
         let inspector = inner.inspect();
-        inspector.set_strict(self.strict);
         Ok(Broker {
             inspector,
             bootstrap: inner.bootstrap(),
@@ -176,7 +174,6 @@ impl BrokerBuilder {
     pub async fn start_cluster(self, count: usize) -> Result<Cluster, StartError> {
         let inner = agentbus_broker::Broker::start_nodes(self.config, count).await?;
         let inspector = inner.inspect();
-        inspector.set_strict(self.strict);
         Ok(Cluster {
             inspector,
             inner: Some(inner),
