@@ -76,6 +76,12 @@ pub(crate) struct BrokerArgs {
     /// stops, naming each (so a CI job fails on it).
     #[arg(long, env = "AGENTBUS_STRICT")]
     strict: bool,
+    /// Present N brokers (node ids from --node-id on) over one storage, as testkit's
+    /// cluster does: leaders and coordinators spread, replication factor up to N. Each
+    /// listens on its own port: --listen's and the ones after it, a free one each with
+    /// port 0, or one address each (`--listen h:p1,h:p2,h:p3`).
+    #[arg(long, env = "AGENTBUS_BROKERS", value_parser = clap::value_parser!(u16).range(1..=64))]
+    brokers: Option<u16>,
 }
 
 fn load_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
@@ -84,8 +90,9 @@ fn load_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
-/// Merges flags/env (already merged by clap) over the file over the defaults.
-pub(crate) fn resolve(args: BrokerArgs) -> anyhow::Result<BrokerConfig> {
+/// Merges flags/env (already merged by clap) over the file over the defaults: the
+/// broker's settings, and how many brokers to present.
+fn resolve(args: BrokerArgs) -> anyhow::Result<(BrokerConfig, usize)> {
     let file = match &args.config {
         Some(p) => load_file(p)?,
         None => FileConfig::default(),
@@ -151,7 +158,15 @@ pub(crate) fn resolve(args: BrokerArgs) -> anyhow::Result<BrokerConfig> {
     c.strict = args.strict || file.strict.unwrap_or(false);
     c.storage = storage(&args, &file)?;
     c.validate()?;
-    Ok(c)
+    // A list of addresses presents as many brokers unless --brokers says otherwise.
+    let brokers = match pick!(brokers) {
+        None => c.listen.split(',').count(),
+        Some(n) if (1..=64).contains(&n) => usize::from(n),
+        Some(n) => {
+            return Err(ConfigError::new("brokers", format!("{n} is not within 1..=64")).into())
+        }
+    };
+    Ok((c, brokers))
 }
 
 /// Flags and variables first, then the file; within each, `storage` before `memory`
@@ -175,17 +190,31 @@ fn storage(args: &BrokerArgs, file: &FileConfig) -> Result<StorageConfig, Config
 
 pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let config = resolve(args)?;
+    let (config, brokers) = resolve(args)?;
     let storage = match &config.storage {
         StorageConfig::Memory => "memory".to_string(),
         StorageConfig::Disk(d) => d.display().to_string(),
     };
-    let broker = Broker::start(config).await?;
+    let broker = Broker::start_nodes(config, brokers).await?;
+    let others: Vec<String> = broker
+        .node_addrs()
+        .iter()
+        .skip(1)
+        .map(|(_, a)| a.to_string())
+        .collect();
+    let bootstrap = std::iter::once(broker.bootstrap())
+        .chain(others)
+        .collect::<Vec<_>>()
+        .join(",");
     println!(
-        "agentbus broker ready in {} ms: bootstrap {} (listening on {}, storage {storage})",
+        "agentbus broker ready in {} ms: bootstrap {bootstrap} (listening on {}, storage {storage}{})",
         started.elapsed().as_millis(),
-        broker.bootstrap(),
         broker.local_addr(),
+        if brokers > 1 {
+            format!(", {brokers} brokers")
+        } else {
+            String::new()
+        }
     );
     crate::signals::shutdown()?.await;
     tracing::info!("shutting down: closing listeners, finishing in-flight requests");

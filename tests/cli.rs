@@ -273,3 +273,80 @@ fn strict_mode_makes_the_broker_fail_on_what_it_does_not_implement() {
     let (status, stderr) = unknown_api_then_sigterm(&[]);
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+/// `--brokers 3`: one process presents three brokers, each on its own port, and a client
+/// sees all three; `--listen` may name each one's address.
+#[test]
+fn one_process_presents_several_brokers() {
+    let metadata_brokers = |bootstrap: &str| {
+        let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .unwrap();
+        rdkafka::consumer::Consumer::fetch_metadata(
+            &consumer,
+            None,
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap()
+        .brokers()
+        .iter()
+        .map(|b| format!("{}:{}", b.host(), b.port()))
+        .collect::<Vec<_>>()
+    };
+    let run = |args: &[&str]| {
+        let mut child = agentbus()
+            .args(["broker", "--memory"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let bootstrap = line
+            .split("bootstrap ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{line}"))
+            .to_string();
+        let seen = metadata_brokers(&bootstrap);
+        let _ = child.kill();
+        let _ = child.wait();
+        (bootstrap, seen)
+    };
+    let (bootstrap, seen) = run(&["--brokers", "3", "--listen", "127.0.0.1:0"]);
+    let mut listed: Vec<String> = bootstrap.split(',').map(str::to_string).collect();
+    assert_eq!(listed.len(), 3, "{bootstrap}");
+    listed.sort();
+    let mut seen = seen;
+    seen.sort();
+    assert_eq!(seen, listed);
+
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (free(), free());
+    let (bootstrap, seen) = run(&["--listen", &format!("{a},{b}")]);
+    assert_eq!(bootstrap, format!("{a},{b}"));
+    assert_eq!(seen.len(), 2);
+
+    let out = agentbus()
+        .args([
+            "broker",
+            "--brokers",
+            "3",
+            "--listen",
+            "127.0.0.1:0,127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen"));
+}

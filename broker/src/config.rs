@@ -151,6 +151,7 @@ pub struct FileConfig {
     pub fsync: Option<String>,
     pub group_initial_rebalance_delay_ms: Option<u64>,
     pub strict: Option<bool>,
+    pub brokers: Option<u16>,
 }
 
 impl BrokerConfig {

@@ -74,6 +74,41 @@ async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartError> {
     Ok((listener, local))
 }
 
+/// The address each of `count` presented brokers listens on (see [`Broker::start_nodes`]).
+fn node_listen_addrs(listen: &str, count: usize) -> Result<Vec<String>, ConfigError> {
+    let list: Vec<&str> = listen.split(',').map(str::trim).collect();
+    if list.len() > 1 {
+        if list.len() != count {
+            return Err(ConfigError::new(
+                "listen",
+                format!(
+                    "{} addresses for {count} broker(s): give one (a base port) or one per broker",
+                    list.len()
+                ),
+            ));
+        }
+        return Ok(list.into_iter().map(str::to_string).collect());
+    }
+    let (host, port) = parse_host_port(listen).map_err(|r| ConfigError::new("listen", r))?;
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    (0..count)
+        .map(|i| {
+            let node_port = if port == 0 {
+                Some(0)
+            } else {
+                u16::try_from(usize::from(port) + i).ok()
+            };
+            node_port.map(|p| format!("{host}:{p}")).ok_or_else(|| {
+                ConfigError::new("listen", format!("no port {port}+{i} for broker {}", i + 1))
+            })
+        })
+        .collect()
+}
+
 /// A running broker (or, for tests, several presented brokers over one storage). Dropping
 /// it stops it without waiting; [`Broker::shutdown`] stops it gracefully.
 #[derive(Debug)]
@@ -92,9 +127,13 @@ impl Broker {
 
     /// Presents `count` brokers (node ids from `config.node_id` on, each on its own port of
     /// the listen address's host) over one storage: the cluster simulation.
+    ///
+    /// `config.listen` is one address (the first node's; with a non-zero port the others
+    /// take the ports after it, with port 0 each gets a free one) or a list of `count`.
     pub async fn start_nodes(config: BrokerConfig, count: usize) -> Result<Broker, StartError> {
         config.validate()?;
-        let (first, addr) = bind(&config.listen).await?;
+        let listen = node_listen_addrs(&config.listen, count.max(1))?;
+        let (first, addr) = bind(&listen[0]).await?;
         let advertised = match &config.advertise {
             Some(a) => parse_host_port(a).map_err(|r| ConfigError::new("advertise", r))?,
             None => (addr.ip().to_string(), addr.port()),
@@ -103,9 +142,9 @@ impl Broker {
         let interval = config.retention_check_interval;
         let state = Arc::new(State::open(config, advertised)?);
         let mut nodes = vec![NodeServer::spawn(first_id, first, addr, &state)];
-        for i in 1..count {
+        for (i, listen) in listen.iter().enumerate().skip(1) {
             let id = first_id + i as i32;
-            let (listener, local) = bind(&format!("{}:0", addr.ip())).await?;
+            let (listener, local) = bind(listen).await?;
             state.cluster.add_node(Node {
                 id,
                 host: local.ip().to_string(),
@@ -235,5 +274,26 @@ impl Drop for Broker {
         }
         self.retention.abort();
         self.groups.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_listen_addrs;
+
+    #[test]
+    fn each_presented_broker_gets_an_address() {
+        assert_eq!(
+            node_listen_addrs("127.0.0.1:0", 3).unwrap(),
+            ["127.0.0.1:0"; 3]
+        );
+        assert_eq!(
+            node_listen_addrs("127.0.0.1:9092", 3).unwrap(),
+            ["127.0.0.1:9092", "127.0.0.1:9093", "127.0.0.1:9094"]
+        );
+        assert_eq!(node_listen_addrs("a:1, b:2", 2).unwrap(), ["a:1", "b:2"]);
+        assert!(node_listen_addrs("a:1,b:2", 3).is_err());
+        assert!(node_listen_addrs("a:65535", 2).is_err());
+        assert_eq!(node_listen_addrs("[::1]:0", 1).unwrap(), ["[::1]:0"]);
     }
 }
