@@ -4,7 +4,11 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 fn agentbus() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_agentbus"));
+    without_agentbus_env(Command::new(env!("CARGO_BIN_EXE_agentbus")))
+}
+
+/// `cmd` without this process's `AGENTBUS_*` variables.
+fn without_agentbus_env(mut c: Command) -> Command {
     for (k, _) in std::env::vars() {
         if k.starts_with("AGENTBUS_") {
             c.env_remove(k);
@@ -13,25 +17,51 @@ fn agentbus() -> Command {
     c
 }
 
-/// Starts a broker, returns the bootstrap address from its ready line, and stops it.
-fn ready_bootstrap(cmd: &mut Command) -> String {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+/// Starts a broker (stderr as `stderr` says) and returns it with the bootstrap address
+/// from its ready line.
+fn start_ready(cmd: &mut Command, stderr: Stdio) -> (std::process::Child, String) {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(line.contains("ready in"), "{line}");
-    line.split("bootstrap ")
+    let bootstrap = line
+        .split("bootstrap ")
         .nth(1)
         .and_then(|s| s.split_whitespace().next())
         .unwrap()
-        .to_string()
+        .to_string();
+    (child, bootstrap)
+}
+
+/// Starts a broker, returns the bootstrap address from its ready line, and stops it.
+fn ready_bootstrap(cmd: &mut Command) -> String {
+    let (mut child, bootstrap) = start_ready(cmd, Stdio::null());
+    let _ = child.kill();
+    let _ = child.wait();
+    bootstrap
+}
+
+/// The brokers (`host:port`) a real client (rdkafka) finds in the metadata, sorted.
+fn metadata_brokers(bootstrap: &str) -> Vec<String> {
+    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let metadata = rdkafka::consumer::Consumer::fetch_metadata(
+        &consumer,
+        None,
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let mut brokers: Vec<String> = metadata
+        .brokers()
+        .iter()
+        .map(|b| format!("{}:{}", b.host(), b.port()))
+        .collect();
+    brokers.sort();
+    brokers
 }
 
 #[test]
@@ -162,15 +192,7 @@ fn bad_settings_stop_startup_naming_the_setting() {
 /// and it serves clients.
 #[test]
 fn the_lean_broker_binary_takes_the_same_settings() {
-    let lean = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_agentbus-broker"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AGENTBUS_") {
-                c.env_remove(k);
-            }
-        }
-        c
-    };
+    let lean = || without_agentbus_env(Command::new(env!("CARGO_BIN_EXE_agentbus-broker")));
     let bootstrap = ready_bootstrap(
         lean()
             .args(["--memory", "--listen", "127.0.0.1:0"])
@@ -184,41 +206,16 @@ fn the_lean_broker_binary_takes_the_same_settings() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("default-partitions"));
 
-    // A real client: rdkafka reads its metadata.
-    let mut child = lean()
-        .args([
-            "--memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let bootstrap = line
-        .split("bootstrap ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
-    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let metadata = rdkafka::consumer::Consumer::fetch_metadata(
-        &consumer,
-        None,
-        std::time::Duration::from_secs(10),
-    )
-    .unwrap();
-    assert_eq!(metadata.brokers().len(), 1);
+    let mut cmd = lean();
+    cmd.args([
+        "--memory",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ]);
+    let (mut child, bootstrap) = start_ready(&mut cmd, Stdio::null());
+    assert_eq!(metadata_brokers(&bootstrap), vec![bootstrap]);
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -227,25 +224,11 @@ fn the_lean_broker_binary_takes_the_same_settings() {
 /// Kafka has), stops it with SIGTERM and returns its exit status and stderr.
 fn unknown_api_then_sigterm(args: &[&str]) -> (std::process::ExitStatus, String) {
     use std::io::{Read, Write};
-    let mut child = agentbus()
-        .args(["broker", "--memory", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("bootstrap ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    let mut cmd = agentbus();
+    cmd.args(["broker", "--memory", "--listen", "127.0.0.1:0"])
+        .args(args);
+    let (child, addr) = start_ready(&mut cmd, Stdio::piped());
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     // Length, api key 1000, version 0, correlation id 1, null client id.
     conn.write_all(&[0, 0, 0, 10, 0x03, 0xe8, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
         .unwrap();
@@ -278,40 +261,10 @@ fn strict_mode_makes_the_broker_fail_on_what_it_does_not_implement() {
 /// sees all three; `--listen` may name each one's address.
 #[test]
 fn one_process_presents_several_brokers() {
-    let metadata_brokers = |bootstrap: &str| {
-        let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .create()
-            .unwrap();
-        rdkafka::consumer::Consumer::fetch_metadata(
-            &consumer,
-            None,
-            std::time::Duration::from_secs(10),
-        )
-        .unwrap()
-        .brokers()
-        .iter()
-        .map(|b| format!("{}:{}", b.host(), b.port()))
-        .collect::<Vec<_>>()
-    };
     let run = |args: &[&str]| {
-        let mut child = agentbus()
-            .args(["broker", "--memory"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let bootstrap = line
-            .split("bootstrap ")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{line}"))
-            .to_string();
+        let mut cmd = agentbus();
+        cmd.args(["broker", "--memory"]).args(args);
+        let (mut child, bootstrap) = start_ready(&mut cmd, Stdio::null());
         let seen = metadata_brokers(&bootstrap);
         let _ = child.kill();
         let _ = child.wait();
@@ -321,8 +274,6 @@ fn one_process_presents_several_brokers() {
     let mut listed: Vec<String> = bootstrap.split(',').map(str::to_string).collect();
     assert_eq!(listed.len(), 3, "{bootstrap}");
     listed.sort();
-    let mut seen = seen;
-    seen.sort();
     assert_eq!(seen, listed);
 
     let free = || {
