@@ -7,10 +7,9 @@ use crate::group::store::GroupStore;
 use crate::group::Coordinator;
 use crate::log::{disk::DiskLog, memory::MemoryLog, Log, LogError};
 use crate::meta::{MetaError, MetaStore};
-use crate::topic_config::{TopicConfigError, TopicConfigs};
+use crate::topic_config::TopicConfigs;
 use crate::txn::coordinator::TxnCoordinator;
 use crate::txn::store::TxnStore;
-use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -21,84 +20,16 @@ use uuid::Uuid;
 mod compaction;
 #[cfg(test)]
 mod compaction_tests;
+mod maintenance;
 mod partition;
+mod topic_error;
 mod topic_store;
 mod transactions;
 mod waiters;
 pub use partition::Offsets;
 pub(crate) use partition::{AppendError, Appended, Partition, Read};
-
-/// Why a topic operation failed; each maps to a Kafka error code.
-#[derive(Debug, thiserror::Error)]
-pub enum TopicError {
-    #[error("Topic '{0}' already exists.")]
-    AlreadyExists(String),
-    #[error("{0}")]
-    InvalidName(String),
-    #[error("Number of partitions must be larger than 0 (got {0}).")]
-    InvalidPartitions(i32),
-    #[error("{0}")]
-    PartitionsNotIncreased(String),
-    #[error("Replication factor must be larger than 0, or -1 to use the default value.")]
-    InvalidReplicationFactor(i16),
-    #[error("Unable to replicate the partition {0} time(s): The target replication factor of {0} cannot be reached because only {1} broker(s) are registered.")]
-    ReplicationFactorAboveBrokers(i16, usize),
-    #[error(transparent)]
-    InvalidConfig(#[from] TopicConfigError),
-    #[error("This server does not host this topic-partition.")]
-    Unknown,
-    #[error("metadata store: {0}")]
-    Meta(#[from] MetaError),
-    #[error("log: {0}")]
-    Log(#[from] LogError),
-}
-
-impl TopicError {
-    pub fn code(&self) -> ResponseError {
-        match self {
-            TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
-            TopicError::InvalidName(_) => ResponseError::InvalidTopicException,
-            TopicError::InvalidPartitions(_) | TopicError::PartitionsNotIncreased(_) => {
-                ResponseError::InvalidPartitions
-            }
-            TopicError::InvalidReplicationFactor(_)
-            | TopicError::ReplicationFactorAboveBrokers(..) => {
-                ResponseError::InvalidReplicationFactor
-            }
-            TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
-            TopicError::Unknown => ResponseError::UnknownTopicOrPartition,
-            TopicError::Meta(_) | TopicError::Log(_) => ResponseError::KafkaStorageError,
-        }
-    }
-}
-
-/// Checks a topic name as Kafka does.
-pub(crate) fn validate_topic_name(name: &str) -> Result<(), TopicError> {
-    if name.is_empty() {
-        return Err(TopicError::InvalidName(
-            "Topic name is illegal, it can't be empty".into(),
-        ));
-    }
-    if name == "." || name == ".." {
-        return Err(TopicError::InvalidName(format!(
-            "Topic name cannot be \".\" or \"..\" (got {name})"
-        )));
-    }
-    if name.len() > 249 {
-        return Err(TopicError::InvalidName(format!(
-            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
-        )));
-    }
-    if !name
-        .bytes()
-        .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'_' || c == b'-')
-    {
-        return Err(TopicError::InvalidName(format!(
-            "Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
-        )));
-    }
-    Ok(())
-}
+pub(crate) use topic_error::validate_topic_name;
+pub use topic_error::TopicError;
 
 /// A topic and its partitions.
 #[derive(Debug)]
@@ -561,56 +492,6 @@ impl State {
         }
         tracing::info!(topic = name, "topic configs changed");
         Ok(())
-    }
-
-    /// Compacts every partition of the topics with `cleanup.policy=compact`.
-    pub(crate) fn compact_all(&self) {
-        for topic in self
-            .topics()
-            .into_iter()
-            .filter(|t| t.configs().compacted())
-        {
-            for p in topic.partitions() {
-                match p.compact(self.config.max_decompressed_bytes) {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        tracing::info!(topic = %topic.name, partition = p.index, removed = n, "compacted")
-                    }
-                    Err(e) => {
-                        tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "compaction failed")
-                    }
-                }
-            }
-        }
-    }
-
-    /// Applies retention to every partition.
-    pub(crate) fn apply_retention(&self) {
-        let now = self.clock.now_ms();
-        for topic in self.topics() {
-            for p in topic.partitions() {
-                match p.apply_retention(now) {
-                    Ok(0) => {}
-                    Ok(bytes) => {
-                        tracing::info!(topic = %topic.name, partition = p.index, bytes, "retention removed old data")
-                    }
-                    Err(e) => {
-                        tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed")
-                    }
-                }
-            }
-        }
-    }
-
-    /// Flushes every log and writes producer-state snapshots (on shutdown and periodically).
-    pub(crate) fn flush_all(&self) {
-        for topic in self.topics() {
-            for p in topic.partitions() {
-                if let Err(e) = p.flush() {
-                    tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "flush failed");
-                }
-            }
-        }
     }
 }
 
