@@ -11,6 +11,7 @@ mod groups;
 mod log_cmd;
 mod logs;
 mod metrics_cmd;
+mod process;
 mod replay_cmd;
 mod schema_cmd;
 mod signals;
@@ -89,18 +90,7 @@ pub(crate) fn emit(s: &str) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    logs::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    process::run(cli.log_format, async {
         match cli.command {
             Command::Dev(args) => dev::run(*args).await,
             Command::Broker(args) => broker_cmd::run(*args).await,
@@ -117,15 +107,5 @@ fn main() -> std::process::ExitCode {
             Command::Verify(args) => verify_cmd::run(*args).await,
             Command::Replay(args) => replay_cmd::run(*args).await,
         }
-    });
-    // The command is done: do not wait for blocking lookups it gave up on (a spooled
-    // `agentbus log` leaves a metadata request to an unreachable broker behind).
-    runtime.shutdown_background();
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -6,6 +6,8 @@
 mod broker_cmd;
 #[path = "../logs.rs"]
 mod logs;
+#[path = "../process.rs"]
+mod process;
 #[path = "../signals.rs"]
 mod signals;
 
@@ -27,17 +29,5 @@ struct Cli {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    logs::init(cli.log_format);
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(broker_cmd::run(cli.broker)));
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    process::run(cli.log_format, broker_cmd::run(cli.broker))
 }
