@@ -39,6 +39,16 @@ fn stable_hash(s: &str) -> u64 {
     })
 }
 
+/// A partition's replicas among `nodes` (in node order): `factor` of them (every node
+/// when `None`) from its `leader` on, so the leader comes first.
+pub(crate) fn replica_set(nodes: &[Node], leader: i32, factor: Option<i16>) -> Vec<&Node> {
+    let start = nodes.iter().position(|n| n.id == leader).unwrap_or(0);
+    let count = factor.map_or(nodes.len(), |f| (f.max(1) as usize).min(nodes.len()));
+    (0..count)
+        .map(|i| &nodes[(start + i) % nodes.len()])
+        .collect()
+}
+
 impl ClusterView {
     pub(crate) fn add_node(&self, node: Node) {
         write(&self.nodes).insert(node.id, node);
@@ -90,18 +100,6 @@ impl ClusterView {
             .map(|i| ids[(start + i) % ids.len()])
             .find(|id| nodes.get(id).is_some_and(|n| n.up))
             .unwrap_or(ids[start])
-    }
-
-    /// A partition's replicas: `factor` nodes (every node when `None`) in node order from
-    /// its leader on, so the leader comes first.
-    pub(crate) fn replicas(&self, topic: &str, partition: i32, factor: Option<i16>) -> Vec<Node> {
-        let leader = self.leader(topic, partition);
-        let nodes = self.nodes();
-        let start = nodes.iter().position(|n| n.id == leader).unwrap_or(0);
-        let count = factor.map_or(nodes.len(), |f| (f.max(1) as usize).min(nodes.len()));
-        (0..count)
-            .map(|i| nodes[(start + i) % nodes.len()].clone())
-            .collect()
     }
 
     pub(crate) fn set_leader(&self, topic: &str, partition: i32, node: i32) {

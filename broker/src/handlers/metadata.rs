@@ -1,6 +1,7 @@
 //! Metadata v0–v12: brokers, controller, topics and their partition leaders.
 
 use super::{authorized, str_bytes, topic_name};
+use crate::cluster::replica_set;
 use crate::state::{State, Topic, TopicError};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -99,6 +100,7 @@ fn error_topic(
 
 /// A topic's metadata; `operations` is its authorized-operations field.
 fn describe(state: &State, version: i16, topic: &Topic, operations: i32) -> MetadataResponseTopic {
+    let nodes = state.cluster.nodes();
     let mut t = MetadataResponseTopic::default();
     t.name = Some(topic_name(&topic.name));
     if version >= 10 {
@@ -112,13 +114,12 @@ fn describe(state: &State, version: i16, topic: &Topic, operations: i32) -> Meta
         .map(|p| {
             let mut m = MetadataResponsePartition::default();
             m.partition_index = p.index;
-            m.leader_id = BrokerId(state.cluster.leader(&topic.name, p.index));
+            let leader = state.cluster.leader(&topic.name, p.index);
+            m.leader_id = BrokerId(leader);
             if version >= 7 {
                 m.leader_epoch = p.leader_epoch();
             }
-            let replicas = state
-                .cluster
-                .replicas(&topic.name, p.index, topic.replication_factor);
+            let replicas = replica_set(&nodes, leader, topic.replication_factor);
             let ids = |up: Option<bool>| -> Vec<BrokerId> {
                 replicas
                     .iter()
