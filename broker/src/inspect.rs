@@ -5,7 +5,7 @@
 use crate::faults::{Fault, RecordedRequest};
 use crate::group::GroupSummary;
 use crate::log::LogConfig;
-use crate::state::{Offsets, Partition, State, TopicError};
+use crate::state::{Offsets, Partition, State, Topic, TopicError};
 use crate::topic_config::TopicConfigs;
 use crate::txn::store::{TxnMeta, TxnState};
 use std::collections::BTreeMap;
@@ -56,6 +56,15 @@ impl From<TxnMeta> for TransactionInfo {
     }
 }
 
+fn info(t: &Topic) -> TopicInfo {
+    TopicInfo {
+        name: t.name.clone(),
+        id: t.id,
+        partitions: t.partition_count(),
+        configs: t.configs().0,
+    }
+}
+
 impl Inspector {
     pub(crate) fn new(state: Arc<State>) -> Self {
         Self { state }
@@ -67,29 +76,13 @@ impl Inspector {
 
     /// Every topic, internal ones included, by name.
     pub fn topics(&self) -> Vec<TopicInfo> {
-        let mut out: Vec<TopicInfo> = self
-            .state
-            .topics()
-            .iter()
-            .map(|t| TopicInfo {
-                name: t.name.clone(),
-                id: t.id,
-                partitions: t.partition_count(),
-                configs: t.configs().0,
-            })
-            .collect();
+        let mut out: Vec<TopicInfo> = self.state.topics().iter().map(|t| info(t)).collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
     pub fn topic(&self, name: &str) -> Option<TopicInfo> {
-        let t = self.state.topic(name)?;
-        Some(TopicInfo {
-            name: t.name.clone(),
-            id: t.id,
-            partitions: t.partition_count(),
-            configs: t.configs().0,
-        })
+        self.state.topic(name).map(|t| info(&t))
     }
 
     /// The settings a topic's log runs with: its configs over the broker's defaults.
@@ -131,14 +124,15 @@ impl Inspector {
             return Vec::new();
         };
         let mut out = Vec::new();
+        let limit = self.state.config.max_decompressed_bytes;
         let start = p.offsets().log_start;
         let _ = p.with_log(|log| {
             log.scan_batches(start, &mut |h, bytes| {
                 if h.is_control() {
                     return;
                 }
-                let mut buf = bytes::Bytes::copy_from_slice(bytes);
-                if let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+                let batch = bytes::Bytes::copy_from_slice(bytes);
+                if let Ok(set) = crate::log::records::decode(&batch, limit) {
                     for r in set.records {
                         out.push((
                             r.offset,
