@@ -80,9 +80,38 @@ pub struct BrokerConfig {
     /// `log.message.timestamp.after.max.ms`: how far in the future (one hour by default,
     /// as from Kafka 4.0).
     pub timestamp_after_max_ms: i64,
+    /// `log.cleanup.policy`: a topic's `cleanup.policy` when it sets none.
+    pub cleanup_policy: String,
+    /// `log.message.timestamp.type`: `CreateTime` or `LogAppendTime`.
+    pub message_timestamp_type: String,
+    /// `compression.type`: the codec batches are stored in (`producer`: as they came).
+    pub compression: String,
+    /// `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level`.
+    pub compression_levels: CompressionLevels,
     /// Strict mode: requests for APIs or versions agentbus does not implement are
     /// answered as Kafka would and recorded as violations (and logged).
     pub strict: bool,
+}
+
+/// Compression levels by codec (KIP-390), Kafka's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionLevels {
+    /// 1–9, or -1 for the codec's default (6).
+    pub gzip: i32,
+    /// 1–17.
+    pub lz4: i32,
+    /// -131072–22.
+    pub zstd: i32,
+}
+
+impl Default for CompressionLevels {
+    fn default() -> Self {
+        Self {
+            gzip: -1,
+            lz4: 9,
+            zstd: 3,
+        }
+    }
 }
 
 impl Default for BrokerConfig {
@@ -105,6 +134,10 @@ impl Default for BrokerConfig {
             transaction_max_timeout_ms: 900_000,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            cleanup_policy: "delete".into(),
+            message_timestamp_type: "CreateTime".into(),
+            compression: "producer".into(),
+            compression_levels: CompressionLevels::default(),
             strict: false,
         }
     }

@@ -88,7 +88,7 @@ impl Inspector {
     /// The settings a topic's log runs with: its configs over the broker's defaults.
     pub fn log_config(&self, topic: &str) -> Option<LogConfig> {
         let t = self.state.topic(topic)?;
-        Some(t.configs().log_config(&self.state.config))
+        Some(t.configs().log_config(&self.state.config()))
     }
 
     /// Creates a topic as CreateTopics would (`partitions` -1: the broker's default).
@@ -124,7 +124,7 @@ impl Inspector {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let limit = self.state.config.max_decompressed_bytes;
+        let limit = self.state.config().max_decompressed_bytes;
         let start = p.offsets().log_start;
         let _ = p.with_log(|log| {
             log.scan_batches(start, &mut |h, bytes| {
@@ -140,6 +140,24 @@ impl Inspector {
                             r.value.map(|v| v.to_vec()),
                         ));
                     }
+                }
+            })
+        });
+        out
+    }
+
+    /// The codec of each stored batch of a partition (`uncompressed`, `gzip`, `snappy`,
+    /// `lz4`, `zstd`, as `compression.type` names them), control batches left out.
+    pub fn codecs(&self, topic: &str, partition: i32) -> Vec<&'static str> {
+        let Some(p) = self.partition(topic, partition) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let start = p.offsets().log_start;
+        let _ = p.with_log(|log| {
+            log.scan_batches(start, &mut |h, _| {
+                if !h.is_control() {
+                    out.push(crate::log::recompress::codec_name(h));
                 }
             })
         });

@@ -25,6 +25,7 @@
 //! Everything is `pub(crate)` but the few types re-exported below: starting a broker
 //! (`Broker`, its config), and looking at it (`Inspector` and the values it returns).
 
+mod broker_config;
 mod clock;
 mod cluster;
 mod config;
@@ -44,7 +45,9 @@ mod state;
 mod topic_config;
 mod txn;
 
-pub use config::{BrokerConfig, ConfigError, FileConfig, GroupConfig, StorageConfig};
+pub use config::{
+    BrokerConfig, CompressionLevels, ConfigError, FileConfig, GroupConfig, StorageConfig,
+};
 pub use faults::{Fault, RecordedRequest};
 pub use group::{GroupState, GroupSummary, MemberInfo};
 pub use inspect::{Inspector, StoredRecord, TopicInfo, TransactionInfo};

@@ -10,6 +10,7 @@ use crate::meta::{MetaError, MetaStore};
 use crate::topic_config::TopicConfigs;
 use crate::txn::coordinator::TxnCoordinator;
 use crate::txn::store::TxnStore;
+pub(crate) use broker_configs::{BrokerConfigs, Layer, Scope};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 use topic_store::{TopicRecord, TopicStore};
 use uuid::Uuid;
 
+mod broker_configs;
 mod compaction;
 #[cfg(test)]
 mod compaction_tests;
@@ -75,7 +77,8 @@ impl Topic {
 /// Shared broker state.
 #[derive(Debug)]
 pub(crate) struct State {
-    pub config: BrokerConfig,
+    /// The broker's settings with the configs set at run time applied.
+    pub(crate) broker_configs: BrokerConfigs,
     /// Host and port given to clients.
     pub advertised: (String, u16),
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -123,8 +126,9 @@ impl State {
             clock.clone(),
             config.transaction_max_timeout_ms,
         )?;
+        let broker_configs = BrokerConfigs::open(config, meta.clone())?;
         let state = Self {
-            config,
+            broker_configs,
             advertised,
             topics: RwLock::new(BTreeMap::new()),
             topic_store: TopicStore::new(meta),
@@ -136,9 +140,9 @@ impl State {
             clock,
             released: Arc::new(()),
         };
-        state.faults.set_strict(state.config.strict);
+        state.faults.set_strict(state.config().strict);
         state.cluster.add_node(Node {
-            id: state.config.node_id,
+            id: state.config().node_id,
             host: state.advertised.0.clone(),
             port: state.advertised.1,
             rack: None,
@@ -157,6 +161,11 @@ impl State {
         Ok(state)
     }
 
+    /// The config in force: the broker's settings and the configs set at run time.
+    pub(crate) fn config(&self) -> Arc<BrokerConfig> {
+        self.broker_configs.effective()
+    }
+
     fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
         self.topics.write().unwrap_or_else(|p| p.into_inner())
     }
@@ -166,7 +175,7 @@ impl State {
     }
 
     fn partition_dir(&self, topic: &str, partition: i32) -> Option<PathBuf> {
-        match &self.config.storage {
+        match &self.config().storage {
             StorageConfig::Memory => None,
             StorageConfig::Disk(dir) => Some(dir.join(format!("{topic}-{partition}"))),
         }
@@ -178,7 +187,7 @@ impl State {
         partition: i32,
         configs: &TopicConfigs,
     ) -> Result<Partition, LogError> {
-        let log_config = configs.log_config(&self.config);
+        let log_config = configs.log_config(&self.config());
         let (log, snapshot, epochs): (Box<dyn Log>, _, _) =
             match self.partition_dir(topic, partition) {
                 None => (Box::new(MemoryLog::new(log_config)), None, None),
@@ -193,7 +202,7 @@ impl State {
 
     /// Whether data and metadata are kept on disk (writes may then wait on the disk).
     pub(crate) fn writes_to_disk(&self) -> bool {
-        matches!(self.config.storage, StorageConfig::Disk(_))
+        matches!(self.config().storage, StorageConfig::Disk(_))
     }
 
     /// The metadata store (for tests that make its writes fail).
@@ -258,7 +267,7 @@ impl State {
             return Err(TopicError::AlreadyExists(name.to_string()));
         }
         let partitions = if partitions == -1 {
-            self.config.default_partitions
+            self.config().default_partitions
         } else {
             partitions
         };
@@ -485,12 +494,27 @@ impl State {
                 replication_factor: topic.replication_factor,
             },
         )?;
-        let log_config = configs.log_config(&self.config);
+        let log_config = configs.log_config(&self.config());
         *topic.configs.write().unwrap_or_else(|p| p.into_inner()) = configs;
         for p in topic.partitions() {
             p.with_log(|l| l.set_config(log_config));
         }
         tracing::info!(topic = name, "topic configs changed");
+        Ok(())
+    }
+
+    /// Replaces one layer of broker configs set at run time, persisting it, and gives
+    /// every partition the log settings that follow.
+    pub(crate) fn alter_broker_configs(&self, scope: Scope, layer: Layer) -> Result<(), MetaError> {
+        self.broker_configs.replace(scope, layer)?;
+        let broker = self.config();
+        for topic in self.topics() {
+            let log_config = topic.configs().log_config(&broker);
+            for p in topic.partitions() {
+                p.with_log(|l| l.set_config(log_config));
+            }
+        }
+        tracing::info!(?scope, "broker configs changed");
         Ok(())
     }
 }

@@ -1,13 +1,12 @@
 //! Topic-level configs (`retention.ms`, `max.message.bytes`, …): validation and the
 //! effective values derived from them and the broker defaults.
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, CompressionLevels};
 use crate::log::LogConfig;
 use std::collections::BTreeMap;
 
 /// Topic configs Kafka knows that only need to be stored and reported here.
 const PASSIVE: &[&str] = &[
-    "compression.type",
     "delete.retention.ms",
     "file.delete.delay.ms",
     "flush.messages",
@@ -29,6 +28,30 @@ const PASSIVE: &[&str] = &[
     "segment.jitter.ms",
     "unclean.leader.election.enable",
 ];
+
+/// The broker config whose value a topic takes when it sets none (Kafka's synonyms).
+pub(crate) fn broker_synonym(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "cleanup.policy" => "log.cleanup.policy",
+        "compression.type" => "compression.type",
+        "compression.gzip.level" => "compression.gzip.level",
+        "compression.lz4.level" => "compression.lz4.level",
+        "compression.zstd.level" => "compression.zstd.level",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.after.max.ms" => "log.message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms" => "log.message.timestamp.before.max.ms",
+        "message.timestamp.difference.max.ms" => "log.message.timestamp.difference.max.ms",
+        "message.timestamp.type" => "log.message.timestamp.type",
+        "min.insync.replicas" => "min.insync.replicas",
+        "retention.bytes" => "log.retention.bytes",
+        "retention.ms" => "log.retention.ms",
+        "segment.bytes" => "log.segment.bytes",
+        "segment.ms" => "log.roll.ms",
+        "unclean.leader.election.enable" => "unclean.leader.election.enable",
+        _ => return None,
+    })
+}
 
 /// A rejected config, reported as INVALID_CONFIG with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,6 +99,11 @@ impl TopicConfigs {
                         "Invalid value {value} for configuration cleanup.policy: String must be one of: compact, delete"
                     )))
                 }
+            }
+            "compression.type" | "compression.gzip.level" | "compression.lz4.level"
+            | "compression.zstd.level" => {
+                // The same names and values as the broker's configs.
+                crate::broker_config::check(name, value).map_err(TopicConfigError)
             }
             "message.timestamp.type" => match value {
                 "CreateTime" | "LogAppendTime" => Ok(()),
@@ -147,8 +175,31 @@ impl TopicConfigs {
     }
 
     /// Whether the broker stamps timestamps (`message.timestamp.type=LogAppendTime`).
-    pub(crate) fn log_append_time(&self) -> bool {
-        self.0.get("message.timestamp.type").map(String::as_str) == Some("LogAppendTime")
+    pub(crate) fn log_append_time(&self, broker: &BrokerConfig) -> bool {
+        self.0
+            .get("message.timestamp.type")
+            .unwrap_or(&broker.message_timestamp_type)
+            == "LogAppendTime"
+    }
+
+    /// The codec batches are stored in (`compression.type`; `producer`: as they came)
+    /// and the levels of the three codecs that have one.
+    pub(crate) fn compression(&self, broker: &BrokerConfig) -> (String, CompressionLevels) {
+        let mut levels = broker.compression_levels;
+        if let Some(l) = self.long("compression.gzip.level") {
+            levels.gzip = l as i32;
+        }
+        if let Some(l) = self.long("compression.lz4.level") {
+            levels.lz4 = l as i32;
+        }
+        if let Some(l) = self.long("compression.zstd.level") {
+            levels.zstd = l as i32;
+        }
+        let codec = self
+            .0
+            .get("compression.type")
+            .unwrap_or(&broker.compression);
+        (codec.clone(), levels)
     }
 
     /// Every config in force: explicitly set ones, then the defaults of the main ones,
@@ -156,8 +207,8 @@ impl TopicConfigs {
     pub(crate) fn described(&self, broker: &BrokerConfig) -> Vec<(String, String, bool)> {
         let d = broker.log;
         let defaults = [
-            ("cleanup.policy", "delete".to_string()),
-            ("compression.type", "producer".to_string()),
+            ("cleanup.policy", broker.cleanup_policy.clone()),
+            ("compression.type", broker.compression.clone()),
             ("max.message.bytes", broker.max_message_bytes.to_string()),
             (
                 "message.timestamp.after.max.ms",
@@ -167,7 +218,10 @@ impl TopicConfigs {
                 "message.timestamp.before.max.ms",
                 broker.timestamp_before_max_ms.to_string(),
             ),
-            ("message.timestamp.type", "CreateTime".to_string()),
+            (
+                "message.timestamp.type",
+                broker.message_timestamp_type.clone(),
+            ),
             ("min.insync.replicas", "1".to_string()),
             ("retention.bytes", d.retention_bytes.to_string()),
             ("retention.ms", d.retention_ms.to_string()),
@@ -188,11 +242,13 @@ impl TopicConfigs {
         out
     }
 
-    /// Whether `cleanup.policy` includes `compact`.
-    pub(crate) fn compacted(&self) -> bool {
+    /// Whether `cleanup.policy` (else the broker's `log.cleanup.policy`) includes `compact`.
+    pub(crate) fn compacted(&self, broker: &BrokerConfig) -> bool {
         self.0
             .get("cleanup.policy")
-            .is_some_and(|p| p.split(',').any(|x| x.trim() == "compact"))
+            .unwrap_or(&broker.cleanup_policy)
+            .split(',')
+            .any(|x| x.trim() == "compact")
     }
 }
 
@@ -220,7 +276,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.log_config(&b).retention_ms, 1000);
         assert_eq!(c.max_message_bytes(&b), 50);
-        assert!(!c.log_append_time());
+        assert!(!c.log_append_time(&b));
         assert_eq!(c.timestamp_bounds(&b), (i64::MAX, 3_600_000));
         let old = TopicConfigs::from_pairs([("message.timestamp.difference.max.ms", Some("10"))])
             .unwrap();

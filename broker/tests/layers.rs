@@ -14,6 +14,7 @@ const FLOORS: &[&str] = &[
     "protocol",
     "log",
     "config",
+    "broker_config",
     "topic_config",
     "group",
     "txn",

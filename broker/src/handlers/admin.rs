@@ -16,10 +16,6 @@ use kafka_protocol::messages::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// `config_source` values of DescribeConfigs/CreateTopics.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
-
 /// Kafka's `MAX_PARTITIONS_PER_BATCH`: partitions one CreateTopics or CreatePartitions
 /// request may create. A request over it is refused whole, before anything is made
 /// (a client asking for two billion partitions gets an error, not an exhausted broker).
@@ -39,14 +35,14 @@ pub(crate) fn create_topics(
     for t in &req.topics {
         *counts.entry(t.name.0.to_string()).or_default() += 1;
     }
-    let node = state.config.node_id;
+    let node = state.config().node_id;
     let mut resp = CreateTopicsResponse::default();
     let requested: u64 = req
         .topics
         .iter()
         .map(|t| match t.num_partitions {
             _ if !t.assignments.is_empty() => t.assignments.len() as u64,
-            -1 => state.config.default_partitions.max(0) as u64,
+            -1 => state.config().default_partitions.max(0) as u64,
             n => n.max(0) as u64,
         })
         .fold(0, u64::saturating_add);
@@ -121,18 +117,15 @@ pub(crate) fn create_topics(
                 }
                 if version >= 5 {
                     out.configs = Some(
-                        configs
-                            .described(&state.config)
+                        super::configs::topic_entries(state, &configs)
                             .into_iter()
-                            .map(|(k, v, is_default)| {
+                            .map(|e| {
                                 let mut c = CreatableTopicConfigs::default();
-                                c.name = str_bytes(k);
-                                c.value = Some(str_bytes(v));
-                                c.config_source = if is_default {
-                                    SOURCE_DEFAULT
-                                } else {
-                                    SOURCE_TOPIC
-                                };
+                                c.name = str_bytes(e.name);
+                                c.value = e.value.map(str_bytes);
+                                c.config_source = e.source;
+                                c.read_only = e.read_only;
+                                c.is_sensitive = e.sensitive;
                                 c
                             })
                             .collect(),
@@ -206,7 +199,7 @@ pub(crate) fn create_partitions(
     state: &Arc<State>,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let node = state.config.node_id;
+    let node = state.config().node_id;
     let mut resp = CreatePartitionsResponse::default();
     let added: u64 = req
         .topics

@@ -19,7 +19,7 @@ pub(crate) fn describe_cluster(
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default();
-    resp.cluster_id = str_bytes(state.config.cluster_id.clone());
+    resp.cluster_id = str_bytes(state.config().cluster_id.clone());
     resp.controller_id = BrokerId(state.cluster.controller());
     resp.brokers = state
         .cluster
@@ -44,7 +44,7 @@ pub(crate) fn describe_log_dirs(
     req: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
     let mut result = DescribeLogDirsResult::default();
-    result.log_dir = str_bytes(match &state.config.storage {
+    result.log_dir = str_bytes(match &state.config().storage {
         StorageConfig::Memory => "memory".to_string(),
         StorageConfig::Disk(d) => d.display().to_string(),
     });

@@ -1,12 +1,13 @@
 //! Topic and broker configs: DescribeConfigs v1–v4, AlterConfigs v0–v2,
 //! IncrementalAlterConfigs v0–v1.
 
+use super::broker_configs::{self as broker, Entry, Op, Refusal};
 use super::str_bytes;
 use crate::state::{State, TopicError};
-use crate::topic_config::TopicConfigs;
+use crate::topic_config::{broker_synonym, TopicConfigs};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -14,57 +15,71 @@ use std::sync::Arc;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-/// `config_source` values.
 const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
 /// `config_type` values (v3+).
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
 
-fn config_type(name: &str) -> i8 {
+fn topic_config_type(name: &str) -> i8 {
     match name {
-        "max.message.bytes" | "segment.bytes" | "min.insync.replicas" => TYPE_INT,
-        "retention.ms" | "retention.bytes" | "segment.ms" => TYPE_LONG,
+        "max.message.bytes" | "segment.bytes" | "min.insync.replicas" | "index.interval.bytes" => {
+            TYPE_INT
+        }
+        "retention.ms"
+        | "retention.bytes"
+        | "segment.ms"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.difference.max.ms" => TYPE_LONG,
+        "cleanup.policy" => TYPE_LIST,
         _ => TYPE_STRING,
     }
 }
 
-fn broker_configs(state: &State) -> Vec<(String, String)> {
-    let c = &state.config;
-    vec![
-        (
-            "auto.create.topics.enable".into(),
-            c.auto_create_topics.to_string(),
-        ),
-        (
-            "group.initial.rebalance.delay.ms".into(),
-            c.group.initial_rebalance_delay.as_millis().to_string(),
-        ),
-        (
-            "log.retention.bytes".into(),
-            c.log.retention_bytes.to_string(),
-        ),
-        ("log.retention.ms".into(), c.log.retention_ms.to_string()),
-        ("log.segment.bytes".into(), c.log.segment_bytes.to_string()),
-        ("message.max.bytes".into(), c.max_message_bytes.to_string()),
-        ("node.id".into(), c.node_id.to_string()),
-        ("num.partitions".into(), c.default_partitions.to_string()),
-        (
-            "socket.request.max.bytes".into(),
-            c.max_request_bytes.to_string(),
-        ),
-        (
-            "transaction.max.timeout.ms".into(),
-            c.transaction_max_timeout_ms.to_string(),
-        ),
-    ]
+/// A topic's configs in force: set on the topic, else the broker's synonym (run-time,
+/// setting or default), each with where its value comes from.
+pub(crate) fn topic_entries(state: &State, configs: &TopicConfigs) -> Vec<Entry> {
+    configs
+        .described(&state.config())
+        .into_iter()
+        .map(|(name, value, is_default)| {
+            let from_broker =
+                broker_synonym(&name).and_then(|b| Some((b, broker::in_force(state, b)?)));
+            let mut synonyms = Vec::new();
+            if !is_default {
+                synonyms.push((name.clone(), Some(value.clone()), SOURCE_TOPIC));
+            }
+            if let Some((b, (v, s))) = &from_broker {
+                synonyms.push((b.to_string(), v.clone(), *s));
+            }
+            let source = match (&from_broker, is_default) {
+                (_, false) => SOURCE_TOPIC,
+                (Some((_, (_, s))), true) => *s,
+                (None, true) => broker::SOURCE_DEFAULT,
+            };
+            Entry {
+                kind: topic_config_type(&name),
+                name,
+                value: Some(value),
+                source,
+                read_only: false,
+                sensitive: false,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+fn refusal(e: ResponseError) -> Refusal {
+    (e, e.to_string())
 }
 
 pub(crate) fn describe(
     state: &Arc<State>,
     version: i16,
+    node: i32,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let mut resp = DescribeConfigsResponse::default();
@@ -77,56 +92,46 @@ pub(crate) fn describe(
                 .as_ref()
                 .is_none_or(|keys| keys.iter().any(|k| k.as_str() == name))
         };
-        let entries: Result<Vec<(String, String, i8)>, ResponseError> = match r.resource_type {
+        let entries = match r.resource_type {
             RESOURCE_TOPIC => match state.topic(r.resource_name.as_str()) {
-                None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(t) => Ok(t
-                    .configs()
-                    .described(&state.config)
-                    .into_iter()
-                    .map(|(k, v, is_default)| {
-                        (
-                            k,
-                            v,
-                            if is_default {
-                                SOURCE_DEFAULT
-                            } else {
-                                SOURCE_TOPIC
-                            },
-                        )
-                    })
-                    .collect()),
+                None => Err(refusal(ResponseError::UnknownTopicOrPartition)),
+                Some(t) => Ok(topic_entries(state, &t.configs())),
             },
-            RESOURCE_BROKER
-                if r.resource_name.is_empty()
-                    || r.resource_name.as_str() == state.config.node_id.to_string() =>
-            {
-                Ok(broker_configs(state)
-                    .into_iter()
-                    .map(|(k, v)| (k, v, SOURCE_STATIC_BROKER))
-                    .collect())
-            }
-            RESOURCE_BROKER => Err(ResponseError::InvalidRequest),
-            _ => Err(ResponseError::InvalidRequest),
+            RESOURCE_BROKER => broker::describe(state, node, r.resource_name.as_str()),
+            _ => Err(refusal(ResponseError::InvalidRequest)),
         };
         match entries {
-            Err(e) => {
+            Err((e, message)) => {
                 out.error_code = e.code();
-                out.error_message = Some(str_bytes(e.to_string()));
+                out.error_message = Some(str_bytes(message));
             }
             Ok(entries) => {
                 out.configs = entries
                     .into_iter()
-                    .filter(|(k, _, _)| wanted(k))
-                    .map(|(k, v, source)| {
+                    .filter(|e| wanted(&e.name))
+                    .map(|e| {
                         let mut c = DescribeConfigsResourceResult::default();
                         if version >= 3 {
-                            c.config_type = config_type(&k);
+                            c.config_type = e.kind;
                         }
-                        c.name = str_bytes(k);
-                        c.value = Some(str_bytes(v));
-                        c.read_only = r.resource_type == RESOURCE_BROKER;
-                        c.config_source = source;
+                        c.name = str_bytes(e.name);
+                        c.value = e.value.map(str_bytes);
+                        c.read_only = e.read_only;
+                        c.is_sensitive = e.sensitive;
+                        c.config_source = e.source;
+                        if req.include_synonyms {
+                            c.synonyms = e
+                                .synonyms
+                                .into_iter()
+                                .map(|(name, value, source)| {
+                                    let mut s = DescribeConfigsSynonym::default();
+                                    s.name = str_bytes(name);
+                                    s.value = value.map(str_bytes);
+                                    s.source = source;
+                                    s
+                                })
+                                .collect();
+                        }
                         c
                     })
                     .collect();
@@ -137,20 +142,12 @@ pub(crate) fn describe(
     resp
 }
 
-fn apply(
+fn alter_topic(
     state: &State,
-    resource_type: i8,
     name: &str,
-    configs: Result<TopicConfigs, ResponseError>,
+    configs: TopicConfigs,
     validate_only: bool,
-) -> Result<(), (ResponseError, String)> {
-    if resource_type != RESOURCE_TOPIC {
-        return Err((
-            ResponseError::InvalidRequest,
-            "only topic configs can be changed".into(),
-        ));
-    }
-    let configs = configs.map_err(|e| (e, e.to_string()))?;
+) -> Result<(), Refusal> {
     state
         .alter_topic_configs(name, configs, validate_only)
         .map_err(|e: TopicError| (e.code(), e.to_string()))
@@ -159,7 +156,7 @@ fn apply(
 fn result(
     resource_type: i8,
     name: StrBytes,
-    r: Result<(), (ResponseError, String)>,
+    r: Result<(), Refusal>,
 ) -> alter_configs_response::AlterConfigsResourceResponse {
     let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
     out.resource_type = resource_type;
@@ -171,43 +168,35 @@ fn result(
     out
 }
 
-/// AlterConfigs replaces a topic's whole set of configs.
-pub(crate) fn alter(state: &Arc<State>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+/// AlterConfigs replaces a resource's whole set of configs.
+pub(crate) fn alter(
+    state: &Arc<State>,
+    node: i32,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut resp = AlterConfigsResponse::default();
     for r in req.resources {
-        let configs = TopicConfigs::from_pairs(
-            r.configs
-                .iter()
-                .map(|c| (c.name.as_str(), c.value.as_ref().map(StrBytes::as_str))),
-        )
-        .map_err(|_| ResponseError::InvalidConfig);
-        let outcome = match configs {
-            Err(_) => Err((ResponseError::InvalidConfig, bad_config(&r.configs))),
-            Ok(c) => apply(
+        let pairs = r
+            .configs
+            .iter()
+            .map(|c| (c.name.as_str(), c.value.as_ref().map(StrBytes::as_str)));
+        let outcome = match r.resource_type {
+            RESOURCE_TOPIC => TopicConfigs::from_pairs(pairs)
+                .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))
+                .and_then(|c| alter_topic(state, r.resource_name.as_str(), c, req.validate_only)),
+            RESOURCE_BROKER => broker::alter(
                 state,
-                r.resource_type,
+                node,
                 r.resource_name.as_str(),
-                Ok(c),
+                pairs,
                 req.validate_only,
             ),
+            _ => Err(refusal(ResponseError::InvalidRequest)),
         };
         resp.responses
             .push(result(r.resource_type, r.resource_name, outcome));
     }
     resp
-}
-
-fn bad_config(configs: &[alter_configs_request::AlterableConfig]) -> String {
-    configs
-        .iter()
-        .find_map(|c| {
-            TopicConfigs::check(
-                c.name.as_str(),
-                c.value.as_ref().map_or("", StrBytes::as_str),
-            )
-            .err()
-        })
-        .map_or_else(|| "invalid config".to_string(), |e| e.to_string())
 }
 
 const OP_SET: i8 = 0;
@@ -221,97 +210,93 @@ const LIST_CONFIGS: &[&str] = &[
     "follower.replication.throttled.replicas",
 ];
 
+fn ops(
+    configs: &[incremental_alter_configs_request::AlterableConfig],
+) -> Result<Vec<(String, Op)>, Refusal> {
+    configs
+        .iter()
+        .map(|c| {
+            let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+            let op = match c.config_operation {
+                OP_SET => Op::Set(value),
+                OP_DELETE => Op::Delete,
+                OP_APPEND => Op::Edit(true, value),
+                OP_SUBTRACT => Op::Edit(false, value),
+                op => {
+                    return Err((
+                        ResponseError::InvalidRequest,
+                        format!("unknown config operation {op}"),
+                    ))
+                }
+            };
+            Ok((c.name.to_string(), op))
+        })
+        .collect()
+}
+
+/// IncrementalAlterConfigs on a topic: only the named configs change.
+fn incremental_topic(
+    state: &State,
+    name: &str,
+    ops: Vec<(String, Op)>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let topic = state.topic(name).ok_or((
+        ResponseError::UnknownTopicOrPartition,
+        "unknown topic".to_string(),
+    ))?;
+    let configs = topic.configs();
+    let described = configs.described(&state.config());
+    let mut map = configs.0;
+    for (config, op) in ops {
+        match op {
+            Op::Set(v) => {
+                map.insert(config, v);
+            }
+            Op::Delete => {
+                map.remove(&config);
+            }
+            Op::Edit(append, v) => {
+                if !LIST_CONFIGS.contains(&config.as_str()) {
+                    let verb = if append { "append" } else { "subtract" };
+                    return Err((
+                        ResponseError::InvalidRequest,
+                        format!("Config value {verb} is not allowed for config key: {config}"),
+                    ));
+                }
+                // As Kafka: from the value in force, the default included (APPEND
+                // `compact` to a default `delete` policy gives `delete,compact`).
+                let current = map.get(&config).cloned().or_else(|| {
+                    described
+                        .iter()
+                        .find(|(k, _, _)| *k == config)
+                        .map(|(_, v, _)| v.clone())
+                });
+                let edited = broker::edit_list(&current.unwrap_or_default(), &v, append);
+                map.insert(config, edited);
+            }
+        }
+    }
+    for (k, v) in &map {
+        TopicConfigs::check(k, v).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    }
+    alter_topic(state, name, TopicConfigs(map), validate_only)
+}
+
 /// IncrementalAlterConfigs changes only the named configs.
 pub(crate) fn incremental_alter(
     state: &Arc<State>,
+    node: i32,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut resp = IncrementalAlterConfigsResponse::default();
     for r in req.resources {
-        let outcome = (|| {
-            if r.resource_type != RESOURCE_TOPIC {
-                return Err((
-                    ResponseError::InvalidRequest,
-                    "only topic configs can be changed".to_string(),
-                ));
-            }
-            let topic = state.topic(r.resource_name.as_str()).ok_or((
-                ResponseError::UnknownTopicOrPartition,
-                "unknown topic".to_string(),
-            ))?;
-            let configs = topic.configs();
-            let described = configs.described(&state.config);
-            let mut map = configs.0;
-            for c in &r.configs {
-                let name = c.name.to_string();
-                let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                match c.config_operation {
-                    OP_SET => {
-                        map.insert(name, value);
-                    }
-                    OP_DELETE => {
-                        map.remove(&name);
-                    }
-                    OP_APPEND | OP_SUBTRACT => {
-                        let verb = if c.config_operation == OP_APPEND {
-                            "append"
-                        } else {
-                            "subtract"
-                        };
-                        if !LIST_CONFIGS.contains(&name.as_str()) {
-                            return Err((
-                                ResponseError::InvalidRequest,
-                                format!(
-                                    "Config value {verb} is not allowed for config key: {name}"
-                                ),
-                            ));
-                        }
-                        // As Kafka: from the value in force, the default included (APPEND
-                        // `compact` to a default `delete` policy gives `delete,compact`).
-                        let current = map.get(&name).cloned().or_else(|| {
-                            described
-                                .iter()
-                                .find(|(k, _, _)| *k == name)
-                                .map(|(_, v, _)| v.clone())
-                        });
-                        let mut items: Vec<String> = current
-                            .unwrap_or_default()
-                            .split(',')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect();
-                        for v in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                            if c.config_operation == OP_APPEND {
-                                if !items.iter().any(|i| i == v) {
-                                    items.push(v.to_string());
-                                }
-                            } else {
-                                items.retain(|i| i != v);
-                            }
-                        }
-                        map.insert(name, items.join(","));
-                    }
-                    op => {
-                        return Err((
-                            ResponseError::InvalidRequest,
-                            format!("unknown config operation {op}"),
-                        ))
-                    }
-                }
-            }
-            for (k, v) in &map {
-                TopicConfigs::check(k, v)
-                    .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
-            }
-            apply(
-                state,
-                r.resource_type,
-                r.resource_name.as_str(),
-                Ok(TopicConfigs(map)),
-                req.validate_only,
-            )
-        })();
+        let name = r.resource_name.as_str();
+        let outcome = ops(&r.configs).and_then(|ops| match r.resource_type {
+            RESOURCE_TOPIC => incremental_topic(state, name, ops, req.validate_only),
+            RESOURCE_BROKER => broker::incremental_alter(state, node, name, ops, req.validate_only),
+            _ => Err(refusal(ResponseError::InvalidRequest)),
+        });
         let out = result(r.resource_type, r.resource_name.clone(), outcome);
         let mut converted =
             incremental_alter_configs_response::AlterConfigsResourceResponse::default();

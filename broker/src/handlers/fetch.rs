@@ -69,9 +69,9 @@ fn build(
     let mut resp = FetchResponse::default();
     // Kafka clamps what the client asks to the broker's fetch.max.bytes.
     let mut remaining = if req.max_bytes <= 0 {
-        state.config.fetch_max_bytes
+        state.config().fetch_max_bytes
     } else {
-        (req.max_bytes as usize).min(state.config.fetch_max_bytes)
+        (req.max_bytes as usize).min(state.config().fetch_max_bytes)
     };
     let mut total = 0usize;
     let mut errors = false;
@@ -106,7 +106,7 @@ fn build(
             };
             if version >= 12 {
                 pd.current_leader.leader_id =
-                    kafka_protocol::messages::BrokerId(state.config.node_id);
+                    kafka_protocol::messages::BrokerId(state.config().node_id);
                 pd.current_leader.leader_epoch = partition.leader_epoch();
             }
             let leader = super::check_leader(state, node, &topic.name, fp.partition);

@@ -25,7 +25,7 @@ pub(crate) fn handle(
 ) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     let read_committed = req.isolation_level == 1;
-    let limit = state.config.max_decompressed_bytes;
+    let limit = state.config().max_decompressed_bytes;
     for t in req.topics {
         let topic = state.topic(t.name.0.as_str());
         let mut out = ListOffsetsTopicResponse::default();

@@ -25,7 +25,7 @@ pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> 
             broker
         })
         .collect();
-    resp.cluster_id = Some(str_bytes(state.config.cluster_id.clone()));
+    resp.cluster_id = Some(str_bytes(state.config().cluster_id.clone()));
     resp.controller_id = BrokerId(state.cluster.controller());
     // Asked for here up to v10; from v11 DescribeCluster answers it.
     resp.cluster_authorized_operations =
@@ -45,7 +45,7 @@ pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> 
         return resp;
     }
     let auto_create =
-        state.config.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+        state.config().auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
     for wanted in req.topics.unwrap_or_default() {
         let entry = match (&wanted.name, wanted.topic_id.is_nil()) {
             (Some(name), _) => {

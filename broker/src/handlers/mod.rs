@@ -2,6 +2,7 @@
 
 mod admin;
 mod authorized;
+mod broker_configs;
 mod cluster;
 mod configs;
 mod consumer_group;
@@ -61,10 +62,18 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::DescribeProducers(r) => txn::describe_producers(state, r).into(),
         RequestKind::DescribeTransactions(r) => txn::describe_transactions(state, r).into(),
         RequestKind::ListTransactions(r) => txn::list_transactions(state, r).into(),
-        RequestKind::DescribeConfigs(r) => configs::describe(state, version, r).into(),
-        RequestKind::AlterConfigs(r) => on_disk(state, |s| configs::alter(s, r)).await?.into(),
+        RequestKind::DescribeConfigs(r) => {
+            configs::describe(state, version, request.node_id, r).into()
+        }
+        RequestKind::AlterConfigs(r) => {
+            let node = request.node_id;
+            on_disk(state, move |s| configs::alter(s, node, r))
+                .await?
+                .into()
+        }
         RequestKind::IncrementalAlterConfigs(r) => {
-            on_disk(state, |s| configs::incremental_alter(s, r))
+            let node = request.node_id;
+            on_disk(state, move |s| configs::incremental_alter(s, node, r))
                 .await?
                 .into()
         }
@@ -103,7 +112,7 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
             let node = request.node_id;
             let produce = move |s: &Arc<State>| produce::handle(s, version, node, r);
             // Only an fsync per append makes produce wait on the disk.
-            let response = if state.config.log.fsync {
+            let response = if state.config().log.fsync {
                 on_disk(state, produce).await?
             } else {
                 produce(state)

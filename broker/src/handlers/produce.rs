@@ -2,7 +2,8 @@
 
 use super::record_checks::{RecordRules, Refused};
 use super::str_bytes;
-use crate::log::batch::{split_batches, BatchError};
+use crate::log::batch::{split_batches, BatchError, BatchHeader};
+use crate::log::recompress;
 use crate::state::{AppendError, State, Topic};
 use crate::txn::producer_state::SequenceError;
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::records::Compression;
 use std::sync::Arc;
 
 pub(crate) fn handle(
@@ -130,59 +132,52 @@ fn append(
         ));
     }
     let configs = topic.configs();
-    let max = configs.max_message_bytes(&state.config);
+    let broker = state.config();
+    let max = configs.max_message_bytes(&broker);
+    let log_append_time = configs.log_append_time(&broker);
     let rules = RecordRules {
-        compacted: configs.compacted(),
-        timestamps: (!configs.log_append_time()).then(|| {
-            let (before, after) = configs.timestamp_bounds(&state.config);
+        compacted: configs.compacted(&broker),
+        timestamps: (!log_append_time).then(|| {
+            let (before, after) = configs.timestamp_bounds(&broker);
             (state.clock.now_ms(), before, after)
         }),
-        limit: state.config.max_decompressed_bytes,
+        limit: broker.max_decompressed_bytes,
     };
-    for (h, bytes) in &batches {
-        if h.size > max {
-            let e = BatchError::TooLarge { size: h.size, max };
-            return Err(Rejection::new(
-                ResponseError::MessageTooLarge,
-                Some(e.to_string()),
-            ));
-        }
-        if h.record_count == 0 {
-            return Err(Rejection::new(
-                ResponseError::InvalidRecord,
-                Some("record batch has no records".into()),
-            ));
-        }
-        if h.is_control() {
-            return Err(Rejection::new(
-                ResponseError::InvalidRecord,
-                Some("clients may not write control batches".into()),
-            ));
-        }
-        rules
-            .check(h, bytes, &topic.name, index)
-            .map_err(|r| match r {
-                Refused::Batch(message) => {
-                    Rejection::new(ResponseError::CorruptMessage, Some(message))
-                }
-                Refused::Records(e) => Rejection {
-                    code: e.code,
-                    message: Some(e.message),
-                    records: e.records,
-                },
-            })?;
-        if h.is_transactional() {
-            // The partition must have been added to the producer's open transaction.
-            state
-                .txns
-                .verify_produce(h.producer_id, h.producer_epoch, &topic.name, index)
-                .map_err(|e| {
-                    Rejection::new(e, Some(format!("transactional batch rejected: {e}")))
-                })?;
+    let (codec, levels) = configs.compression(&broker);
+    let target = recompress::codec(&codec);
+    let mut stored = Vec::with_capacity(batches.len());
+    for (h, bytes) in batches {
+        check_batch(state, topic, index, &rules, max, &h, &bytes)?;
+        let Some(to) = target else {
+            stored.push((h, bytes));
+            continue;
+        };
+        let level = match to {
+            Compression::Gzip => levels.gzip,
+            Compression::Lz4 => levels.lz4,
+            _ => levels.zstd,
+        };
+        match recompress::recompress(&h, &bytes, to, level, broker.max_decompressed_bytes) {
+            Ok(None) => stored.push((h, bytes)),
+            // As Kafka, the batch as stored must fit `max.message.bytes` too.
+            Ok(Some((nh, _))) if nh.size > max => {
+                let e = BatchError::TooLarge { size: nh.size, max };
+                return Err(Rejection::new(
+                    ResponseError::MessageTooLarge,
+                    Some(e.to_string()),
+                ));
+            }
+            Ok(Some(new)) => stored.push(new),
+            Err(e) => {
+                return Err(Rejection::new(
+                    ResponseError::CorruptMessage,
+                    Some(format!("cannot store the batch as {codec}: {e:#}")),
+                ))
+            }
         }
     }
     partition
-        .append(&batches, configs.log_append_time().then(|| state.clock.now_ms()))
+        .append(&stored, log_append_time.then(|| state.clock.now_ms()))
         .map_err(|e| match e {
             AppendError::Sequence(s) => {
                 let code = match s {
@@ -196,6 +191,55 @@ fn append(
                 Rejection::new(ResponseError::KafkaStorageError, Some(e.to_string()))
             }
         })
+}
+
+/// The checks of one batch before anything of the request is stored.
+fn check_batch(
+    state: &State,
+    topic: &Topic,
+    index: i32,
+    rules: &RecordRules,
+    max: usize,
+    h: &BatchHeader,
+    bytes: &Bytes,
+) -> Result<(), Rejection> {
+    if h.size > max {
+        let e = BatchError::TooLarge { size: h.size, max };
+        return Err(Rejection::new(
+            ResponseError::MessageTooLarge,
+            Some(e.to_string()),
+        ));
+    }
+    if h.record_count == 0 {
+        return Err(Rejection::new(
+            ResponseError::InvalidRecord,
+            Some("record batch has no records".into()),
+        ));
+    }
+    if h.is_control() {
+        return Err(Rejection::new(
+            ResponseError::InvalidRecord,
+            Some("clients may not write control batches".into()),
+        ));
+    }
+    rules
+        .check(h, bytes, &topic.name, index)
+        .map_err(|r| match r {
+            Refused::Batch(message) => Rejection::new(ResponseError::CorruptMessage, Some(message)),
+            Refused::Records(e) => Rejection {
+                code: e.code,
+                message: Some(e.message),
+                records: e.records,
+            },
+        })?;
+    if h.is_transactional() {
+        // The partition must have been added to the producer's open transaction.
+        state
+            .txns
+            .verify_produce(h.producer_id, h.producer_epoch, &topic.name, index)
+            .map_err(|e| Rejection::new(e, Some(format!("transactional batch rejected: {e}"))))?;
+    }
+    Ok(())
 }
 
 fn batch_error_code(e: &BatchError) -> ResponseError {

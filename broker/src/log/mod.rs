@@ -5,6 +5,7 @@ pub(crate) mod batch;
 pub(crate) mod disk;
 pub(crate) mod epochs;
 pub(crate) mod memory;
+pub(crate) mod recompress;
 pub(crate) mod records;
 
 use bytes::Bytes;

@@ -171,7 +171,7 @@ async fn serve_connection(
     // Responses are encoded into one buffer that is reused, so a steady stream of fetches
     // does not allocate (and fault in) fresh memory for every response.
     let mut out = BytesMut::with_capacity(64 * 1024);
-    let max = state.config.max_request_bytes;
+    let max = state.config().max_request_bytes;
     loop {
         if *closing.borrow() {
             return Ok(());

@@ -58,7 +58,7 @@ fn produce_and_fetch_flow_while_a_gigabyte_is_compacted() {
     let ranges = p.with_log(|l| l.cleanable_ranges());
     assert!(ranges.len() >= 15, "{ranges:?}");
 
-    let max_decompressed = state.config.max_decompressed_bytes;
+    let max_decompressed = state.config().max_decompressed_bytes;
     let started = Instant::now();
     let (removed, compaction_took, ops, longest) = std::thread::scope(|s| {
         let cleaner = s.spawn(|| {

@@ -9,10 +9,10 @@ impl State {
         for topic in self
             .topics()
             .into_iter()
-            .filter(|t| t.configs().compacted())
+            .filter(|t| t.configs().compacted(&self.config()))
         {
             for p in topic.partitions() {
-                match p.compact(self.config.max_decompressed_bytes) {
+                match p.compact(self.config().max_decompressed_bytes) {
                     Ok(0) => {}
                     Ok(n) => {
                         tracing::info!(topic = %topic.name, partition = p.index, removed = n, "compacted")
