@@ -183,7 +183,7 @@ pub(crate) fn edit_list(current: &str, value: &str, append: bool) -> String {
 }
 
 /// IncrementalAlterConfigs: the layer with only the named configs changed; APPEND and
-/// SUBTRACT (list configs only) start from the value in force, the default included.
+/// SUBTRACT (list configs only) start from the layer's value, else the default.
 pub(crate) fn incremental_alter(
     state: &State,
     node: i32,
@@ -209,10 +209,11 @@ pub(crate) fn incremental_alter(
                         format!("Config value {verb} is not allowed for config key: {config}"),
                     ));
                 }
+                // As Kafka: from this layer's value, else the config's default.
                 let current = layer
                     .get(&config)
                     .cloned()
-                    .or_else(|| chain(state, scope, &config).into_iter().next()?.0)
+                    .or_else(|| broker_config::def(&config).value(&BrokerConfig::default()))
                     .unwrap_or_default();
                 let edited = edit_list(&current, &v, append);
                 layer.insert(config, edited);

@@ -1,0 +1,296 @@
+//! Broker configs changed at run time (AlterConfigs, IncrementalAlterConfigs on BROKER
+//! resources): in force at once, reported with Kafka's sources, kept across a restart.
+
+mod common;
+
+use common::raw::Raw;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::FutureRecord;
+use std::time::Duration;
+
+const BROKER: i8 = 4;
+const TOPIC: i8 = 2;
+const DYNAMIC_BROKER: i8 = 2;
+const DYNAMIC_DEFAULT: i8 = 3;
+const DEFAULT: i8 = 5;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from(v.to_string())
+}
+
+fn alter(name: &str, configs: &[(&str, &str)]) -> AlterConfigsRequest {
+    use alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let mut r = AlterConfigsResource::default();
+    r.resource_type = BROKER;
+    r.resource_name = s(name);
+    r.configs = configs
+        .iter()
+        .map(|(k, v)| {
+            let mut c = AlterableConfig::default();
+            c.name = s(k);
+            c.value = Some(s(v));
+            c
+        })
+        .collect();
+    let mut req = AlterConfigsRequest::default();
+    req.resources = vec![r];
+    req
+}
+
+fn incremental(name: &str, ops: &[(&str, i8, &str)]) -> IncrementalAlterConfigsRequest {
+    use incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let mut r = AlterConfigsResource::default();
+    r.resource_type = BROKER;
+    r.resource_name = s(name);
+    r.configs = ops
+        .iter()
+        .map(|(k, op, v)| {
+            let mut c = AlterableConfig::default();
+            c.name = s(k);
+            c.config_operation = *op;
+            c.value = Some(s(v));
+            c
+        })
+        .collect();
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.resources = vec![r];
+    req
+}
+
+/// One described config: name, value, source, its synonyms' sources, sensitive.
+type Described = (String, Option<String>, i8, Vec<i8>, bool);
+
+/// Each config of a resource as DescribeConfigs v4 (with synonyms) reports it.
+async fn describe(raw: &mut Raw, resource_type: i8, name: &str) -> Vec<Described> {
+    let mut r = describe_configs_request::DescribeConfigsResource::default();
+    r.resource_type = resource_type;
+    r.resource_name = s(name);
+    r.configuration_keys = None;
+    let mut req = DescribeConfigsRequest::default();
+    req.resources = vec![r];
+    req.include_synonyms = true;
+    let resp = raw.send(4, &req).await;
+    let result = &resp.results[0];
+    assert_eq!(result.error_code, 0, "{:?}", result.error_message);
+    result
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_ref().map(|v| v.to_string()),
+                c.config_source,
+                c.synonyms.iter().map(|s| s.source).collect(),
+                c.is_sensitive,
+            )
+        })
+        .collect()
+}
+
+fn find<'a>(configs: &'a [Described], name: &str) -> &'a Described {
+    configs
+        .iter()
+        .find(|c| c.0 == name)
+        .unwrap_or_else(|| panic!("{name} not reported"))
+}
+
+async fn send_bytes(b: &str, topic: &str, len: usize) -> Result<(), KafkaError> {
+    let p = common::producer(b, &[("message.timeout.ms", "5000"), ("retries", "0")]);
+    let value = vec![b'x'; len];
+    p.send(
+        FutureRecord::to(topic)
+            .partition(0)
+            .key("k")
+            .payload(&value),
+        Duration::from_secs(10),
+    )
+    .await
+    .map(drop)
+    .map_err(|(e, _)| e)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_broker_config_is_in_force_reported_and_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::disk_broker(dir.path()).await;
+    let b = broker.bootstrap();
+    common::create_topic(&b, "sized", 1, &[]).await;
+    send_bytes(&b, "sized", 4000)
+        .await
+        .expect("fits the default");
+    let mut raw = Raw::connect(&b).await;
+
+    // AlterConfigs on this node: a smaller message.max.bytes refuses the batch.
+    let r = raw
+        .send(1, &alter("1", &[("message.max.bytes", "2000")]))
+        .await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    let e = send_bytes(&b, "sized", 4000).await.unwrap_err();
+    assert_eq!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge),
+        "{e}"
+    );
+    send_bytes(&b, "sized", 500)
+        .await
+        .expect("a small one fits");
+
+    // IncrementalAlterConfigs on the cluster-wide defaults.
+    let r = raw
+        .send(
+            1,
+            &incremental(
+                "",
+                &[
+                    ("log.retention.ms", 0, "7200000"),
+                    ("log.cleanup.policy", 2, "compact"),
+                    ("sasl.kerberos.service.name", 0, "kafka"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    assert_eq!(
+        broker.inspect().log_config("sized").unwrap().retention_ms,
+        7_200_000
+    );
+
+    let check = |node: &[Described]| {
+        let max = find(node, "message.max.bytes");
+        assert_eq!((max.1.as_deref(), max.2), (Some("2000"), DYNAMIC_BROKER));
+        assert_eq!(
+            max.3,
+            vec![DYNAMIC_BROKER, DEFAULT],
+            "synonyms, in force first"
+        );
+        let retention = find(node, "log.retention.ms");
+        assert_eq!(
+            (retention.1.as_deref(), retention.2),
+            (Some("7200000"), DYNAMIC_DEFAULT)
+        );
+        // APPEND starts from the default `delete`.
+        let policy = find(node, "log.cleanup.policy");
+        assert_eq!(policy.1.as_deref(), Some("delete,compact"));
+        let kept = find(node, "sasl.kerberos.service.name");
+        assert_eq!(
+            (kept.1.as_deref(), kept.2),
+            (Some("kafka"), DYNAMIC_DEFAULT)
+        );
+        let partitions = find(node, "num.partitions");
+        assert_eq!(partitions.2, DEFAULT);
+    };
+    check(&describe(&mut raw, BROKER, "1").await);
+    // The cluster-wide resource lists only what is set there.
+    let defaults = describe(&mut raw, BROKER, "").await;
+    assert_eq!(
+        defaults.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+        [
+            "log.cleanup.policy",
+            "log.retention.ms",
+            "sasl.kerberos.service.name"
+        ]
+    );
+    // A topic that sets none takes the broker's value, and says where it comes from.
+    let topic = describe(&mut raw, TOPIC, "sized").await;
+    let retention = find(&topic, "retention.ms");
+    assert_eq!(
+        (retention.1.as_deref(), retention.2),
+        (Some("7200000"), DYNAMIC_DEFAULT)
+    );
+    let max = find(&topic, "max.message.bytes");
+    assert_eq!((max.1.as_deref(), max.2), (Some("2000"), DYNAMIC_BROKER));
+
+    // Refused as Kafka refuses them; nothing changes.
+    let refusals = [
+        (
+            alter("1", &[("num.partitions", "3")]),
+            ResponseError::InvalidRequest,
+            "Cannot update these configs dynamically: Set(num.partitions)",
+        ),
+        (
+            alter("1", &[("message.max.bytes", "big")]),
+            ResponseError::InvalidConfig,
+            "Invalid value big for configuration message.max.bytes: Not a number of type INT",
+        ),
+        (
+            alter("7", &[("message.max.bytes", "10")]),
+            ResponseError::InvalidRequest,
+            "Unexpected broker id, expected 1, but received 7",
+        ),
+        (
+            alter("1", &[("ssl.keystore.location", "/k.jks")]),
+            ResponseError::InvalidRequest,
+            "These security configs can be dynamically updated only per-listener using the listener prefix: Set(ssl.keystore.location)",
+        ),
+    ];
+    for (req, code, message) in refusals {
+        let r = &raw.send(1, &req).await.responses[0];
+        assert_eq!(
+            (
+                r.error_code,
+                r.error_message.as_ref().map(|m| m.to_string())
+            ),
+            (code.code(), Some(message.to_string()))
+        );
+    }
+    let r = raw
+        .send(1, &incremental("1", &[("message.max.bytes", 2, "1")]))
+        .await;
+    assert_eq!(
+        r.responses[0].error_code,
+        ResponseError::InvalidRequest.code()
+    );
+    // A secret is kept and never shown.
+    let r = raw
+        .send(
+            1,
+            &incremental(
+                "1",
+                &[("listener.name.secure.ssl.key.password", 0, "hunter2")],
+            ),
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    let node = describe(&mut raw, BROKER, "1").await;
+    let secret = find(&node, "listener.name.secure.ssl.key.password");
+    assert_eq!((secret.1.as_deref(), secret.4), (None, true));
+    drop(raw);
+
+    // A restart on the same directory keeps all of it, in force.
+    broker.shutdown().await;
+    let broker = common::disk_broker(dir.path()).await;
+    let b = broker.bootstrap();
+    let mut raw = Raw::connect(&b).await;
+    check(&describe(&mut raw, BROKER, "1").await);
+    assert_eq!(
+        broker.inspect().log_config("sized").unwrap().retention_ms,
+        7_200_000
+    );
+    let e = send_bytes(&b, "sized", 4000).await.unwrap_err();
+    assert_eq!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge)
+    );
+
+    // DELETE puts the setting back.
+    let r = raw
+        .send(1, &incremental("1", &[("message.max.bytes", 1, "")]))
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    send_bytes(&b, "sized", 4000)
+        .await
+        .expect("the default again");
+    let node = describe(&mut raw, BROKER, "1").await;
+    assert_eq!(find(&node, "message.max.bytes").2, DEFAULT);
+}
