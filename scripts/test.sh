@@ -3,8 +3,9 @@
 # (Debian's, librdkafka 2.0), Chromium (the status page of `agentbus dev`), promtool,
 # docker-compose and systemd-analyze (the deployment files' checkers); the Python clients
 # confluent-kafka and kafka-python (with the codec libraries kafka-python reads lz4, zstd
-# and snappy batches with), DuckDB (a second Parquet implementation that reads the audit
-# archive) and PyYAML (reads the Kubernetes manifests).
+# and snappy batches with), pytest (the control API's Python example), DuckDB (a second
+# Parquet implementation that reads the audit archive) and PyYAML (reads the Kubernetes
+# manifests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,7 @@ fi
 # kafka-python stays on 2.3: 3.0.x (3.0.12 seen) now and then hangs a consumer under load
 # (its poll waits on its IO thread, which sleeps in select), and the group then drops it.
 PY_CLIENTS="confluent-kafka==2.16.1 kafka-python==2.3.3 duckdb==1.4.2 PyYAML==6.0.3
-  lz4==4.4.4 zstandard==0.23.0 python-snappy==0.7.3 cramjam==2.9.1"
+  lz4==4.4.4 zstandard==0.23.0 python-snappy==0.7.3 cramjam==2.9.1 pytest==8.3.5"
 if ! python3 - $PY_CLIENTS <<'PY' >/dev/null 2>&1; then
 import sys
 from importlib.metadata import version

@@ -1,9 +1,11 @@
 //! `agentbus broker`: settings from flags, `AGENTBUS_*` variables and a TOML file
 //! (in that order of precedence), then serve until SIGINT/SIGTERM.
 
+use crate::control_api::SharedBroker;
 use agentbus_broker::{Broker, BrokerConfig, ConfigError, FileConfig, StorageConfig};
 use anyhow::Context;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +84,11 @@ pub(crate) struct BrokerArgs {
     /// port 0, or one address each (`--listen h:p1,h:p2,h:p3`).
     #[arg(long, env = "AGENTBUS_BROKERS")]
     brokers: Option<u16>,
+    /// Serve the control API (HTTP/JSON) on ADDR: stop and start nodes, move leaders and
+    /// coordinators, inject errors, delays and disconnects, move the clock, read the
+    /// requests seen (`agentbus control`). Off unless given; for tests, never exposed.
+    #[arg(long, env = "AGENTBUS_CONTROL", value_name = "ADDR")]
+    control: Option<String>,
 }
 
 fn load_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
@@ -90,9 +97,16 @@ fn load_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
 
-/// Merges flags/env (already merged by clap) over the file over the defaults: the
-/// broker's settings, and how many brokers to present.
-fn resolve(args: BrokerArgs) -> anyhow::Result<(BrokerConfig, usize)> {
+/// What `agentbus broker` runs: the broker's settings, how many brokers to present, and
+/// where the control API listens, if anywhere.
+struct Resolved {
+    config: BrokerConfig,
+    brokers: usize,
+    control: Option<String>,
+}
+
+/// Merges flags/env (already merged by clap) over the file over the defaults.
+fn resolve(args: BrokerArgs) -> anyhow::Result<Resolved> {
     let file = match &args.config {
         Some(p) => load_file(p)?,
         None => FileConfig::default(),
@@ -166,7 +180,11 @@ fn resolve(args: BrokerArgs) -> anyhow::Result<(BrokerConfig, usize)> {
             return Err(ConfigError::new("brokers", format!("{n} is not within 1..=64")).into())
         }
     };
-    Ok((c, brokers))
+    Ok(Resolved {
+        config: c,
+        brokers,
+        control: pick!(control),
+    })
 }
 
 /// Flags and variables first, then the file; within each, `storage` before `memory`
@@ -190,7 +208,11 @@ fn storage(args: &BrokerArgs, file: &FileConfig) -> Result<StorageConfig, Config
 
 pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (config, brokers) = resolve(args)?;
+    let Resolved {
+        config,
+        brokers,
+        control,
+    } = resolve(args)?;
     let storage = match &config.storage {
         StorageConfig::Memory => "memory".to_string(),
         StorageConfig::Disk(d) => d.display().to_string(),
@@ -206,20 +228,28 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .chain(others)
         .collect::<Vec<_>>()
         .join(",");
+    let local = broker.local_addr();
+    let inspector = broker.inspect();
+    let broker: SharedBroker = Arc::new(tokio::sync::Mutex::new(Some(broker)));
+    let control = match control {
+        Some(addr) => Some(crate::control_api::serve(&addr, broker.clone()).await?),
+        None => None,
+    };
     println!(
-        "agentbus broker ready in {} ms: bootstrap {bootstrap} (listening on {}, storage {storage}{})",
+        "agentbus broker ready in {} ms: bootstrap {bootstrap} (listening on {local}, storage {storage}{}{})",
         started.elapsed().as_millis(),
-        broker.local_addr(),
         if brokers > 1 {
             format!(", {brokers} brokers")
         } else {
             String::new()
-        }
+        },
+        control.map_or_else(String::new, |a| format!(", control http://{a}")),
     );
     crate::signals::shutdown()?.await;
     tracing::info!("shutting down: closing listeners, finishing in-flight requests");
-    let inspector = broker.inspect();
-    broker.shutdown().await;
+    if let Some(broker) = broker.lock().await.take() {
+        broker.shutdown().await;
+    }
     tracing::info!("stopped");
     let violations = inspector.violations();
     if !violations.is_empty() {

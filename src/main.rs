@@ -6,6 +6,8 @@ mod broker_cmd;
 mod cluster_args;
 mod consume_alerts;
 mod consume_cmd;
+mod control_api;
+mod control_cmd;
 mod dev;
 mod groups;
 mod log_cmd;
@@ -47,6 +49,9 @@ enum Command {
     Dev(Box<dev::DevArgs>),
     /// Run the Kafka-compatible broker.
     Broker(Box<broker_cmd::BrokerArgs>),
+    /// Drive a broker started with `--control`: stop and start nodes, move leaders and
+    /// coordinators, inject faults, move the clock, read the requests it saw.
+    Control(control_cmd::ControlArgs),
     /// Measure the broker, the consumers, `dev` and `log` (runs `agentbus-bench`, built
     /// with `cargo build --release -p agentbus-benches`).
     #[command(disable_help_flag = true)]
@@ -94,6 +99,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Dev(args) => dev::run(*args).await,
             Command::Broker(args) => broker_cmd::run(*args).await,
+            Command::Control(args) => control_cmd::run(args).await,
             Command::Bench(args) => bench_cmd::run(args),
             Command::Consume(args) => consume_cmd::run(args).await,
             Command::Migrate(args) => consume_cmd::migrate(args).await,

@@ -185,6 +185,8 @@ pub struct FileConfig {
     pub group_initial_rebalance_delay_ms: Option<u64>,
     pub strict: Option<bool>,
     pub brokers: Option<u16>,
+    /// Address of the control API (`agentbus broker --control`).
+    pub control: Option<String>,
 }
 
 impl BrokerConfig {

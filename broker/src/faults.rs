@@ -16,6 +16,18 @@ pub enum Fault {
     Disconnect,
 }
 
+/// One injected rule as a test sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectedFault {
+    pub id: u64,
+    pub api_key: i16,
+    /// The node it applies on; none: every node.
+    pub node: Option<i32>,
+    pub fault: Fault,
+    /// Requests it still applies to; none: until removed.
+    pub remaining: Option<usize>,
+}
+
 #[derive(Debug, Clone)]
 struct Rule {
     id: u64,
@@ -71,8 +83,29 @@ impl Faults {
         id
     }
 
-    pub(crate) fn remove(&self, id: u64) {
-        lock(&self.rules).retain(|r| r.id != id);
+    /// Removes a rule; whether there was one.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        let mut rules = lock(&self.rules);
+        let before = rules.len();
+        rules.retain(|r| r.id != id);
+        rules.len() != before
+    }
+
+    pub(crate) fn clear(&self) {
+        lock(&self.rules).clear();
+    }
+
+    pub(crate) fn rules(&self) -> Vec<InjectedFault> {
+        lock(&self.rules)
+            .iter()
+            .map(|r| InjectedFault {
+                id: r.id,
+                api_key: r.api_key,
+                node: r.node,
+                fault: r.fault,
+                remaining: r.remaining,
+            })
+            .collect()
     }
 
     /// The fault to apply to this request, if a rule matches (counting it down).
@@ -106,6 +139,10 @@ impl Faults {
 
     pub(crate) fn recorded(&self) -> Vec<RecordedRequest> {
         lock(&self.recorded).clone()
+    }
+
+    pub(crate) fn clear_recorded(&self) {
+        lock(&self.recorded).clear();
     }
 
     pub(crate) fn set_strict(&self, on: bool) {

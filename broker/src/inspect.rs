@@ -2,7 +2,7 @@
 //! and the few controls tests need (its clock, injected faults, the presented cluster),
 //! as plain values. The broker's state itself stays inside the crate.
 
-use crate::faults::{Fault, RecordedRequest};
+use crate::faults::{Fault, InjectedFault, RecordedRequest};
 use crate::group::GroupSummary;
 use crate::log::LogConfig;
 use crate::state::{Offsets, Partition, State, Topic, TopicError};
@@ -27,6 +27,16 @@ pub struct TopicInfo {
     pub partitions: i32,
     /// The configs set on the topic (not the defaults).
     pub configs: BTreeMap<String, String>,
+}
+
+/// One presented broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+    pub up: bool,
 }
 
 /// A stored record: (offset, key, value).
@@ -230,8 +240,9 @@ impl Inspector {
         self.state.faults.inject(api_key, node, fault, times)
     }
 
-    pub fn remove_fault(&self, id: u64) {
-        self.state.faults.remove(id);
+    /// Removes an injected fault; whether there was one.
+    pub fn remove_fault(&self, id: u64) -> bool {
+        self.state.faults.remove(id)
     }
 
     /// Starts or stops recording requests (api key, version, client id, node).
@@ -264,6 +275,47 @@ impl Inspector {
     /// The node leading a partition.
     pub fn leader(&self, topic: &str, partition: i32) -> i32 {
         self.state.cluster.leader(topic, partition)
+    }
+
+    /// The presented brokers: id, advertised host and port, up or stopped.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        self.state
+            .cluster
+            .nodes()
+            .into_iter()
+            .map(|n| NodeInfo {
+                id: n.id,
+                host: n.host,
+                port: n.port,
+                rack: n.rack,
+                up: n.up,
+            })
+            .collect()
+    }
+
+    /// The node presented as the controller.
+    pub fn controller(&self) -> i32 {
+        self.state.cluster.controller()
+    }
+
+    /// The injected faults still in force.
+    pub fn faults(&self) -> Vec<InjectedFault> {
+        self.state.faults.rules()
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
+    /// Forgets the requests recorded so far.
+    pub fn clear_recorded(&self) {
+        self.state.faults.clear_recorded();
+    }
+
+    /// The broker's clock, in milliseconds since the epoch (moved on by [`Inspector::advance`]).
+    pub fn now_ms(&self) -> i64 {
+        self.state.clock.now_ms()
     }
 
     /// Gone once the broker and every task have let go of its storage.

@@ -48,9 +48,9 @@ mod txn;
 pub use config::{
     BrokerConfig, CompressionLevels, ConfigError, FileConfig, GroupConfig, StorageConfig,
 };
-pub use faults::{Fault, RecordedRequest};
+pub use faults::{Fault, InjectedFault, RecordedRequest};
 pub use group::{GroupState, GroupSummary, MemberInfo};
-pub use inspect::{Inspector, StoredRecord, TopicInfo, TransactionInfo};
+pub use inspect::{Inspector, NodeInfo, StoredRecord, TopicInfo, TransactionInfo};
 pub use log::LogConfig;
 pub use protocol::supported_table_markdown;
 pub use server::{Broker, StartError};

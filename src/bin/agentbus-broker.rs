@@ -4,6 +4,8 @@
 
 #[path = "../broker_cmd.rs"]
 mod broker_cmd;
+#[path = "../control_api.rs"]
+mod control_api;
 #[path = "../logs.rs"]
 mod logs;
 #[path = "../process.rs"]

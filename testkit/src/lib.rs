@@ -422,8 +422,9 @@ pub trait Inspect {
     }
 
     /// Moves the broker's clock forward and runs its timers at once: session timeouts,
-    /// rebalance deadlines, transaction timeouts. Clients' own timers stay real, so a
-    /// client that keeps heartbeating is not expired by this; one that stopped is.
+    /// rebalance deadlines, transaction timeouts. Clients' own timers stay real: a jump
+    /// past a member's session timeout expires it even while its client heartbeats (it
+    /// joins again under a new id); smaller steps expire only a member that went silent.
     fn advance(&self, by: std::time::Duration) {
         self.inspector().advance(by);
     }
