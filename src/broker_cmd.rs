@@ -84,6 +84,11 @@ pub(crate) struct BrokerArgs {
     /// port 0, or one address each (`--listen h:p1,h:p2,h:p3`).
     #[arg(long, env = "AGENTBUS_BROKERS")]
     brokers: Option<u16>,
+    /// Present the ApiVersions and behaviour of this Kafka release: 2.8, 3.6, 3.9, 4.0
+    /// or 4.1 (3.x: message formats v0/v1 for clients with api.version.request=false;
+    /// 4.x: their removal). Default: the newest.
+    #[arg(long, env = "AGENTBUS_AS_KAFKA", value_name = "VERSION")]
+    as_kafka: Option<String>,
     /// Serve the control API (HTTP/JSON) on ADDR: stop and start nodes, move leaders and
     /// coordinators, inject errors, delays and disconnects, move the clock, read the
     /// requests seen (`agentbus control`). Off unless given; for tests, never exposed.
@@ -170,6 +175,7 @@ fn resolve(args: BrokerArgs) -> anyhow::Result<Resolved> {
         }
     }
     c.strict = args.strict || file.strict.unwrap_or(false);
+    c.as_kafka = pick!(as_kafka);
     c.storage = storage(&args, &file)?;
     c.validate()?;
     // A list of addresses presents as many brokers unless --brokers says otherwise.

@@ -3,6 +3,7 @@
 
 mod common;
 
+use agentbus_testkit::Inspect;
 use common::raw::Raw;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::*;
@@ -293,4 +294,97 @@ async fn a_dynamic_broker_config_is_in_force_reported_and_kept_across_a_restart(
         .expect("the default again");
     let node = describe(&mut raw, BROKER, "1").await;
     assert_eq!(find(&node, "message.max.bytes").2, DEFAULT);
+}
+
+fn group_incremental(group: &str, ops: &[(&str, i8, &str)]) -> IncrementalAlterConfigsRequest {
+    let mut req = incremental(group, ops);
+    req.resources[0].resource_type = GROUP;
+    req
+}
+
+const GROUP: i8 = 32;
+const GROUP_CONFIG: i8 = 8;
+
+async fn join(raw: &mut Raw, group: &str, topic: &str) -> ConsumerGroupHeartbeatResponse {
+    let mut hb = ConsumerGroupHeartbeatRequest::default();
+    hb.group_id = GroupId(s(group));
+    hb.member_id = s(&uuid::Uuid::new_v4().to_string());
+    hb.member_epoch = 0;
+    hb.rebalance_timeout_ms = 30_000;
+    hb.subscribed_topic_names = Some(vec![TopicName(s(topic))]);
+    hb.topic_partitions = Some(vec![]);
+    raw.send(0, &hb).await
+}
+
+/// KIP-848 group configs: checked against the broker's bounds, in force for that group
+/// (its heartbeat interval, its session timeout), kept across a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_configs_are_checked_in_force_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = common::disk_broker(dir.path()).await;
+    broker.inspect().create_topic("events", 1).unwrap();
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let r = raw
+        .send(
+            1,
+            &group_incremental(
+                "slow",
+                &[
+                    ("consumer.heartbeat.interval.ms", 0, "7000"),
+                    ("consumer.session.timeout.ms", 0, "50000"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(
+        r.responses[0].error_code, 0,
+        "{:?}",
+        r.responses[0].error_message
+    );
+    for (ops, message) in [
+        (
+            vec![("consumer.session.timeout.ms", 0, "1000")],
+            "consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms",
+        ),
+        (vec![("no.such", 0, "1")], "Unknown group config name: no.such"),
+    ] {
+        let r = &raw.send(1, &group_incremental("slow", &ops)).await.responses[0];
+        assert_eq!(
+            (r.error_code, r.error_message.as_ref().map(|m| m.to_string())),
+            (ResponseError::InvalidConfig.code(), Some(message.to_string()))
+        );
+    }
+    let described = describe(&mut raw, GROUP, "slow").await;
+    let interval = find(&described, "consumer.heartbeat.interval.ms");
+    assert_eq!(
+        (interval.1.as_deref(), interval.2),
+        (Some("7000"), GROUP_CONFIG)
+    );
+    let other = describe(&mut raw, GROUP, "other").await;
+    assert_eq!(
+        find(&other, "consumer.session.timeout.ms").1.as_deref(),
+        Some("45000")
+    );
+
+    // In force: the interval the member is told, and the session it is given.
+    let joined = join(&mut raw, "slow", "events").await;
+    assert_eq!((joined.error_code, joined.heartbeat_interval_ms), (0, 7000));
+    broker.advance(Duration::from_secs(47));
+    assert_eq!(
+        broker.inspect().group("slow").members.len(),
+        1,
+        "45 s is not its session"
+    );
+    broker.advance(Duration::from_secs(5));
+    assert!(broker.inspect().group("slow").members.is_empty(), "50 s is");
+    drop(raw);
+
+    broker.shutdown().await;
+    let broker = common::disk_broker(dir.path()).await;
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let described = describe(&mut raw, GROUP, "slow").await;
+    assert_eq!(
+        find(&described, "consumer.session.timeout.ms").1.as_deref(),
+        Some("50000")
+    );
 }

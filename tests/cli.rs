@@ -86,6 +86,8 @@ fn help_documents_every_flag() {
         "--retention-bytes",
         "--retention-check-interval-ms",
         "--fsync",
+        "--as-kafka",
+        "--control",
         "--log-format",
     ] {
         let line = help
@@ -171,6 +173,8 @@ fn bad_settings_stop_startup_naming_the_setting() {
         ),
         (vec!["--retention-ms".into(), "-7".into()], "retention-ms"),
         (vec!["--storage".into(), "s3://bucket".into()], "storage"),
+        (vec!["--as-kafka".into(), "9.9".into()], "as-kafka"),
+        (vec!["--control".into(), "256.0.0.1:1".into()], "control"),
     ];
     for (args, named) in cases {
         let mut cmd = agentbus();

@@ -91,6 +91,9 @@ pub struct BrokerConfig {
     /// Strict mode: requests for APIs or versions agentbus does not implement are
     /// answered as Kafka would and recorded as violations (and logged).
     pub strict: bool,
+    /// Present the ApiVersions and behaviour of this Kafka release (`2.8`, `3.9`, `4.0`, …);
+    /// none: the newest.
+    pub as_kafka: Option<String>,
 }
 
 /// Compression levels by codec (KIP-390), Kafka's defaults.
@@ -139,6 +142,7 @@ impl Default for BrokerConfig {
             compression: "producer".into(),
             compression_levels: CompressionLevels::default(),
             strict: false,
+            as_kafka: None,
         }
     }
 }
@@ -185,6 +189,7 @@ pub struct FileConfig {
     pub group_initial_rebalance_delay_ms: Option<u64>,
     pub strict: Option<bool>,
     pub brokers: Option<u16>,
+    pub as_kafka: Option<String>,
     /// Address of the control API (`agentbus broker --control`).
     pub control: Option<String>,
 }
@@ -221,6 +226,17 @@ impl BrokerConfig {
         }
         if self.log.retention_bytes < -1 {
             return Err(ConfigError::new("retention-bytes", "must be -1 or more"));
+        }
+        if let Some(v) = &self.as_kafka {
+            if crate::protocol::releases::release(v).is_none() {
+                return Err(ConfigError::new(
+                    "as-kafka",
+                    format!(
+                        "`{v}` is not a release agentbus can present; one of {}",
+                        crate::protocol::releases::names().join(", ")
+                    ),
+                ));
+            }
         }
         if let Some(adv) = &self.advertise {
             parse_host_port(adv).map_err(|r| ConfigError::new("advertise", r))?;

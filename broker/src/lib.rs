@@ -52,6 +52,6 @@ pub use faults::{Fault, InjectedFault, RecordedRequest};
 pub use group::{GroupState, GroupSummary, MemberInfo};
 pub use inspect::{Inspector, NodeInfo, StoredRecord, TopicInfo, TransactionInfo};
 pub use log::LogConfig;
-pub use protocol::supported_table_markdown;
+pub use protocol::{releases_table_markdown, supported_table_markdown};
 pub use server::{Broker, StartError};
 pub use state::{Offsets, TopicError};

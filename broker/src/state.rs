@@ -95,6 +95,8 @@ pub(crate) struct State {
     pub faults: crate::faults::Faults,
     /// The broker's time (advanced by tests).
     pub clock: Clock,
+    /// The APIs and versions offered: the newest, or an emulated release's.
+    pub(crate) api_table: crate::protocol::ApiTable,
     /// Declared last, so dropped after the storage: once no one owns it, the files (and
     /// the metadata store's lock) are let go and a broker can open the same directory.
     released: Arc<()>,
@@ -126,6 +128,12 @@ impl State {
             clock.clone(),
             config.transaction_max_timeout_ms,
         )?;
+        let api_table = config
+            .as_kafka
+            .as_deref()
+            .and_then(crate::protocol::releases::release)
+            .map(crate::protocol::ApiTable::emulating)
+            .unwrap_or_default();
         let broker_configs = BrokerConfigs::open(config, meta.clone())?;
         let state = Self {
             broker_configs,
@@ -138,6 +146,7 @@ impl State {
             cluster: ClusterView::default(),
             faults: Default::default(),
             clock,
+            api_table,
             released: Arc::new(()),
         };
         state.faults.set_strict(state.config().strict);

@@ -29,6 +29,7 @@
 //! timeouts.
 
 mod classic;
+pub(crate) mod configs;
 pub(crate) mod consumer;
 mod protocol;
 pub(crate) mod store;
@@ -52,6 +53,8 @@ pub(crate) struct Coordinator {
     clock: crate::clock::Clock,
     groups: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
     store: GroupStore,
+    /// Per-group configs (GROUP resources).
+    group_configs: configs::GroupConfigs,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -103,9 +106,11 @@ impl Coordinator {
                 .offsets
                 .insert((topic, partition), committed);
         }
+        let group_configs = configs::GroupConfigs::load(&store)?;
         Ok(Self {
             config,
             clock,
+            group_configs,
             groups: Mutex::new(
                 groups
                     .into_iter()
@@ -131,6 +136,32 @@ impl Coordinator {
 
     pub(crate) fn config(&self) -> &GroupConfig {
         &self.config
+    }
+
+    /// The coordinator's settings with `group`'s own configs in force.
+    pub(crate) fn config_of(&self, group: &str) -> GroupConfig {
+        self.group_configs.applied(group, &self.config)
+    }
+
+    /// The configs set on `group`.
+    pub(crate) fn group_configs(&self, group: &str) -> configs::Configs {
+        self.group_configs.get(group)
+    }
+
+    /// Checks and (unless `validate_only`) replaces `group`'s configs.
+    pub(crate) fn set_group_configs(
+        &self,
+        group: &str,
+        new: configs::Configs,
+        validate_only: bool,
+    ) -> Result<(), (ResponseError, String)> {
+        configs::check(&new, &self.config).map_err(|m| (ResponseError::InvalidConfig, m))?;
+        if validate_only {
+            return Ok(());
+        }
+        self.group_configs
+            .replace(&self.store, group, new)
+            .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
     }
 
     fn get(&self, id: &str) -> Option<Arc<Mutex<Group>>> {
@@ -429,7 +460,7 @@ impl Coordinator {
             .collect();
         for (id, group) in groups {
             let mut g = lock(&group);
-            g.tick(&self.config, now);
+            g.tick(&self.config_of(&id), now);
             self.persist_if_settled(&mut g);
             if g.is_empty()
                 && !g.offsets.is_empty()

@@ -41,6 +41,7 @@ pub(crate) struct GroupSnapshot {
 
 const GROUPS: Table = "groups";
 const OFFSETS: Table = "offsets";
+const GROUP_CONFIGS: Table = "group_configs";
 
 /// Where the coordinator keeps groups and offsets.
 #[derive(Debug, Clone)]
@@ -149,6 +150,26 @@ impl GroupStore {
             })
             .collect();
         self.meta.apply(&writes)
+    }
+
+    /// The configs set on groups (KIP-848 GROUP resources).
+    pub(crate) fn load_group_configs(
+        &self,
+    ) -> Result<Vec<(String, super::configs::Configs)>, MetaError> {
+        self.meta.load_json(GROUP_CONFIGS)
+    }
+
+    pub(crate) fn put_group_configs(
+        &self,
+        group: &str,
+        configs: &super::configs::Configs,
+    ) -> Result<(), MetaError> {
+        let write = if configs.is_empty() {
+            delete(GROUP_CONFIGS, group.to_string())
+        } else {
+            self.meta.put_json(GROUP_CONFIGS, group, configs)?
+        };
+        self.meta.apply(&[write])
     }
 
     /// Removes a group's snapshot and all its offsets.

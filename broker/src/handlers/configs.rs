@@ -1,4 +1,4 @@
-//! Topic and broker configs: DescribeConfigs v1–v4, AlterConfigs v0–v2,
+//! Topic, broker and group configs: DescribeConfigs v1–v4, AlterConfigs v0–v2,
 //! IncrementalAlterConfigs v0–v1.
 
 use super::broker_configs::{self as broker, Entry, Op, Refusal};
@@ -15,7 +15,10 @@ use std::sync::Arc;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+/// KIP-848 group configs.
+const RESOURCE_GROUP: i8 = 32;
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_GROUP: i8 = 8;
 /// `config_type` values (v3+).
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
@@ -72,6 +75,61 @@ pub(crate) fn topic_entries(state: &State, configs: &TopicConfigs) -> Vec<Entry>
         .collect()
 }
 
+/// A group's configs: set on it, else the broker's default.
+fn group_entries(state: &State, group: &str) -> Vec<Entry> {
+    use crate::group::configs::{HEARTBEAT_INTERVAL, SESSION_TIMEOUT};
+    let set = state.groups.group_configs(group);
+    let defaults = state.groups.config();
+    [
+        (SESSION_TIMEOUT, defaults.consumer_session_timeout),
+        (HEARTBEAT_INTERVAL, defaults.consumer_heartbeat_interval),
+    ]
+    .into_iter()
+    .map(|(name, default)| {
+        let default = default.as_millis().to_string();
+        let (value, source) = match set.get(name) {
+            Some(v) => (v.clone(), SOURCE_GROUP),
+            None => (default.clone(), broker::SOURCE_DEFAULT),
+        };
+        let mut synonyms = vec![(name.to_string(), Some(value.clone()), source)];
+        if source == SOURCE_GROUP {
+            synonyms.push((
+                format!("group.{name}"),
+                Some(default),
+                broker::SOURCE_DEFAULT,
+            ));
+        }
+        Entry {
+            name: name.to_string(),
+            value: Some(value),
+            source,
+            read_only: false,
+            sensitive: false,
+            kind: TYPE_INT,
+            synonyms,
+        }
+    })
+    .collect()
+}
+
+/// Checks a group's new configs and, unless `validate_only`, puts them in force.
+fn alter_group(
+    state: &State,
+    group: &str,
+    configs: crate::group::configs::Configs,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    if group.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "Group name must not be empty".into(),
+        ));
+    }
+    state
+        .groups
+        .set_group_configs(group, configs, validate_only)
+}
+
 fn refusal(e: ResponseError) -> Refusal {
     (e, e.to_string())
 }
@@ -98,6 +156,7 @@ pub(crate) fn describe(
                 Some(t) => Ok(topic_entries(state, &t.configs())),
             },
             RESOURCE_BROKER => broker::describe(state, node, r.resource_name.as_str()),
+            RESOURCE_GROUP => Ok(group_entries(state, r.resource_name.as_str())),
             _ => Err(refusal(ResponseError::InvalidRequest)),
         };
         match entries {
@@ -189,6 +248,14 @@ pub(crate) fn alter(
                 node,
                 r.resource_name.as_str(),
                 pairs,
+                req.validate_only,
+            ),
+            RESOURCE_GROUP => alter_group(
+                state,
+                r.resource_name.as_str(),
+                pairs
+                    .filter_map(|(k, v)| Some((k.to_string(), v?.to_string())))
+                    .collect(),
                 req.validate_only,
             ),
             _ => Err(refusal(ResponseError::InvalidRequest)),
@@ -283,6 +350,34 @@ fn incremental_topic(
     alter_topic(state, name, TopicConfigs(map), validate_only)
 }
 
+/// IncrementalAlterConfigs on a group: SET and DELETE (its configs are no lists).
+fn incremental_group(
+    state: &State,
+    group: &str,
+    ops: Vec<(String, Op)>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let mut configs = state.groups.group_configs(group);
+    for (config, op) in ops {
+        match op {
+            Op::Set(v) => {
+                configs.insert(config, v);
+            }
+            Op::Delete => {
+                configs.remove(&config);
+            }
+            Op::Edit(append, _) => {
+                let verb = if append { "append" } else { "subtract" };
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Config value {verb} is not allowed for config key: {config}"),
+                ));
+            }
+        }
+    }
+    alter_group(state, group, configs, validate_only)
+}
+
 /// IncrementalAlterConfigs changes only the named configs.
 pub(crate) fn incremental_alter(
     state: &Arc<State>,
@@ -295,6 +390,7 @@ pub(crate) fn incremental_alter(
         let outcome = ops(&r.configs).and_then(|ops| match r.resource_type {
             RESOURCE_TOPIC => incremental_topic(state, name, ops, req.validate_only),
             RESOURCE_BROKER => broker::incremental_alter(state, node, name, ops, req.validate_only),
+            RESOURCE_GROUP => incremental_group(state, name, ops, req.validate_only),
             _ => Err(refusal(ResponseError::InvalidRequest)),
         });
         let out = result(r.resource_type, r.resource_name.clone(), outcome);

@@ -71,7 +71,7 @@ pub(crate) fn heartbeat(
     let mut resp = ConsumerGroupHeartbeatResponse::default();
     resp.heartbeat_interval_ms = state
         .groups
-        .config()
+        .config_of(req.group_id.0.as_str())
         .consumer_heartbeat_interval
         .as_millis() as i32;
     match state

@@ -1,10 +1,12 @@
-//! Fetch v4–v17: whole stored batches, byte limits as KIP-74 sets them, long-poll.
+//! Fetch v0–v17 (v0–v3 down-converted to message sets): whole stored batches, byte limits
+//! as KIP-74 sets them, long-poll.
 //!
 //! Fetch sessions (KIP-227) are declined the way Kafka declines them when its session cache
 //! is full: every response carries session id 0, so clients keep sending full fetch requests.
 //! A request naming a session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
 
 use super::check_leader_epoch;
+use crate::log::message_set;
 use crate::log::LogError;
 use crate::state::Read;
 use crate::state::State;
@@ -29,6 +31,25 @@ pub(crate) async fn handle(
     node: i32,
     req: FetchRequest,
 ) -> FetchResponse {
+    let mut resp = serve(state, version, node, req).await;
+    // Fetch v0–v3 (emulated 3.x releases) read message sets: magic 0 before v2, else 1.
+    if version < 4 {
+        let magic = if version < 2 { 0 } else { 1 };
+        let limit = state.config().max_decompressed_bytes;
+        for p in resp
+            .responses
+            .iter_mut()
+            .flat_map(|t| t.partitions.iter_mut())
+        {
+            if let Some(records) = p.records.take() {
+                p.records = Some(message_set::down_convert(records, magic, limit));
+            }
+        }
+    }
+    resp
+}
+
+async fn serve(state: &Arc<State>, version: i16, node: i32, req: FetchRequest) -> FetchResponse {
     if req.session_id != 0 && req.session_epoch != -1 {
         let mut resp = FetchResponse::default();
         resp.error_code = ResponseError::FetchSessionIdNotFound.code();

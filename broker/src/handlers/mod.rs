@@ -106,7 +106,7 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::OffsetDelete(r) => on_disk(state, |s| offsets::offset_delete(s, r))
             .await?
             .into(),
-        RequestKind::ApiVersions(_) => api_versions_response(0).into(),
+        RequestKind::ApiVersions(_) => api_versions_response(&state.api_table, 0).into(),
         RequestKind::Metadata(r) => metadata::handle(state, version, r).into(),
         RequestKind::Produce(r) => {
             let node = request.node_id;

@@ -1,9 +1,9 @@
-//! Produce v3–v11: validate each batch's header and records, assign offsets, append.
+//! Produce v0–v11 (v0–v2 as message sets): validate each batch's header and records, assign offsets, append.
 
 use super::record_checks::{RecordRules, Refused};
 use super::str_bytes;
 use crate::log::batch::{split_batches, BatchError, BatchHeader};
-use crate::log::recompress;
+use crate::log::{message_set, recompress};
 use crate::state::{AppendError, State, Topic};
 use crate::txn::producer_state::SequenceError;
 use bytes::Bytes;
@@ -39,7 +39,7 @@ pub(crate) fn handle(
             } else {
                 match &topic {
                     None => Err(Rejection::new(ResponseError::UnknownTopicOrPartition, None)),
-                    Some(t) => append(state, node, t, pd.index, pd.records),
+                    Some(t) => append(state, version, node, t, pd.index, pd.records),
                 }
             };
             match result {
@@ -108,6 +108,7 @@ impl From<ResponseError> for Rejection {
 
 fn append(
     state: &State,
+    version: i16,
     node: i32,
     topic: &Topic,
     index: i32,
@@ -123,6 +124,13 @@ fn append(
             Some("produce request has no records".into()),
         )
     })?;
+    // Produce v0–v2 (emulated 3.x releases) carry message sets, stored as one v2 batch.
+    let records = if version < 3 {
+        message_set::up_convert(records, state.config().max_decompressed_bytes)
+            .map_err(|e| Rejection::new(ResponseError::CorruptMessage, Some(e.to_string())))?
+    } else {
+        records
+    };
     let batches = split_batches(records)
         .map_err(|e| Rejection::new(batch_error_code(&e), Some(e.to_string())))?;
     if batches.is_empty() {

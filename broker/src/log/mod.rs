@@ -5,6 +5,7 @@ pub(crate) mod batch;
 pub(crate) mod disk;
 pub(crate) mod epochs;
 pub(crate) mod memory;
+pub(crate) mod message_set;
 pub(crate) mod recompress;
 pub(crate) mod records;
 

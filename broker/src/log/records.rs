@@ -51,7 +51,11 @@ fn snappy(data: &Bytes, limit: usize) -> anyhow::Result<Bytes> {
     Ok(out.freeze())
 }
 
-fn decompress(buf: &mut Bytes, compression: Compression, limit: usize) -> anyhow::Result<Bytes> {
+pub(crate) fn decompress(
+    buf: &mut Bytes,
+    compression: Compression,
+    limit: usize,
+) -> anyhow::Result<Bytes> {
     let data = buf.split_to(buf.len());
     match compression {
         Compression::None => Ok(data),

@@ -51,9 +51,68 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
-/// The supported range of one API key, if any.
-pub(crate) fn supported_range(key: i16) -> Option<(ApiKey, i16, i16)> {
-    SUPPORTED.iter().copied().find(|(k, _, _)| *k as i16 == key)
+mod legacy;
+pub(crate) mod releases;
+pub(crate) use releases::Release;
+
+/// The APIs and versions a broker offers: [`SUPPORTED`], or an emulated release's.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiTable {
+    ranges: Vec<(ApiKey, i16, i16)>,
+    /// ApiVersions v3+ `supported_features` (name, min, max), and the finalized levels.
+    features: &'static [(&'static str, i16, i16)],
+    /// ApiVersions v3+ `finalized_features` (name, level).
+    finalized: &'static [(&'static str, i16)],
+}
+
+impl Default for ApiTable {
+    fn default() -> Self {
+        Self {
+            ranges: SUPPORTED.to_vec(),
+            features: &[],
+            finalized: &[],
+        }
+    }
+}
+
+impl ApiTable {
+    /// What `release` advertised, as far as agentbus implements it (the legacy layouts
+    /// included): each API's range is the release's, cut to what is implemented.
+    pub(crate) fn emulating(release: &Release) -> Self {
+        let ranges = release
+            .apis
+            .iter()
+            .filter_map(|&(key, min, max)| {
+                let (api, smin, smax) = SUPPORTED
+                    .iter()
+                    .copied()
+                    .find(|(k, _, _)| *k as i16 == key)?;
+                let lowest = legacy::LEGACY
+                    .iter()
+                    .find(|(k, _, _)| *k == api)
+                    .map_or(smin, |(_, lmin, _)| (*lmin).min(smin));
+                let (lo, hi) = (min.max(lowest), max.min(smax));
+                (lo <= hi).then_some((api, lo, hi))
+            })
+            .collect();
+        Self {
+            ranges,
+            features: release.features,
+            finalized: release.finalized,
+        }
+    }
+
+    /// The offered range of one API key, if any.
+    pub(crate) fn range(&self, key: i16) -> Option<(ApiKey, i16, i16)> {
+        self.ranges
+            .iter()
+            .copied()
+            .find(|(k, _, _)| *k as i16 == key)
+    }
+
+    pub(crate) fn ranges(&self) -> &[(ApiKey, i16, i16)] {
+        &self.ranges
+    }
 }
 
 /// A frame that cannot be served; the connection is closed after logging it.
@@ -135,15 +194,15 @@ pub(crate) enum Decoded {
     ApiVersionsUnsupported { correlation_id: i32 },
 }
 
-/// Decodes one request frame (without its length prefix).
-pub(crate) fn decode(mut frame: Bytes) -> Result<Decoded, FrameError> {
+/// Decodes one request frame (without its length prefix), if `table` offers its version.
+pub(crate) fn decode(mut frame: Bytes, table: &ApiTable) -> Result<Decoded, FrameError> {
     if frame.len() < 8 {
         return Err(FrameError::TooShort(frame.len()));
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let (api, min, max) = supported_range(key).ok_or(FrameError::UnknownApiKey(key))?;
+    let (api, min, max) = table.range(key).ok_or(FrameError::UnknownApiKey(key))?;
     if version < min || version > max {
         if api == ApiKey::ApiVersions {
             return Ok(Decoded::ApiVersionsUnsupported { correlation_id });
@@ -162,7 +221,12 @@ pub(crate) fn decode(mut frame: Bytes) -> Result<Decoded, FrameError> {
     };
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(decode_err)?;
-    let body = RequestKind::decode(api, &mut frame, version).map_err(decode_err)?;
+    let body = if legacy::is_legacy(api, version) {
+        legacy::decode(api, version, &mut frame)
+    } else {
+        RequestKind::decode(api, &mut frame, version)
+    }
+    .map_err(decode_err)?;
     Ok(Decoded::Request {
         correlation_id,
         header,
@@ -192,7 +256,13 @@ pub(crate) fn encode(
     header.correlation_id = correlation_id;
     let encoded = header
         .encode(buf, api.response_header_version(version))
-        .and_then(|()| response.encode(buf, version));
+        .and_then(|()| {
+            if legacy::is_legacy(api, version) {
+                legacy::encode(version, response, buf)
+            } else {
+                response.encode(buf, version)
+            }
+        });
     if let Err(e) = encoded {
         buf.truncate(start);
         return Err(encode_err(e));
@@ -202,12 +272,40 @@ pub(crate) fn encode(
     Ok(())
 }
 
-/// The ApiVersions body listing [`SUPPORTED`].
-pub(crate) fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
-    use kafka_protocol::messages::api_versions_response::ApiVersion;
+/// The ApiVersions body listing what `table` offers.
+pub(crate) fn api_versions_response(table: &ApiTable, error_code: i16) -> ApiVersionsResponse {
+    use kafka_protocol::messages::api_versions_response::{
+        ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+    };
     let mut resp = ApiVersionsResponse::default();
     resp.error_code = error_code;
-    resp.api_keys = SUPPORTED
+    resp.supported_features = table
+        .features
+        .iter()
+        .map(|(name, min, max)| {
+            let mut f = SupportedFeatureKey::default();
+            f.name = kafka_protocol::protocol::StrBytes::from_static_str(name);
+            f.min_version = *min;
+            f.max_version = *max;
+            f
+        })
+        .collect();
+    resp.finalized_features = table
+        .finalized
+        .iter()
+        .map(|(name, level)| {
+            let mut f = FinalizedFeatureKey::default();
+            f.name = kafka_protocol::protocol::StrBytes::from_static_str(name);
+            f.min_version_level = *level;
+            f.max_version_level = *level;
+            f
+        })
+        .collect();
+    if !table.finalized.is_empty() {
+        resp.finalized_features_epoch = 1;
+    }
+    resp.api_keys = table
+        .ranges
         .iter()
         .map(|(k, min, max)| {
             let mut v = ApiVersion::default();
@@ -227,6 +325,40 @@ pub fn supported_table_markdown() -> String {
     rows.sort_by_key(|(k, _, _)| *k as i16);
     for (k, min, max) in rows {
         out.push_str(&format!("| {k:?} | {} | {min}–{max} |\n", k as i16));
+    }
+    out
+}
+
+/// The README's table of emulated releases (`--as-kafka`), generated from [`releases`]:
+/// what each changes and the API versions where it differs from the default.
+pub fn releases_table_markdown() -> String {
+    let newest = ApiTable::default();
+    let mut out = String::from(
+        "| `--as-kafka` | What a client sees change | Versions offered that differ from the default (the release's, cut to what agentbus implements) |\n|---|---|---|\n",
+    );
+    for r in releases::all() {
+        let table = ApiTable::emulating(r);
+        let mut diffs: Vec<String> = table
+            .ranges()
+            .iter()
+            .filter(|(k, min, max)| newest.range(*k as i16) != Some((*k, *min, *max)))
+            .map(|(k, min, max)| format!("{k:?} {min}–{max}"))
+            .collect();
+        let missing: Vec<String> = newest
+            .ranges()
+            .iter()
+            .filter(|(k, _, _)| table.range(*k as i16).is_none())
+            .map(|(k, _, _)| format!("{k:?}"))
+            .collect();
+        if !missing.is_empty() {
+            diffs.push(format!("not offered: {}", missing.join(", ")));
+        }
+        let diffs = if diffs.is_empty() {
+            "none".to_string()
+        } else {
+            diffs.join("; ")
+        };
+        out.push_str(&format!("| {} | {} | {diffs} |\n", r.name, r.changes));
     }
     out
 }

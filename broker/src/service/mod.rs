@@ -19,7 +19,7 @@ pub(crate) async fn serve_frame(
     conn: &Connection,
     out: &mut BytesMut,
 ) -> Result<bool, FrameError> {
-    let decoded = decode(frame).inspect_err(|e| match e {
+    let decoded = decode(frame, &state.api_table).inspect_err(|e| match e {
         FrameError::UnknownApiKey(key) => state.faults.violation(|| {
             format!("a client sent api key {key}, which agentbus does not implement")
         }),
@@ -35,7 +35,9 @@ pub(crate) async fn serve_frame(
     })?;
     let (correlation_id, header, body, trailing, api, version) = match decoded {
         Decoded::ApiVersionsUnsupported { correlation_id } => {
-            let body = api_versions_response(ResponseError::UnsupportedVersion.code()).into();
+            let body =
+                api_versions_response(&state.api_table, ResponseError::UnsupportedVersion.code())
+                    .into();
             return encode(ApiKey::ApiVersions, 0, correlation_id, &body, out).map(|()| true);
         }
         Decoded::Request {
