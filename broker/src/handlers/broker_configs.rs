@@ -6,6 +6,7 @@ use crate::broker_config::{self, Type};
 use crate::config::BrokerConfig;
 use crate::state::{Layer, Scope, State};
 use kafka_protocol::error::ResponseError;
+use std::collections::BTreeMap;
 
 /// `config_source` values.
 pub(crate) const SOURCE_DYNAMIC_BROKER: i8 = 2;
@@ -164,7 +165,7 @@ pub(crate) enum Op {
 }
 
 /// `current` with the items of `value` appended (each once) or removed.
-pub(crate) fn edit_list(current: &str, value: &str, append: bool) -> String {
+fn edit_list(current: &str, value: &str, append: bool) -> String {
     let mut items: Vec<&str> = current
         .split(',')
         .map(str::trim)
@@ -182,6 +183,44 @@ pub(crate) fn edit_list(current: &str, value: &str, append: bool) -> String {
     items.join(",")
 }
 
+/// Applies IncrementalAlterConfigs operations to a resource's set configs. APPEND and
+/// SUBTRACT take only the configs `is_list` names, and start from the set value, else
+/// `current`'s (Kafka: the value in force for a topic, the default for a broker).
+pub(crate) fn apply_ops(
+    configs: &mut BTreeMap<String, String>,
+    ops: Vec<(String, Op)>,
+    is_list: impl Fn(&str) -> bool,
+    current: impl Fn(&str) -> Option<String>,
+) -> Result<(), Refusal> {
+    for (config, op) in ops {
+        match op {
+            Op::Set(v) => {
+                configs.insert(config, v);
+            }
+            Op::Delete => {
+                configs.remove(&config);
+            }
+            Op::Edit(append, v) => {
+                if !is_list(&config) {
+                    let verb = if append { "append" } else { "subtract" };
+                    return Err((
+                        ResponseError::InvalidRequest,
+                        format!("Config value {verb} is not allowed for config key: {config}"),
+                    ));
+                }
+                let from = configs
+                    .get(&config)
+                    .cloned()
+                    .or_else(|| current(&config))
+                    .unwrap_or_default();
+                let edited = edit_list(&from, &v, append);
+                configs.insert(config, edited);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// IncrementalAlterConfigs: the layer with only the named configs changed; APPEND and
 /// SUBTRACT (list configs only) start from the layer's value, else the default.
 pub(crate) fn incremental_alter(
@@ -193,32 +232,11 @@ pub(crate) fn incremental_alter(
 ) -> Result<(), Refusal> {
     let scope = scope(node, name)?;
     let mut layer = state.broker_configs.layer(scope);
-    for (config, op) in ops {
-        match op {
-            Op::Set(v) => {
-                layer.insert(config, v);
-            }
-            Op::Delete => {
-                layer.remove(&config);
-            }
-            Op::Edit(append, v) => {
-                if broker_config::def(&config).kind != Type::List {
-                    let verb = if append { "append" } else { "subtract" };
-                    return Err((
-                        ResponseError::InvalidRequest,
-                        format!("Config value {verb} is not allowed for config key: {config}"),
-                    ));
-                }
-                // As Kafka: from this layer's value, else the config's default.
-                let current = layer
-                    .get(&config)
-                    .cloned()
-                    .or_else(|| broker_config::def(&config).value(&BrokerConfig::default()))
-                    .unwrap_or_default();
-                let edited = edit_list(&current, &v, append);
-                layer.insert(config, edited);
-            }
-        }
-    }
+    apply_ops(
+        &mut layer,
+        ops,
+        |c| broker_config::def(c).kind == Type::List,
+        |c| broker_config::def(c).value(&BrokerConfig::default()),
+    )?;
     replace(state, scope, layer, validate_only)
 }

@@ -315,35 +315,19 @@ fn incremental_topic(
     let configs = topic.configs();
     let described = configs.described(&state.config());
     let mut map = configs.0;
-    for (config, op) in ops {
-        match op {
-            Op::Set(v) => {
-                map.insert(config, v);
-            }
-            Op::Delete => {
-                map.remove(&config);
-            }
-            Op::Edit(append, v) => {
-                if !LIST_CONFIGS.contains(&config.as_str()) {
-                    let verb = if append { "append" } else { "subtract" };
-                    return Err((
-                        ResponseError::InvalidRequest,
-                        format!("Config value {verb} is not allowed for config key: {config}"),
-                    ));
-                }
-                // As Kafka: from the value in force, the default included (APPEND
-                // `compact` to a default `delete` policy gives `delete,compact`).
-                let current = map.get(&config).cloned().or_else(|| {
-                    described
-                        .iter()
-                        .find(|(k, _, _)| *k == config)
-                        .map(|(_, v, _)| v.clone())
-                });
-                let edited = broker::edit_list(&current.unwrap_or_default(), &v, append);
-                map.insert(config, edited);
-            }
-        }
-    }
+    // As Kafka: APPEND starts from the value in force, the default included (`compact`
+    // appended to a default `delete` policy gives `delete,compact`).
+    broker::apply_ops(
+        &mut map,
+        ops,
+        |c| LIST_CONFIGS.contains(&c),
+        |c| {
+            described
+                .iter()
+                .find(|(k, _, _)| k == c)
+                .map(|(_, v, _)| v.clone())
+        },
+    )?;
     for (k, v) in &map {
         TopicConfigs::check(k, v).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     }
@@ -358,23 +342,7 @@ fn incremental_group(
     validate_only: bool,
 ) -> Result<(), Refusal> {
     let mut configs = state.groups.group_configs(group);
-    for (config, op) in ops {
-        match op {
-            Op::Set(v) => {
-                configs.insert(config, v);
-            }
-            Op::Delete => {
-                configs.remove(&config);
-            }
-            Op::Edit(append, _) => {
-                let verb = if append { "append" } else { "subtract" };
-                return Err((
-                    ResponseError::InvalidRequest,
-                    format!("Config value {verb} is not allowed for config key: {config}"),
-                ));
-            }
-        }
-    }
+    broker::apply_ops(&mut configs, ops, |_| false, |_| None)?;
     alter_group(state, group, configs, validate_only)
 }
 
