@@ -176,6 +176,7 @@ fn resolve(args: BrokerArgs) -> anyhow::Result<Resolved> {
     }
     c.strict = args.strict || file.strict.unwrap_or(false);
     c.as_kafka = pick!(as_kafka);
+    c.log_levels = crate::logs::levels();
     c.storage = storage(&args, &file)?;
     c.validate()?;
     // A list of addresses presents as many brokers unless --brokers says otherwise.

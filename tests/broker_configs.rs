@@ -388,3 +388,97 @@ async fn group_configs_are_checked_in_force_and_kept() {
         Some("50000")
     );
 }
+
+/// BROKER_LOGGER: the `agentbus broker` process's log levels, read and changed at run time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_logger_levels_change_what_the_process_logs() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentbus"))
+        .args(["broker", "--listen", "127.0.0.1:0"])
+        .env_remove("AGENTBUS_LOG")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let bootstrap = line
+        .split("bootstrap ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let mut raw = Raw::connect(&bootstrap).await;
+    let loggers = |req: IncrementalAlterConfigsRequest| {
+        let mut req = req;
+        req.resources[0].resource_type = 8;
+        req
+    };
+    let levels = describe(&mut raw, 8, "1").await;
+    assert_eq!(find(&levels, "root").1.as_deref(), Some("INFO"));
+
+    // A refused produce is logged at DEBUG by the produce handler.
+    let refused_produce = || async {
+        let mut raw = Raw::connect(&bootstrap).await;
+        let mut p = produce_request::PartitionProduceData::default();
+        p.index = 0;
+        p.records = Some(bytes::Bytes::from_static(b"not a batch"));
+        let mut t = produce_request::TopicProduceData::default();
+        t.name = TopicName(s("no-such-topic"));
+        t.partition_data = vec![p];
+        let mut req = ProduceRequest::default();
+        req.acks = 1;
+        req.timeout_ms = 1000;
+        req.topic_data = vec![t];
+        raw.send(9, &req).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        std::fs::read_to_string(&log_path)
+            .unwrap()
+            .matches("produce rejected")
+            .count()
+    };
+    assert_eq!(refused_produce().await, 0, "INFO hides it");
+    let set = loggers(incremental(
+        "1",
+        &[("agentbus_broker::handlers::produce", 0, "DEBUG")],
+    ));
+    assert_eq!(raw.send(1, &set).await.responses[0].error_code, 0);
+    let levels = describe(&mut raw, 8, "1").await;
+    assert_eq!(
+        find(&levels, "agentbus_broker::handlers::produce")
+            .1
+            .as_deref(),
+        Some("DEBUG")
+    );
+    assert_eq!(refused_produce().await, 1, "DEBUG shows it");
+    let unset = loggers(incremental(
+        "1",
+        &[("agentbus_broker::handlers::produce", 1, "")],
+    ));
+    assert_eq!(raw.send(1, &unset).await.responses[0].error_code, 0);
+    assert_eq!(refused_produce().await, 1, "back to root's INFO");
+
+    for (ops, code) in [
+        (vec![("root", 0, "LOUD")], ResponseError::InvalidConfig),
+        (vec![("root", 1, "")], ResponseError::InvalidConfig),
+    ] {
+        let r = &raw
+            .send(1, &loggers(incremental("1", &ops)))
+            .await
+            .responses[0];
+        assert_eq!(r.error_code, code.code(), "{ops:?}: {:?}", r.error_message);
+    }
+    let mut whole = alter("1", &[("root", "DEBUG")]);
+    whole.resources[0].resource_type = 8;
+    assert_eq!(
+        raw.send(1, &whole).await.responses[0].error_code,
+        ResponseError::InvalidRequest.code()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -3,6 +3,7 @@
 use crate::log::LogConfig;
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where partition data and metadata live.
@@ -91,6 +92,9 @@ pub struct BrokerConfig {
     /// Strict mode: requests for APIs or versions agentbus does not implement are
     /// answered as Kafka would and recorded as violations (and logged).
     pub strict: bool,
+    /// The process's log levels, which BROKER_LOGGER configs read and change; none: the
+    /// broker does not manage them (an embedded broker, whose host owns its logging).
+    pub log_levels: Option<Arc<dyn LogLevels>>,
     /// Present the ApiVersions and behaviour of this Kafka release (`2.8`, `3.9`, `4.0`, …);
     /// none: the newest.
     pub as_kafka: Option<String>,
@@ -143,8 +147,18 @@ impl Default for BrokerConfig {
             compression_levels: CompressionLevels::default(),
             strict: false,
             as_kafka: None,
+            log_levels: None,
         }
     }
+}
+
+/// Log levels a process lets its broker read and change (Kafka's BROKER_LOGGER resource):
+/// `root` and loggers by name, levels by Kafka's names (`DEBUG`, `INFO`, …).
+pub trait LogLevels: Send + Sync + std::fmt::Debug {
+    /// Every logger with a level, `root` first.
+    fn loggers(&self) -> Vec<(String, String)>;
+    /// Sets a logger's level, or (`None`) lets it follow `root` again.
+    fn set(&self, logger: &str, level: Option<&str>) -> Result<(), String>;
 }
 
 /// A setting that cannot be used; the message names it.

@@ -46,7 +46,7 @@ mod topic_config;
 mod txn;
 
 pub use config::{
-    BrokerConfig, CompressionLevels, ConfigError, FileConfig, GroupConfig, StorageConfig,
+    BrokerConfig, CompressionLevels, ConfigError, FileConfig, GroupConfig, LogLevels, StorageConfig,
 };
 pub use faults::{Fault, InjectedFault, RecordedRequest};
 pub use group::{GroupState, GroupSummary, MemberInfo};

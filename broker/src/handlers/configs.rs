@@ -15,8 +15,10 @@ use std::sync::Arc;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// KIP-848 group configs.
 const RESOURCE_GROUP: i8 = 32;
+const SOURCE_BROKER_LOGGER: i8 = 6;
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_GROUP: i8 = 8;
 /// `config_type` values (v3+).
@@ -130,6 +132,91 @@ fn alter_group(
         .set_group_configs(group, configs, validate_only)
 }
 
+/// The process's log levels, for a BROKER_LOGGER resource naming this node.
+fn log_levels(
+    state: &State,
+    node: i32,
+    name: &str,
+) -> Result<std::sync::Arc<dyn crate::config::LogLevels>, Refusal> {
+    if name.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "a BROKER_LOGGER resource names a broker id".into(),
+        ));
+    }
+    broker::scope(node, name)?;
+    state.config().log_levels.clone().ok_or((
+        ResponseError::InvalidRequest,
+        "this broker's host manages its log levels".into(),
+    ))
+}
+
+fn logger_entries(state: &State, node: i32, name: &str) -> Result<Vec<Entry>, Refusal> {
+    Ok(log_levels(state, node, name)?
+        .loggers()
+        .into_iter()
+        .map(|(logger, level)| Entry {
+            synonyms: vec![(logger.clone(), Some(level.clone()), SOURCE_BROKER_LOGGER)],
+            name: logger,
+            value: Some(level),
+            source: SOURCE_BROKER_LOGGER,
+            read_only: false,
+            sensitive: false,
+            kind: TYPE_STRING,
+        })
+        .collect())
+}
+
+/// IncrementalAlterConfigs on BROKER_LOGGER: SET a logger's level, DELETE it (it follows
+/// `root` again). Checked whole before any is applied.
+fn incremental_logger(
+    state: &State,
+    node: i32,
+    name: &str,
+    ops: Vec<(String, Op)>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let levels = log_levels(state, node, name)?;
+    let mut changes = Vec::new();
+    for (logger, op) in ops {
+        let level = match op {
+            Op::Set(v) => Some(v.to_ascii_uppercase()),
+            Op::Delete if logger == "root" => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    "Removing the log level of the root logger is not allowed".into(),
+                ))
+            }
+            Op::Delete => None,
+            Op::Edit(..) => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    "APPEND and SUBTRACT are not allowed for BROKER_LOGGER".into(),
+                ))
+            }
+        };
+        if let Some(l) = &level {
+            if !["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF"].contains(&l.as_str()) {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("Cannot set the log level of {logger} to {l} as it is not a supported log level."),
+                ));
+            }
+        }
+        changes.push((logger, level));
+    }
+    if validate_only {
+        return Ok(());
+    }
+    for (logger, level) in changes {
+        levels
+            .set(&logger, level.as_deref())
+            .map_err(|m| (ResponseError::InvalidConfig, m))?;
+        tracing::info!(%logger, ?level, "log level changed (BROKER_LOGGER)");
+    }
+    Ok(())
+}
+
 fn refusal(e: ResponseError) -> Refusal {
     (e, e.to_string())
 }
@@ -157,6 +244,7 @@ pub(crate) fn describe(
             },
             RESOURCE_BROKER => broker::describe(state, node, r.resource_name.as_str()),
             RESOURCE_GROUP => Ok(group_entries(state, r.resource_name.as_str())),
+            RESOURCE_BROKER_LOGGER => logger_entries(state, node, r.resource_name.as_str()),
             _ => Err(refusal(ResponseError::InvalidRequest)),
         };
         match entries {
@@ -250,6 +338,11 @@ pub(crate) fn alter(
                 pairs,
                 req.validate_only,
             ),
+            RESOURCE_BROKER_LOGGER => Err((
+                ResponseError::InvalidRequest,
+                "AlterConfigs is deprecated and does not support the resource type BROKER_LOGGER"
+                    .into(),
+            )),
             RESOURCE_GROUP => alter_group(
                 state,
                 r.resource_name.as_str(),
@@ -359,6 +452,7 @@ pub(crate) fn incremental_alter(
             RESOURCE_TOPIC => incremental_topic(state, name, ops, req.validate_only),
             RESOURCE_BROKER => broker::incremental_alter(state, node, name, ops, req.validate_only),
             RESOURCE_GROUP => incremental_group(state, name, ops, req.validate_only),
+            RESOURCE_BROKER_LOGGER => incremental_logger(state, node, name, ops, req.validate_only),
             _ => Err(refusal(ResponseError::InvalidRequest)),
         });
         let out = result(r.resource_type, r.resource_name.clone(), outcome);
