@@ -84,6 +84,14 @@ pub(crate) struct BrokerArgs {
     /// port 0, or one address each (`--listen h:p1,h:p2,h:p3`).
     #[arg(long, env = "AGENTBUS_BROKERS")]
     brokers: Option<u16>,
+    /// Connections one broker keeps open; beyond it, new ones wait to be accepted
+    /// (max.connections).
+    #[arg(long, env = "AGENTBUS_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Connections from one address; beyond it, a new one is closed at once
+    /// (max.connections.per.ip).
+    #[arg(long, env = "AGENTBUS_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
     /// Present the ApiVersions and behaviour of this Kafka release: 2.8, 3.6, 3.9, 4.0
     /// or 4.1 (3.x: message formats v0/v1 for clients with api.version.request=false;
     /// 4.x: their removal). Default: the newest.
@@ -176,6 +184,12 @@ fn resolve(args: BrokerArgs) -> anyhow::Result<Resolved> {
     }
     c.strict = args.strict || file.strict.unwrap_or(false);
     c.as_kafka = pick!(as_kafka);
+    if let Some(v) = pick!(max_connections) {
+        c.max_connections = v;
+    }
+    if let Some(v) = pick!(max_connections_per_ip) {
+        c.max_connections_per_ip = v;
+    }
     c.log_levels = crate::logs::levels();
     c.storage = storage(&args, &file)?;
     c.validate()?;

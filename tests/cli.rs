@@ -88,6 +88,8 @@ fn help_documents_every_flag() {
         "--fsync",
         "--as-kafka",
         "--control",
+        "--max-connections",
+        "--max-connections-per-ip",
         "--log-format",
     ] {
         let line = help

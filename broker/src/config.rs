@@ -92,6 +92,12 @@ pub struct BrokerConfig {
     /// Strict mode: requests for APIs or versions agentbus does not implement are
     /// answered as Kafka would and recorded as violations (and logged).
     pub strict: bool,
+    /// `max.connections`: connections one presented broker keeps open; beyond it, new ones
+    /// wait to be accepted until one closes (as Kafka's acceptor waits).
+    pub max_connections: usize,
+    /// `max.connections.per.ip`: connections from one address; beyond it, a new one is
+    /// closed at once and counted.
+    pub max_connections_per_ip: usize,
     /// The process's log levels, which BROKER_LOGGER configs read and change; none: the
     /// broker does not manage them (an embedded broker, whose host owns its logging).
     pub log_levels: Option<Arc<dyn LogLevels>>,
@@ -148,6 +154,8 @@ impl Default for BrokerConfig {
             strict: false,
             as_kafka: None,
             log_levels: None,
+            max_connections: i32::MAX as usize,
+            max_connections_per_ip: i32::MAX as usize,
         }
     }
 }
@@ -204,6 +212,8 @@ pub struct FileConfig {
     pub strict: Option<bool>,
     pub brokers: Option<u16>,
     pub as_kafka: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
     /// Address of the control API (`agentbus broker --control`).
     pub control: Option<String>,
 }

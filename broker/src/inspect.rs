@@ -298,6 +298,13 @@ impl Inspector {
         self.state.cluster.controller()
     }
 
+    /// Connections closed at once because their address had `max.connections.per.ip` open.
+    pub fn connections_refused(&self) -> u64 {
+        self.state
+            .connections_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The injected faults still in force.
     pub fn faults(&self) -> Vec<InjectedFault> {
         self.state.faults.rules()

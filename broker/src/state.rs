@@ -97,6 +97,8 @@ pub(crate) struct State {
     pub clock: Clock,
     /// The APIs and versions offered: the newest, or an emulated release's.
     pub(crate) api_table: crate::protocol::ApiTable,
+    /// Connections closed at once for `max.connections.per.ip`, on every presented node.
+    pub(crate) connections_refused: std::sync::atomic::AtomicU64,
     /// Declared last, so dropped after the storage: once no one owns it, the files (and
     /// the metadata store's lock) are let go and a broker can open the same directory.
     released: Arc<()>,
@@ -147,6 +149,7 @@ impl State {
             faults: Default::default(),
             clock,
             api_table,
+            connections_refused: Default::default(),
             released: Arc::new(()),
         };
         state.faults.set_strict(state.config().strict);

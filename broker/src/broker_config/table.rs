@@ -199,16 +199,16 @@ pub(super) const DEFS: &[Def] = &[
     def!(
         "max.connections",
         Int,
-        Update::Kept,
+        Update::Applied(|c, v| c.max_connections = int(v).max(0) as usize),
         Check::Range(0, i32::MAX as i64),
-        None
+        Some(|c| c.max_connections.to_string())
     ),
     def!(
         "max.connections.per.ip",
         Int,
-        Update::Kept,
+        Update::Applied(|c, v| c.max_connections_per_ip = int(v).max(0) as usize),
         Check::Range(0, i32::MAX as i64),
-        None
+        Some(|c| c.max_connections_per_ip.to_string())
     ),
     def!(
         "max.connections.per.ip.overrides",

@@ -8,7 +8,9 @@ use crate::protocol::{Connection, FrameError};
 use crate::service::serve_frame;
 use crate::state::State;
 use bytes::{Bytes, BytesMut};
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -92,6 +94,8 @@ enum ConnError {
 }
 
 /// Accepts connections until `closing` turns true, then waits for them to finish.
+/// `max.connections` holds accepting back while that many are open (as Kafka's acceptor
+/// waits); `max.connections.per.ip` closes a connection over it at once and counts it.
 pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<State>,
@@ -100,13 +104,26 @@ pub(crate) async fn serve(
     drain: Duration,
 ) {
     let mut conns = JoinSet::new();
+    let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
     loop {
+        let open = conns.len();
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if open < state.config().max_connections => match accepted {
                 Ok((stream, peer)) => {
+                    let from_ip = per_ip.get(&peer.ip()).copied().unwrap_or(0);
+                    if from_ip >= state.config().max_connections_per_ip {
+                        state.connections_refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(%peer, open = from_ip, "connection refused: max.connections.per.ip reached");
+                        drop(stream);
+                        continue;
+                    }
+                    *per_ip.entry(peer.ip()).or_default() += 1;
                     let state = state.clone();
                     let closing = closing.clone();
-                    conns.spawn(async move { connection(stream, peer, state, node_id, closing).await });
+                    conns.spawn(async move {
+                        connection(stream, peer, state, node_id, closing).await;
+                        peer.ip()
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -114,7 +131,16 @@ pub(crate) async fn serve(
                 }
             },
             _ = closing.changed() => break,
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            Some(done) = conns.join_next(), if !conns.is_empty() => {
+                if let Ok(ip) = done {
+                    if let Some(n) = per_ip.get_mut(&ip) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            per_ip.remove(&ip);
+                        }
+                    }
+                }
+            }
         }
     }
     drop(listener);

@@ -1,0 +1,71 @@
+//! `max.connections.per.ip` and `max.connections`: a connection over the per-address limit
+//! is closed at once and counted, the open ones keep working; over the broker's limit, new
+//! connections wait to be accepted until one closes (as Kafka's acceptor waits).
+
+mod common;
+
+use agentbus_testkit::Broker;
+use common::raw::Raw;
+use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
+use std::time::Duration;
+
+async fn answers(raw: &mut Raw) -> bool {
+    let (_, frame) = raw.frame(3, &ApiVersionsRequest::default());
+    raw.write(&frame).await;
+    tokio::time::timeout(Duration::from_millis(500), raw.read_frame())
+        .await
+        .is_ok_and(|f| f.is_some())
+}
+
+#[tokio::test]
+async fn a_connection_over_the_per_address_limit_is_refused_and_counted() {
+    let broker = Broker::builder()
+        .configure(|c| c.max_connections_per_ip = 2)
+        .start()
+        .await
+        .unwrap();
+    let b = broker.bootstrap();
+    let mut first = Raw::connect(&b).await;
+    let mut second = Raw::connect(&b).await;
+    assert!(answers(&mut first).await && answers(&mut second).await);
+    let mut third = Raw::connect(&b).await;
+    assert!(!answers(&mut third).await, "the third is closed");
+    assert_eq!(broker.inspect().connections_refused(), 1);
+    // The open ones keep working; once one closes, a new one is let in.
+    assert!(answers(&mut first).await && answers(&mut second).await);
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = Raw::connect(&b).await;
+    assert!(answers(&mut fourth).await);
+    assert_eq!(broker.inspect().connections_refused(), 1);
+    // Metadata on a kept connection still answers.
+    let md = second.send(12, &MetadataRequest::default()).await;
+    assert_eq!(md.brokers.len(), 1);
+}
+
+#[tokio::test]
+async fn over_max_connections_a_new_one_waits_for_a_free_slot() {
+    let broker = Broker::builder()
+        .configure(|c| c.max_connections = 1)
+        .start()
+        .await
+        .unwrap();
+    let b = broker.bootstrap();
+    let mut first = Raw::connect(&b).await;
+    assert!(answers(&mut first).await);
+    let mut second = Raw::connect(&b).await;
+    assert!(
+        !answers(&mut second).await,
+        "not accepted while the first is open"
+    );
+    drop(first);
+    let served = tokio::time::timeout(Duration::from_secs(5), second.read_frame())
+        .await
+        .expect("accepted once the first closed");
+    assert!(served.is_some(), "the waiting request is answered");
+    assert_eq!(
+        broker.inspect().connections_refused(),
+        0,
+        "waiting is not refusing"
+    );
+}
