@@ -381,10 +381,15 @@ async fn a_flood_of_one_signature_pages_once_and_sums_up_the_rest() {
         "the suppression summary",
         90,
         || {
+            // Each destination is delivered on its own: wait for the summary at both.
             receiver
                 .accepted(SLACK)
                 .iter()
                 .any(|q| q.body["text"].as_str().unwrap_or("").contains("held back"))
+                && receiver
+                    .accepted(HOOK)
+                    .iter()
+                    .any(|q| q.body["kind"] == "suppressed")
         },
         || manager.log(),
     )
