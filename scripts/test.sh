@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. Installs what the tests drive when it is missing: kcat
+# Runs the whole test suite. Installs what the build and the tests need when it is
+# missing: OpenSSL's headers (libssl-dev, which librdkafka's TLS is built against), kcat
 # (Debian's, librdkafka 2.0), Chromium (the status page of `agentbus dev`), promtool,
 # docker-compose and systemd-analyze (the deployment files' checkers); the Python clients
 # confluent-kafka and kafka-python (with the codec libraries kafka-python reads lz4, zstd
@@ -14,6 +15,8 @@ for pair in kcat:kcat chromium:chromium promtool:prometheus docker-compose:docke
   systemd-analyze:systemd; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# librdkafka is built with TLS and SASL SCRAM against the system OpenSSL.
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

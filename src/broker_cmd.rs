@@ -2,7 +2,9 @@
 //! (in that order of precedence), then serve until SIGINT/SIGTERM.
 
 use crate::control_api::SharedBroker;
-use agentbus_broker::{Broker, BrokerConfig, ConfigError, FileConfig, StorageConfig};
+use agentbus_broker::{
+    Broker, BrokerConfig, ConfigError, FileConfig, SecurityProtocol, StorageConfig,
+};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -102,6 +104,53 @@ pub(crate) struct BrokerArgs {
     /// requests seen (`agentbus control`). Off unless given; for tests, never exposed.
     #[arg(long, env = "AGENTBUS_CONTROL", value_name = "ADDR")]
     control: Option<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// Listeners and their security, with Kafka's names.
+#[derive(Debug, clap::Args)]
+struct SecurityArgs {
+    /// Listeners, each with its security protocol: `PLAINTEXT://127.0.0.1:9092,
+    /// SASL_SSL://127.0.0.1:9094` (also SSL, SASL_PLAINTEXT); replaces --listen.
+    #[arg(long, env = "AGENTBUS_LISTENERS")]
+    listeners: Option<String>,
+    /// Addresses given to clients per listener: `SASL_SSL://broker.example:9094,…`.
+    #[arg(long, env = "AGENTBUS_ADVERTISED_LISTENERS")]
+    advertised_listeners: Option<String>,
+    /// Security protocols of listeners not named after one: `CLIENT:SASL_SSL,…`.
+    #[arg(long, env = "AGENTBUS_LISTENER_SECURITY_PROTOCOL_MAP")]
+    listener_security_protocol_map: Option<String>,
+    /// The broker's certificate chain (PEM) for SSL and SASL_SSL listeners.
+    #[arg(long, env = "AGENTBUS_SSL_CERTIFICATE_LOCATION")]
+    ssl_certificate_location: Option<PathBuf>,
+    /// The broker's private key (PEM).
+    #[arg(long, env = "AGENTBUS_SSL_KEY_LOCATION")]
+    ssl_key_location: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates are checked against.
+    #[arg(long, env = "AGENTBUS_SSL_CA_LOCATION")]
+    ssl_ca_location: Option<PathBuf>,
+    /// `required`, `requested` or `none`: whether TLS clients present a certificate
+    /// (its subject is then the principal, as `User:CN=…,O=…`).
+    #[arg(long, env = "AGENTBUS_SSL_CLIENT_AUTH")]
+    ssl_client_auth: Option<String>,
+    /// SASL mechanisms offered: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER
+    /// (default: all four).
+    #[arg(long, env = "AGENTBUS_SASL_ENABLED_MECHANISMS")]
+    sasl_enabled_mechanisms: Option<String>,
+    /// Sessions end after this unless the client re-authenticates (KIP-368); 0: never.
+    #[arg(long, env = "AGENTBUS_CONNECTIONS_MAX_REAUTH_MS")]
+    connections_max_reauth_ms: Option<i64>,
+    /// A failed authentication is answered, and its connection closed, after this.
+    #[arg(long, env = "AGENTBUS_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS")]
+    connection_failed_authentication_delay_ms: Option<u64>,
+    /// Time a new connection has to finish TLS and SASL before it is closed.
+    #[arg(long, env = "AGENTBUS_AUTHENTICATION_TIMEOUT_MS")]
+    authentication_timeout_ms: Option<u64>,
+    /// Users given SCRAM-SHA-256/512 credentials at start: `NAME:PASSWORD,…` (prefer the
+    /// variable or the file to the flag: a flag shows in the process list).
+    #[arg(long, env = "AGENTBUS_SCRAM_USERS", hide_env_values = true)]
+    scram_users: Option<String>,
 }
 
 fn load_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
@@ -190,6 +239,7 @@ fn resolve(args: BrokerArgs) -> anyhow::Result<Resolved> {
     if let Some(v) = pick!(max_connections_per_ip) {
         c.max_connections_per_ip = v;
     }
+    security(&args.security, &file, &mut c.security)?;
     c.log_levels = crate::logs::levels();
     c.storage = storage(&args, &file)?;
     c.validate()?;
@@ -206,6 +256,44 @@ fn resolve(args: BrokerArgs) -> anyhow::Result<Resolved> {
         brokers,
         control: pick!(control),
     })
+}
+
+/// The security settings: flags and variables, then the file.
+fn security(
+    args: &SecurityArgs,
+    file: &FileConfig,
+    s: &mut agentbus_broker::SecurityConfig,
+) -> Result<(), ConfigError> {
+    macro_rules! pick {
+        ($field:ident) => {
+            args.$field.clone().or(file.$field.clone())
+        };
+    }
+    s.listeners = pick!(listeners);
+    s.advertised_listeners = pick!(advertised_listeners);
+    s.protocol_map = pick!(listener_security_protocol_map);
+    s.ssl_certificate = pick!(ssl_certificate_location);
+    s.ssl_key = pick!(ssl_key_location);
+    s.ssl_ca = pick!(ssl_ca_location);
+    if let Some(v) = pick!(ssl_client_auth) {
+        s.ssl_client_auth = agentbus_broker::ClientAuth::parse(&v)?;
+    }
+    if let Some(v) = pick!(sasl_enabled_mechanisms) {
+        s.sasl_mechanisms = agentbus_broker::parse_mechanisms(&v)?;
+    }
+    if let Some(v) = pick!(connections_max_reauth_ms) {
+        s.max_reauth_ms = v;
+    }
+    if let Some(v) = pick!(connection_failed_authentication_delay_ms) {
+        s.failed_authentication_delay = Duration::from_millis(v);
+    }
+    if let Some(v) = pick!(authentication_timeout_ms) {
+        s.authentication_timeout = Duration::from_millis(v.max(1));
+    }
+    if let Some(v) = pick!(scram_users) {
+        s.scram_users = agentbus_broker::parse_scram_users(&v)?;
+    }
+    Ok(())
 }
 
 /// Flags and variables first, then the file; within each, `storage` before `memory`
@@ -250,6 +338,20 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(",");
     let local = broker.local_addr();
+    let listeners = broker.listeners();
+    let secured = if listeners.len() > 1 || listeners[0].protocol != SecurityProtocol::Plaintext {
+        let list: Vec<String> = listeners
+            .iter()
+            .filter_map(|l| {
+                broker
+                    .listener_bootstrap(&l.name)
+                    .map(|a| format!("{}://{a}", l.name))
+            })
+            .collect();
+        format!(", listeners {}", list.join(","))
+    } else {
+        String::new()
+    };
     let inspector = broker.inspect();
     let broker: SharedBroker = Arc::new(tokio::sync::Mutex::new(Some(broker)));
     let control = match control {
@@ -257,7 +359,7 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         None => None,
     };
     println!(
-        "agentbus broker ready in {} ms: bootstrap {bootstrap} (listening on {local}, storage {storage}{}{})",
+        "agentbus broker ready in {} ms: bootstrap {bootstrap} (listening on {local}{secured}, storage {storage}{}{})",
         started.elapsed().as_millis(),
         if brokers > 1 {
             format!(", {brokers} brokers")

@@ -14,6 +14,18 @@ pub(crate) struct Node {
     pub port: u16,
     pub rack: Option<String>,
     pub up: bool,
+    /// The address on each further listener (index 1 on); `host`/`port` are the first's.
+    pub endpoints: Vec<(String, u16)>,
+}
+
+impl Node {
+    /// The address a client of listener `index` is given: the same listener's.
+    pub(crate) fn endpoint(&self, index: usize) -> (&str, u16) {
+        match index.checked_sub(1).and_then(|i| self.endpoints.get(i)) {
+            Some((host, port)) => (host, *port),
+            None => (&self.host, self.port),
+        }
+    }
 }
 
 /// Nodes, partition leaders and coordinator placement.
@@ -68,6 +80,12 @@ impl ClusterView {
 
     pub(crate) fn node(&self, id: i32) -> Option<Node> {
         read(&self.nodes).get(&id).cloned()
+    }
+
+    pub(crate) fn set_endpoints(&self, id: i32, endpoints: Vec<(String, u16)>) {
+        if let Some(n) = write(&self.nodes).get_mut(&id) {
+            n.endpoints = endpoints;
+        }
     }
 
     pub(crate) fn set_rack(&self, id: i32, rack: Option<String>) {
@@ -140,6 +158,7 @@ mod tests {
             port: 1,
             rack: None,
             up: true,
+            endpoints: Vec::new(),
         }
     }
 

@@ -1,10 +1,16 @@
 //! Broker settings. The CLI fills them from flags, `AGENTBUS_*` variables and a TOML file.
 
 use crate::log::LogConfig;
+pub use security::{
+    parse_mechanisms, parse_scram_users, ClientAuth, Listener, Mechanism, SecurityConfig,
+    SecurityProtocol,
+};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod security;
 
 /// Where partition data and metadata live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +110,8 @@ pub struct BrokerConfig {
     /// Present the ApiVersions and behaviour of this Kafka release (`2.8`, `3.9`, `4.0`, …);
     /// none: the newest.
     pub as_kafka: Option<String>,
+    /// Listeners with their security protocols, TLS files, SASL, authorization.
+    pub security: SecurityConfig,
 }
 
 /// Compression levels by codec (KIP-390), Kafka's defaults.
@@ -156,6 +164,7 @@ impl Default for BrokerConfig {
             log_levels: None,
             max_connections: i32::MAX as usize,
             max_connections_per_ip: i32::MAX as usize,
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -214,6 +223,18 @@ pub struct FileConfig {
     pub as_kafka: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+    pub listeners: Option<String>,
+    pub advertised_listeners: Option<String>,
+    pub listener_security_protocol_map: Option<String>,
+    pub ssl_certificate_location: Option<PathBuf>,
+    pub ssl_key_location: Option<PathBuf>,
+    pub ssl_ca_location: Option<PathBuf>,
+    pub ssl_client_auth: Option<String>,
+    pub sasl_enabled_mechanisms: Option<String>,
+    pub connections_max_reauth_ms: Option<i64>,
+    pub connection_failed_authentication_delay_ms: Option<u64>,
+    pub authentication_timeout_ms: Option<u64>,
+    pub scram_users: Option<String>,
     /// Address of the control API (`agentbus broker --control`).
     pub control: Option<String>,
 }
@@ -265,7 +286,14 @@ impl BrokerConfig {
         if let Some(adv) = &self.advertise {
             parse_host_port(adv).map_err(|r| ConfigError::new("advertise", r))?;
         }
-        Ok(())
+        let listeners = self.listeners()?;
+        self.security.validate(&listeners)
+    }
+
+    /// The listeners: `security.listeners`, else one PLAINTEXT listener on `listen`.
+    pub fn listeners(&self) -> Result<Vec<Listener>, ConfigError> {
+        self.security
+            .listeners(&self.listen, self.advertise.as_deref())
     }
 }
 

@@ -28,6 +28,8 @@ pub fn request(frame: &[u8]) {
     let conn = Connection {
         client_host: "/127.0.0.1".into(),
         node_id: state.config().node_id,
+        listener: 0,
+        principal: "User:ANONYMOUS".into(),
     };
     let mut out = BytesMut::new();
     let _ = rt.block_on(serve_frame(

@@ -12,6 +12,7 @@
 //!                              coordinators decide (transaction markers, offsets)
 //! 1  group, txn                state machines: group coordinator, transaction
 //!                              coordinator and producer state, each with its store
+//!    security                  authentication: TLS, SASL exchanges, SCRAM credentials
 //! 0  clock, config, cluster,   leaves: time; settings; the presented cluster; test faults;
 //!    faults, log, meta,        record batches on memory or disk; the metadata store engine
 //!    protocol, topic_config    (tables of rows, memory or redb); the wire codec; topic configs
@@ -39,6 +40,7 @@ mod log;
 mod meta;
 mod net;
 mod protocol;
+mod security;
 mod server;
 mod service;
 mod state;
@@ -46,12 +48,15 @@ mod topic_config;
 mod txn;
 
 pub use config::{
-    BrokerConfig, CompressionLevels, ConfigError, FileConfig, GroupConfig, LogLevels, StorageConfig,
+    parse_mechanisms, parse_scram_users, BrokerConfig, ClientAuth, CompressionLevels, ConfigError,
+    FileConfig, GroupConfig, Listener, LogLevels, Mechanism, SecurityConfig, SecurityProtocol,
+    StorageConfig,
 };
 pub use faults::{Fault, InjectedFault, RecordedRequest};
 pub use group::{GroupState, GroupSummary, MemberInfo};
 pub use inspect::{Inspector, NodeInfo, StoredRecord, TopicInfo, TransactionInfo};
 pub use log::LogConfig;
 pub use protocol::{releases_table_markdown, supported_table_markdown};
+pub use security::TlsError;
 pub use server::{Broker, StartError};
 pub use state::{Offsets, TopicError};

@@ -1,7 +1,9 @@
 //! Starting and stopping a broker.
 
 use crate::cluster::Node;
-use crate::config::{parse_host_port, BrokerConfig, ConfigError};
+use crate::config::{parse_host_port, BrokerConfig, ConfigError, Listener};
+use crate::net::ListenerInfo;
+use crate::security::TlsError;
 use crate::state::{State, TopicError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,42 +28,84 @@ pub enum StartError {
     },
     #[error("cannot open storage: {0}")]
     Storage(#[from] TopicError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
-/// One presented broker's listener.
+/// One presented broker's listeners.
 #[derive(Debug)]
 struct NodeServer {
     id: i32,
-    addr: SocketAddr,
+    /// The bound address of each listener, in the broker's listener order.
+    addrs: Vec<SocketAddr>,
     closing: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    /// One per listener; empty while the node is stopped.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl NodeServer {
-    fn spawn(id: i32, listener: TcpListener, addr: SocketAddr, state: &Arc<State>) -> Self {
+    fn spawn(
+        id: i32,
+        bound: Vec<(TcpListener, SocketAddr)>,
+        infos: &[ListenerInfo],
+        state: &Arc<State>,
+    ) -> Self {
         let (closing, closing_rx) = watch::channel(false);
-        let task = tokio::spawn(crate::net::serve(
-            listener,
-            state.clone(),
-            id,
-            closing_rx,
-            DRAIN_TIMEOUT,
-        ));
+        let mut addrs = Vec::new();
+        let mut tasks = Vec::new();
+        for ((listener, addr), info) in bound.into_iter().zip(infos) {
+            addrs.push(addr);
+            tasks.push(tokio::spawn(crate::net::serve(
+                listener,
+                info.clone(),
+                state.clone(),
+                id,
+                closing_rx.clone(),
+                DRAIN_TIMEOUT,
+            )));
+        }
         Self {
             id,
-            addr,
+            addrs,
             closing,
-            task: Some(task),
+            tasks,
         }
     }
 
     /// Refuses new connections and drops the open ones at once (a crashed broker).
     fn kill(&mut self) {
         let _ = self.closing.send(true);
-        if let Some(t) = self.task.take() {
+        for t in self.tasks.drain(..) {
             t.abort();
         }
     }
+}
+
+/// The address clients of a listener are given: its advertised one (for the first
+/// presented broker), else the bound one.
+fn endpoint(
+    listener: &Listener,
+    local: SocketAddr,
+    first: bool,
+) -> Result<(String, u16), ConfigError> {
+    match &listener.advertised {
+        Some(a) if first => {
+            parse_host_port(a).map_err(|r| ConfigError::new("advertised-listeners", r))
+        }
+        _ => Ok((local.ip().to_string(), local.port())),
+    }
+}
+
+/// Binds a presented broker's listeners.
+async fn bind_all(
+    addrs: &[Vec<String>],
+    node: usize,
+) -> Result<Vec<(TcpListener, SocketAddr)>, StartError> {
+    let mut bound = Vec::new();
+    for per_node in addrs {
+        bound.push(bind(&per_node[node]).await?);
+    }
+    Ok(bound)
 }
 
 async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr), StartError> {
@@ -115,6 +159,8 @@ fn node_listen_addrs(listen: &str, count: usize) -> Result<Vec<String>, ConfigEr
 pub struct Broker {
     state: Arc<State>,
     nodes: Vec<NodeServer>,
+    listeners: Vec<Listener>,
+    infos: Vec<ListenerInfo>,
     retention: JoinHandle<()>,
     groups: JoinHandle<()>,
 }
@@ -132,27 +178,55 @@ impl Broker {
     /// take the ports after it, with port 0 each gets a free one) or a list of `count`.
     pub async fn start_nodes(config: BrokerConfig, count: usize) -> Result<Broker, StartError> {
         config.validate()?;
-        let listen = node_listen_addrs(&config.listen, count.max(1))?;
-        let (first, addr) = bind(&listen[0]).await?;
-        let advertised = match &config.advertise {
-            Some(a) => parse_host_port(a).map_err(|r| ConfigError::new("advertise", r))?,
-            None => (addr.ip().to_string(), addr.port()),
+        let count = count.max(1);
+        let listeners = config.listeners()?;
+        let tls = if listeners.iter().any(|l| l.protocol.tls()) {
+            Some(crate::security::acceptor(&config.security)?)
+        } else {
+            None
         };
+        let infos: Vec<ListenerInfo> = listeners
+            .iter()
+            .enumerate()
+            .map(|(index, l)| ListenerInfo {
+                index,
+                protocol: l.protocol,
+                tls: tls.clone().filter(|_| l.protocol.tls()),
+            })
+            .collect();
+        let addrs = listeners
+            .iter()
+            .map(|l| node_listen_addrs(&l.bind, count))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = bind_all(&addrs, 0).await?;
+        let endpoints = |bound: &[(TcpListener, SocketAddr)], first: bool| {
+            listeners
+                .iter()
+                .zip(bound)
+                .map(|(l, (_, local))| endpoint(l, *local, first))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let mut first_endpoints = endpoints(&first, true)?;
+        let advertised = first_endpoints.remove(0);
         let first_id = config.node_id;
         let interval = config.retention_check_interval;
         let state = Arc::new(State::open(config, advertised)?);
-        let mut nodes = vec![NodeServer::spawn(first_id, first, addr, &state)];
-        for (i, listen) in listen.iter().enumerate().skip(1) {
+        state.cluster.set_endpoints(first_id, first_endpoints);
+        let mut nodes = vec![NodeServer::spawn(first_id, first, &infos, &state)];
+        for i in 1..count {
             let id = first_id + i as i32;
-            let (listener, local) = bind(listen).await?;
+            let bound = bind_all(&addrs, i).await?;
+            let mut rest = endpoints(&bound, false)?;
+            let (host, port) = rest.remove(0);
             state.cluster.add_node(Node {
                 id,
-                host: local.ip().to_string(),
-                port: local.port(),
+                host,
+                port,
                 rack: None,
                 up: true,
+                endpoints: rest,
             });
-            nodes.push(NodeServer::spawn(id, listener, local, &state));
+            nodes.push(NodeServer::spawn(id, bound, &infos, &state));
         }
         let retention = {
             let state = state.clone();
@@ -198,6 +272,8 @@ impl Broker {
         Ok(Broker {
             state,
             nodes,
+            listeners,
+            infos,
             retention,
             groups,
         })
@@ -205,7 +281,21 @@ impl Broker {
 
     /// The address the (first) listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.nodes[0].addr
+        self.nodes[0].addrs[0]
+    }
+
+    /// `host:port` of the first presented broker on the listener named `name`
+    /// (`SASL_SSL`, …), as clients of that listener bootstrap.
+    pub fn listener_bootstrap(&self, name: &str) -> Option<String> {
+        let index = self.listeners.iter().position(|l| l.name == name)?;
+        let node = self.state.cluster.node(self.nodes[0].id)?;
+        let (host, port) = node.endpoint(index);
+        Some(format!("{host}:{port}"))
+    }
+
+    /// The broker's listeners, in order.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
     }
 
     /// `host:port` for clients' `bootstrap.servers` (the first node).
@@ -215,7 +305,7 @@ impl Broker {
 
     /// Node ids and addresses of the presented brokers.
     pub fn node_addrs(&self) -> Vec<(i32, SocketAddr)> {
-        self.nodes.iter().map(|n| (n.id, n.addr)).collect()
+        self.nodes.iter().map(|n| (n.id, n.addrs[0])).collect()
     }
 
     /// What tests and tools may see of this broker, and the controls tests use.
@@ -240,11 +330,12 @@ impl Broker {
         let Some(node) = self.nodes.iter_mut().find(|n| n.id == id) else {
             return Ok(());
         };
-        if node.task.is_some() {
+        if !node.tasks.is_empty() {
             return Ok(());
         }
-        let (listener, addr) = bind(&node.addr.to_string()).await?;
-        *node = NodeServer::spawn(id, listener, addr, &state);
+        let addrs: Vec<Vec<String>> = node.addrs.iter().map(|a| vec![a.to_string()]).collect();
+        let bound = bind_all(&addrs, 0).await?;
+        *node = NodeServer::spawn(id, bound, &self.infos, &state);
         state.start_node(id);
         Ok(())
     }
@@ -256,7 +347,7 @@ impl Broker {
         }
         self.state.closing.notify_waiters();
         for n in &mut self.nodes {
-            if let Some(task) = n.task.take() {
+            for task in n.tasks.drain(..) {
                 let _ = task.await;
             }
         }

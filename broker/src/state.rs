@@ -99,6 +99,8 @@ pub(crate) struct State {
     pub(crate) api_table: crate::protocol::ApiTable,
     /// Connections closed at once for `max.connections.per.ip`, on every presented node.
     pub(crate) connections_refused: std::sync::atomic::AtomicU64,
+    /// SCRAM credentials, which SASL checks and the SCRAM APIs manage.
+    pub(crate) credentials: crate::security::Credentials,
     /// Declared last, so dropped after the storage: once no one owns it, the files (and
     /// the metadata store's lock) are let go and a broker can open the same directory.
     released: Arc<()>,
@@ -141,6 +143,7 @@ impl State {
             broker_configs,
             advertised,
             topics: RwLock::new(BTreeMap::new()),
+            credentials: crate::security::Credentials::open(meta.clone())?,
             topic_store: TopicStore::new(meta),
             groups,
             txns,
@@ -153,12 +156,16 @@ impl State {
             released: Arc::new(()),
         };
         state.faults.set_strict(state.config().strict);
+        for (user, password) in &state.config().security.scram_users {
+            state.credentials.seed(user, password)?;
+        }
         state.cluster.add_node(Node {
             id: state.config().node_id,
             host: state.advertised.0.clone(),
             port: state.advertised.1,
             rack: None,
             up: true,
+            endpoints: Vec::new(),
         });
         for (name, rec) in state.topic_store.load()? {
             let topic = state.build_topic(

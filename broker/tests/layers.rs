@@ -16,6 +16,7 @@ const FLOORS: &[&str] = &[
     "config",
     "broker_config",
     "topic_config",
+    "security",
     "group",
     "txn",
     "state",

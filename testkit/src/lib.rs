@@ -8,12 +8,15 @@
 //! # }
 //! ```
 
+pub mod certs;
 pub mod fixtures;
 
+pub use certs::{CertError, DevCerts};
 pub use fixtures::{FixtureError, PgServer, Postgres, Redis, RedisServer};
 
-use agentbus_broker::{BrokerConfig, GroupConfig, StartError, StorageConfig};
+use agentbus_broker::{BrokerConfig, ClientAuth, GroupConfig, StartError, StorageConfig};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use agentbus_broker::{
     Fault, GroupState, GroupSummary, Inspector, Offsets, RecordedRequest, StoredRecord, TopicError,
@@ -31,6 +34,28 @@ pub struct Broker {
     /// Taken by [`Broker::shutdown`]; dropping it stops the broker.
     inner: Option<agentbus_broker::Broker>,
     bootstrap: String,
+    security: Security,
+}
+
+/// How a testkit broker's listener is secured, and the files its clients need.
+#[derive(Debug, Clone, Default)]
+struct Security {
+    protocol: &'static str,
+    certs: Option<Arc<CertDir>>,
+}
+
+/// Generated certificates in a private directory, removed when the last broker using
+/// them is dropped.
+#[derive(Debug)]
+struct CertDir {
+    certs: DevCerts,
+    dir: PathBuf,
+}
+
+impl Drop for CertDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl Drop for Broker {
@@ -83,12 +108,53 @@ impl Broker {
                 strict: true,
                 ..BrokerConfig::default()
             },
+            tls: false,
         }
     }
 
     /// `host:port` for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
         self.bootstrap.clone()
+    }
+
+    /// The listener's `security.protocol` (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`).
+    pub fn security_protocol(&self) -> &'static str {
+        self.security.protocol
+    }
+
+    /// The CA that signed the broker's certificate (`ssl.ca.location`), with [`BrokerBuilder::tls`].
+    pub fn ca_location(&self) -> Option<PathBuf> {
+        self.security.certs.as_ref().map(|c| c.certs.ca.clone())
+    }
+
+    /// A client certificate and key (PEM files) whose subject is `CN=NAME,O=agentbus`,
+    /// signed by the broker's CA, for mutual TLS.
+    pub fn client_certificate(&self, name: &str) -> Result<(PathBuf, PathBuf), CertError> {
+        let Some(certs) = &self.security.certs else {
+            return Err(CertError::NoTls);
+        };
+        certs.certs.client(name)
+    }
+
+    /// librdkafka properties that reach this broker's listener as `user` (SCRAM-SHA-512
+    /// on SASL listeners; `user` is ignored on the others).
+    pub fn client_config(&self, user: &str, password: &str) -> Vec<(String, String)> {
+        let mut props = vec![
+            ("bootstrap.servers".to_string(), self.bootstrap()),
+            (
+                "security.protocol".to_string(),
+                self.security.protocol.to_ascii_lowercase(),
+            ),
+        ];
+        if let Some(ca) = self.ca_location() {
+            props.push(("ssl.ca.location".into(), ca.display().to_string()));
+        }
+        if self.security.protocol.starts_with("SASL") {
+            props.push(("sasl.mechanisms".into(), "SCRAM-SHA-512".into()));
+            props.push(("sasl.username".into(), user.into()));
+            props.push(("sasl.password".into(), password.into()));
+        }
+        props
     }
 
     /// What the broker holds (topics, offsets, records, groups, transactions), for
@@ -127,6 +193,7 @@ impl Broker {
 #[derive(Debug, Clone)]
 pub struct BrokerBuilder {
     config: BrokerConfig,
+    tls: bool,
 }
 
 impl BrokerBuilder {
@@ -160,13 +227,76 @@ impl BrokerBuilder {
         self
     }
 
-    pub async fn start(self) -> Result<Broker, StartError> {
+    /// Serves TLS (SSL, or SASL_SSL with [`BrokerBuilder::sasl_users`]) with a CA and
+    /// broker certificate generated for this broker; clients find the CA at
+    /// [`Broker::ca_location`].
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// With [`BrokerBuilder::tls`]: `ssl.client.auth` (`Required`: mutual TLS, the
+    /// principal taken from the client certificate, see [`Broker::client_certificate`]).
+    pub fn tls_client_auth(mut self, auth: ClientAuth) -> Self {
+        self.config.security.ssl_client_auth = auth;
+        self
+    }
+
+    /// Requires SASL (SASL_PLAINTEXT, or SASL_SSL with [`BrokerBuilder::tls`]) and gives
+    /// these users SCRAM-SHA-256 and SCRAM-SHA-512 credentials (PLAIN checks them too).
+    pub fn sasl_users(mut self, users: &[(&str, &str)]) -> Self {
+        self.config.security.scram_users = users
+            .iter()
+            .map(|(u, p)| (u.to_string(), p.to_string()))
+            .collect();
+        self
+    }
+
+    /// Sets up the listener and certificates the builder asks for.
+    fn secure(&mut self) -> Result<Security, StartError> {
+        let sasl = !self.config.security.scram_users.is_empty();
+        let wanted = match (self.tls, sasl) {
+            (false, false) => None,
+            (true, false) => Some("SSL"),
+            (false, true) => Some("SASL_PLAINTEXT"),
+            (true, true) => Some("SASL_SSL"),
+        };
+        let sec = &mut self.config.security;
+        if let Some(protocol) = wanted {
+            sec.listeners = Some(format!("{protocol}://127.0.0.1:0"));
+        }
+        let mut certs = None;
+        if self.tls {
+            let dir = std::env::temp_dir().join(format!("agentbus-tls-{}", fixtures::uuid_like()));
+            let generated = DevCerts::generate(&dir, &[]).map_err(|e| {
+                StartError::Config(agentbus_broker::ConfigError::new("tls", e.to_string()))
+            })?;
+            sec.ssl_certificate = Some(generated.certificate.clone());
+            sec.ssl_key = Some(generated.key.clone());
+            sec.ssl_ca = Some(generated.ca.clone());
+            certs = Some(Arc::new(CertDir {
+                certs: generated,
+                dir,
+            }));
+        }
+        // What the (first) listener is, whoever configured it.
+        let protocol = self
+            .config
+            .listeners()?
+            .first()
+            .map_or("PLAINTEXT", |l| l.protocol.name());
+        Ok(Security { protocol, certs })
+    }
+
+    pub async fn start(mut self) -> Result<Broker, StartError> {
+        let security = self.secure()?;
         let inner = agentbus_broker::Broker::start(self.config).await?;
         let inspector = inner.inspect();
         Ok(Broker {
             inspector,
             bootstrap: inner.bootstrap(),
             inner: Some(inner),
+            security,
         })
     }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 /// cluster's authorized operations when asked.
 pub(crate) fn describe_cluster(
     state: &Arc<State>,
+    listener: usize,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default();
@@ -28,8 +29,9 @@ pub(crate) fn describe_cluster(
         .map(|n| {
             let mut b = DescribeClusterBroker::default();
             b.broker_id = BrokerId(n.id);
-            b.host = str_bytes(n.host);
-            b.port = i32::from(n.port);
+            let (host, port) = n.endpoint(listener);
+            b.host = str_bytes(host.to_string());
+            b.port = i32::from(port);
             b.rack = n.rack.map(str_bytes);
             b
         })

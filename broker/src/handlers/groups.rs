@@ -25,6 +25,7 @@ fn code(e: Option<ResponseError>) -> i16 {
 pub(crate) fn find_coordinator(
     state: &Arc<State>,
     version: i16,
+    listener: usize,
     req: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     // Groups (0) and transactions (1) are coordinated by the node their key hashes to.
@@ -37,10 +38,11 @@ pub(crate) fn find_coordinator(
             .node(state.cluster.coordinator(key))
             .filter(|n| n.up)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let (host, port) = node.endpoint(listener);
         Ok((
             BrokerId(node.id),
-            str_bytes(node.host),
-            i32::from(node.port),
+            str_bytes(host.to_string()),
+            i32::from(port),
         ))
     };
     let mut resp = FindCoordinatorResponse::default();

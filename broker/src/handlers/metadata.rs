@@ -10,7 +10,13 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use std::sync::Arc;
 
-pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> MetadataResponse {
+/// `listener`: the index of the listener the request came on, whose addresses it gets.
+pub(crate) fn handle(
+    state: &Arc<State>,
+    version: i16,
+    listener: usize,
+    req: MetadataRequest,
+) -> MetadataResponse {
     let mut resp = MetadataResponse::default();
     resp.brokers = state
         .cluster
@@ -19,8 +25,9 @@ pub(crate) fn handle(state: &Arc<State>, version: i16, req: MetadataRequest) -> 
         .map(|n| {
             let mut broker = MetadataResponseBroker::default();
             broker.node_id = BrokerId(n.id);
-            broker.host = str_bytes(n.host);
-            broker.port = i32::from(n.port);
+            let (host, port) = n.endpoint(listener);
+            broker.host = str_bytes(host.to_string());
+            broker.port = i32::from(port);
             broker.rack = n.rack.map(str_bytes);
             broker
         })

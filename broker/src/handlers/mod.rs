@@ -16,6 +16,7 @@ mod offsets;
 mod produce;
 mod record_checks;
 mod routing;
+mod scram;
 
 pub(crate) use routing::error_response;
 #[cfg(test)]
@@ -77,7 +78,9 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
                 .await?
                 .into()
         }
-        RequestKind::DescribeCluster(r) => cluster::describe_cluster(state, r).into(),
+        RequestKind::DescribeCluster(r) => {
+            cluster::describe_cluster(state, request.listener, r).into()
+        }
         RequestKind::DescribeLogDirs(r) => cluster::describe_log_dirs(state, r).into(),
         RequestKind::DeleteRecords(r) => {
             let node = request.node_id;
@@ -85,7 +88,9 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
                 .await?
                 .into()
         }
-        RequestKind::FindCoordinator(r) => groups::find_coordinator(state, version, r).into(),
+        RequestKind::FindCoordinator(r) => {
+            groups::find_coordinator(state, version, request.listener, r).into()
+        }
         RequestKind::JoinGroup(r) => groups::join_group(state, &request, r).await.into(),
         RequestKind::SyncGroup(r) => groups::sync_group(state, version, r).await.into(),
         RequestKind::Heartbeat(r) => groups::heartbeat(state, r).into(),
@@ -106,8 +111,27 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::OffsetDelete(r) => on_disk(state, |s| offsets::offset_delete(s, r))
             .await?
             .into(),
+        RequestKind::DescribeUserScramCredentials(r) => scram::describe(state, r).into(),
+        RequestKind::AlterUserScramCredentials(r) => {
+            on_disk(state, |s| scram::alter(s, r)).await?.into()
+        }
+        // On a SASL listener the connection answers these; here the listener has no SASL
+        // (or the client already authenticated), as Kafka answers then.
+        RequestKind::SaslHandshake(_) => {
+            let mut resp = kafka_protocol::messages::SaslHandshakeResponse::default();
+            resp.error_code = kafka_protocol::error::ResponseError::IllegalSaslState.code();
+            resp.into()
+        }
+        RequestKind::SaslAuthenticate(_) => {
+            let mut resp = kafka_protocol::messages::SaslAuthenticateResponse::default();
+            resp.error_code = kafka_protocol::error::ResponseError::IllegalSaslState.code();
+            resp.error_message = Some(StrBytes::from_static_str(
+                "SaslAuthenticate request received on a listener without SASL",
+            ));
+            resp.into()
+        }
         RequestKind::ApiVersions(_) => api_versions_response(&state.api_table, 0).into(),
-        RequestKind::Metadata(r) => metadata::handle(state, version, r).into(),
+        RequestKind::Metadata(r) => metadata::handle(state, version, request.listener, r).into(),
         RequestKind::Produce(r) => {
             let node = request.node_id;
             let produce = move |s: &Arc<State>| produce::handle(s, version, node, r);

@@ -26,6 +26,7 @@ fn request(api: ApiKey, version: i16, body: RequestKind) -> Request {
         body,
         client_host: "/127.0.0.1".into(),
         node_id: 1,
+        listener: 0,
     }
 }
 

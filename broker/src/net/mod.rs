@@ -4,20 +4,44 @@
 //! frames, which wait in the read buffer. Responses are written when no further request is
 //! already buffered, so a pipelined burst costs one write.
 
+mod session;
+
+use crate::config::SecurityProtocol;
 use crate::protocol::{Connection, FrameError};
+use crate::security::{subject_name, user_principal, ANONYMOUS};
 use crate::service::serve_frame;
 use crate::state::State;
 use bytes::{Bytes, BytesMut};
+use session::{Route, Session};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+/// What a connection needs to know of the listener it came in on.
+#[derive(Clone)]
+pub(crate) struct ListenerInfo {
+    /// Its index among the broker's listeners.
+    pub index: usize,
+    pub protocol: SecurityProtocol,
+    /// For SSL and SASL_SSL.
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ListenerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerInfo")
+            .field("index", &self.index)
+            .field("protocol", &self.protocol)
+            .finish()
+    }
+}
 
 /// A response buffer that grew beyond this is dropped after use rather than kept.
 const MAX_KEPT_RESPONSE_BUFFER: usize = 4 << 20;
@@ -49,11 +73,16 @@ fn has_complete_frame(buf: &[u8]) -> bool {
 }
 
 /// Sends what has been encoded so far and keeps the buffer for reuse unless it grew large.
-async fn write_out(writer: &mut OwnedWriteHalf, out: &mut BytesMut) -> std::io::Result<()> {
+async fn write_out<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
     writer.write_all(out).await?;
+    // TLS holds records back until flushed; a TCP socket's flush does nothing.
+    writer.flush().await?;
     out.clear();
     if out.capacity() > MAX_KEPT_RESPONSE_BUFFER {
         *out = BytesMut::with_capacity(64 * 1024);
@@ -62,7 +91,10 @@ async fn write_out(writer: &mut OwnedWriteHalf, out: &mut BytesMut) -> std::io::
 }
 
 /// Reads exactly `len` bytes without zero-filling the buffer first.
-async fn read_frame(reader: &mut BufReader<OwnedReadHalf>, len: usize) -> std::io::Result<Bytes> {
+async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut BufReader<R>,
+    len: usize,
+) -> std::io::Result<Bytes> {
     let mut frame = BytesMut::with_capacity(len);
     while frame.len() < len {
         let limit = len - frame.len();
@@ -87,6 +119,20 @@ enum ConnError {
     FrameSize(i32, usize),
     #[error("idle for {0:?}")]
     Idle(Duration),
+    #[error("not authenticated in time")]
+    AuthTimeout,
+    #[error(
+        "request with api key {0} before authentication (only ApiVersions and SASL are served)"
+    )]
+    Unauthenticated(i16),
+    #[error("authentication failed: {0}")]
+    AuthFailed(String),
+    #[error("the session expired without re-authentication")]
+    SessionExpired,
+    #[error("SASL exchange out of order: {0}")]
+    SaslState(String),
+    #[error("TLS handshake: {0}")]
+    Tls(std::io::Error),
     #[error(transparent)]
     Frame(#[from] FrameError),
     #[error("i/o: {0}")]
@@ -98,6 +144,7 @@ enum ConnError {
 /// waits); `max.connections.per.ip` closes a connection over it at once and counts it.
 pub(crate) async fn serve(
     listener: TcpListener,
+    info: ListenerInfo,
     state: Arc<State>,
     node_id: i32,
     mut closing: watch::Receiver<bool>,
@@ -120,8 +167,9 @@ pub(crate) async fn serve(
                     *per_ip.entry(peer.ip()).or_default() += 1;
                     let state = state.clone();
                     let closing = closing.clone();
+                    let info = info.clone();
                     conns.spawn(async move {
-                        connection(stream, peer, state, node_id, closing).await;
+                        connection(stream, peer, info, state, node_id, closing).await;
                         peer.ip()
                     });
                 }
@@ -158,12 +206,13 @@ pub(crate) async fn serve(
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
+    info: ListenerInfo,
     state: Arc<State>,
     node_id: i32,
     closing: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    match serve_connection(stream, &state, node_id, closing).await {
+    match secure(stream, peer, &info, &state, node_id, closing).await {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
         Err(ConnError::Io(e))
             if matches!(
@@ -175,35 +224,88 @@ async fn connection(
         {
             tracing::debug!(%peer, error = %e, "client went away")
         }
+        Err(e @ (ConnError::AuthFailed(_) | ConnError::Tls(_))) => {
+            tracing::info!(%peer, error = %e, "closing connection")
+        }
         Err(e) => tracing::warn!(%peer, error = %e, "closing connection"),
     }
 }
 
-async fn serve_connection(
+/// TLS first on SSL listeners (its handshake within the authentication time), then the
+/// frames.
+async fn secure(
     stream: TcpStream,
+    peer: SocketAddr,
+    info: &ListenerInfo,
     state: &Arc<State>,
     node_id: i32,
-    mut closing: watch::Receiver<bool>,
+    closing: watch::Receiver<bool>,
 ) -> Result<(), ConnError> {
-    let conn = Connection {
-        client_host: stream
-            .peer_addr()
-            .map(|a| format!("/{}", a.ip()))
-            .unwrap_or_default(),
+    let security = &state.config().security;
+    let session = Session::new(info.protocol.sasl(), security.authentication_timeout);
+    let mut conn = Connection {
+        client_host: format!("/{}", peer.ip()),
         node_id,
+        listener: info.index,
+        principal: Arc::from(ANONYMOUS),
     };
-    let (read, mut writer) = stream.into_split();
+    let Some(acceptor) = &info.tls else {
+        let (read, write) = stream.into_split();
+        return serve_connection(read, write, conn, session, state, closing).await;
+    };
+    let tls = match tokio::time::timeout(security.authentication_timeout, acceptor.accept(stream))
+        .await
+    {
+        Err(_) => return Err(ConnError::AuthTimeout),
+        Ok(Err(e)) => return Err(ConnError::Tls(e)),
+        Ok(Ok(tls)) => tls,
+    };
+    // Without SASL, a client certificate names the principal (Kafka's default mapping).
+    if !info.protocol.sasl() {
+        let subject = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .and_then(subject_name);
+        if let Some(dn) = subject {
+            conn.principal = Arc::from(user_principal(&dn));
+        }
+    }
+    let (read, write) = tokio::io::split(tls);
+    serve_connection(read, write, conn, session, state, closing).await
+}
+
+async fn serve_connection<R, W>(
+    read: R,
+    mut writer: W,
+    mut conn: Connection,
+    mut session: Session,
+    state: &Arc<State>,
+    mut closing: watch::Receiver<bool>,
+) -> Result<(), ConnError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let mut reader = BufReader::with_capacity(64 * 1024, read);
     // Responses are encoded into one buffer that is reused, so a steady stream of fetches
     // does not allocate (and fault in) fresh memory for every response.
     let mut out = BytesMut::with_capacity(64 * 1024);
     let max = state.config().max_request_bytes;
+    let sasl_max = state.config().security.sasl_max_receive_size;
     loop {
         if *closing.borrow() {
             return Ok(());
         }
+        // Before authentication: a shorter wait and smaller frames.
+        let (wait, max) = match session.time_left() {
+            Some(left) => (left, sasl_max),
+            None => (IDLE_TIMEOUT, max),
+        };
         let len = tokio::select! {
-            r = tokio::time::timeout(IDLE_TIMEOUT, reader.read_i32()) => match r {
+            r = tokio::time::timeout(wait, reader.read_i32()) => match r {
+                Err(_) if !session.authenticated() => return Err(ConnError::AuthTimeout),
                 Err(_) => return Err(ConnError::Idle(IDLE_TIMEOUT)),
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
                 Ok(r) => r?,
@@ -214,6 +316,13 @@ async fn serve_connection(
             return Err(ConnError::FrameSize(len, max));
         }
         let frame = read_frame(&mut reader, len as usize).await?;
+        if let Route::Sasl = session.route(&frame)? {
+            write_out(&mut writer, &mut out).await?;
+            let served = session.serve(state, frame, &mut conn, &mut out).await;
+            write_out(&mut writer, &mut out).await?;
+            served?;
+            continue;
+        }
         // Answers to earlier requests must not wait behind one that parks (a heartbeat's
         // answer held until a pipelined JoinGroup completes would look like a dead broker).
         if may_park(&frame) {

@@ -49,6 +49,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 mod legacy;
@@ -150,6 +154,10 @@ pub(crate) enum FrameError {
 pub(crate) struct Connection {
     pub client_host: String,
     pub node_id: i32,
+    /// Index of the listener it came in on (its addresses are the ones clients get).
+    pub listener: usize,
+    /// Who the client authenticated as (`User:NAME`, `User:ANONYMOUS`).
+    pub principal: std::sync::Arc<str>,
 }
 
 /// A decoded request with what a handler needs of its header.
@@ -163,6 +171,8 @@ pub(crate) struct Request {
     pub client_host: String,
     /// The presented broker the request came in on.
     pub node_id: i32,
+    /// Index of the listener it came in on.
+    pub listener: usize,
 }
 
 impl Request {

@@ -74,6 +74,10 @@ mod key {
     pub(super) const LIST_TRANSACTIONS: i16 = 66;
     pub(super) const CONSUMER_GROUP_HEARTBEAT: i16 = 68;
     pub(super) const CONSUMER_GROUP_DESCRIBE: i16 = 69;
+    pub(super) const SASL_HANDSHAKE: i16 = 17;
+    pub(super) const SASL_AUTHENTICATE: i16 = 36;
+    pub(super) const DESCRIBE_USER_SCRAM_CREDENTIALS: i16 = 50;
+    pub(super) const ALTER_USER_SCRAM_CREDENTIALS: i16 = 51;
 }
 use key::*;
 
@@ -109,6 +113,11 @@ const KAFKA_2_8: &[(i16, i16, i16)] = &[
     (INCREMENTAL_ALTER_CONFIGS, 0, 1),
     (OFFSET_DELETE, 0, 0),
     (DESCRIBE_CLUSTER, 0, 0),
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    (SASL_HANDSHAKE, 0, 1),
+    (SASL_AUTHENTICATE, 0, 2),
+    (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
+    (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
 ];
 
 const KAFKA_3_6: &[(i16, i16, i16)] = &[
@@ -146,6 +155,11 @@ const KAFKA_3_6: &[(i16, i16, i16)] = &[
     (DESCRIBE_PRODUCERS, 0, 0),
     (DESCRIBE_TRANSACTIONS, 0, 0),
     (LIST_TRANSACTIONS, 0, 0),
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    (SASL_HANDSHAKE, 0, 1),
+    (SASL_AUTHENTICATE, 0, 2),
+    (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
+    (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
 ];
 
 const KAFKA_3_9: &[(i16, i16, i16)] = &[
@@ -183,6 +197,11 @@ const KAFKA_3_9: &[(i16, i16, i16)] = &[
     (DESCRIBE_PRODUCERS, 0, 0),
     (DESCRIBE_TRANSACTIONS, 0, 0),
     (LIST_TRANSACTIONS, 0, 1),
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    (SASL_HANDSHAKE, 0, 1),
+    (SASL_AUTHENTICATE, 0, 2),
+    (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
+    (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
 ];
 
 /// KIP-896 removed the versions older than Kafka 2.1 spoke.
@@ -223,6 +242,11 @@ const KAFKA_4_0: &[(i16, i16, i16)] = &[
     (LIST_TRANSACTIONS, 0, 1),
     (CONSUMER_GROUP_HEARTBEAT, 0, 1),
     (CONSUMER_GROUP_DESCRIBE, 0, 1),
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    (SASL_HANDSHAKE, 0, 1),
+    (SASL_AUTHENTICATE, 0, 2),
+    (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
+    (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
 ];
 
 const KAFKA_4_1: &[(i16, i16, i16)] = &[
@@ -262,6 +286,11 @@ const KAFKA_4_1: &[(i16, i16, i16)] = &[
     (LIST_TRANSACTIONS, 0, 2),
     (CONSUMER_GROUP_HEARTBEAT, 0, 1),
     (CONSUMER_GROUP_DESCRIBE, 0, 1),
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    (SASL_HANDSHAKE, 0, 1),
+    (SASL_AUTHENTICATE, 0, 2),
+    (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
+    (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
 ];
 
 const RELEASES: &[Release] = &[

@@ -81,6 +81,7 @@ pub(crate) async fn serve_frame(
         body,
         client_host: conn.client_host.clone(),
         node_id: conn.node_id,
+        listener: conn.listener,
     };
     match handlers::handle(state, request).await {
         Some(response) => encode(api, version, correlation_id, &response, out).map(|()| true),
@@ -108,6 +109,8 @@ mod tests {
         let conn = Connection {
             client_host: "/127.0.0.1".into(),
             node_id: 1,
+            listener: 0,
+            principal: "User:ANONYMOUS".into(),
         };
         let mut out = BytesMut::new();
         let result = rt.block_on(serve_frame(state, Bytes::from(frame), &conn, &mut out));

@@ -1,0 +1,389 @@
+//! Listeners and their security settings, with Kafka's names: `listeners`,
+//! `advertised.listeners`, `listener.security.protocol.map`, the `ssl.*` files and
+//! `sasl.enabled.mechanisms`, and the limits of authentication.
+
+use super::{parse_host_port, ConfigError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a listener's connections are secured (Kafka's `SecurityProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecurityProtocol {
+    Plaintext,
+    Ssl,
+    SaslPlaintext,
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Self::Plaintext,
+            "SSL" => Self::Ssl,
+            "SASL_PLAINTEXT" => Self::SaslPlaintext,
+            "SASL_SSL" => Self::SaslSsl,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plaintext => "PLAINTEXT",
+            Self::Ssl => "SSL",
+            Self::SaslPlaintext => "SASL_PLAINTEXT",
+            Self::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    pub fn tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::SaslSsl)
+    }
+
+    pub fn sasl(self) -> bool {
+        matches!(self, Self::SaslPlaintext | Self::SaslSsl)
+    }
+}
+
+/// SASL mechanisms a listener can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Mechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+    OAuthBearer,
+}
+
+impl Mechanism {
+    pub const ALL: [Mechanism; 4] = [
+        Self::ScramSha512,
+        Self::ScramSha256,
+        Self::Plain,
+        Self::OAuthBearer,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+            Self::OAuthBearer => "OAUTHBEARER",
+        }
+    }
+}
+
+/// `ssl.client.auth`: whether a TLS client must present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    #[default]
+    None,
+    Requested,
+    Required,
+}
+
+impl ClientAuth {
+    pub fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s {
+            "none" => Ok(Self::None),
+            "requested" => Ok(Self::Requested),
+            "required" => Ok(Self::Required),
+            other => Err(ConfigError::new(
+                "ssl-client-auth",
+                format!("`{other}` is not `required`, `requested` or `none`"),
+            )),
+        }
+    }
+}
+
+/// The security side of a broker's settings.
+#[derive(Debug, Clone)]
+pub struct SecurityConfig {
+    /// `listeners`: `NAME://host:port,…`; none: one PLAINTEXT listener on `listen`.
+    pub listeners: Option<String>,
+    /// `advertised.listeners`: `NAME://host:port,…` given to clients per listener.
+    pub advertised_listeners: Option<String>,
+    /// `listener.security.protocol.map`: `NAME:PROTOCOL,…` for listeners not named after
+    /// their protocol.
+    pub protocol_map: Option<String>,
+    /// PEM file with the broker's certificate chain (`ssl.certificate.location`).
+    pub ssl_certificate: Option<PathBuf>,
+    /// PEM file with the broker's private key (`ssl.key.location`).
+    pub ssl_key: Option<PathBuf>,
+    /// PEM file with the CA certificates client certificates are checked against.
+    pub ssl_ca: Option<PathBuf>,
+    pub ssl_client_auth: ClientAuth,
+    /// `sasl.enabled.mechanisms`.
+    pub sasl_mechanisms: Vec<Mechanism>,
+    /// `connections.max.reauth.ms` (KIP-368): 0, sessions do not expire.
+    pub max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`: a failed authentication is answered
+    /// (and the connection closed) after this.
+    pub failed_authentication_delay: Duration,
+    /// Time from accepting a connection to its authentication (TLS handshake and SASL).
+    pub authentication_timeout: Duration,
+    /// `sasl.server.max.receive.size`: the largest frame before authentication.
+    pub sasl_max_receive_size: usize,
+    /// Users given SCRAM-SHA-256 and SCRAM-SHA-512 credentials at start (name, password),
+    /// as `kafka-storage format --add-scram` seeds them.
+    pub scram_users: Vec<(String, String)>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            listeners: None,
+            advertised_listeners: None,
+            protocol_map: None,
+            ssl_certificate: None,
+            ssl_key: None,
+            ssl_ca: None,
+            ssl_client_auth: ClientAuth::None,
+            sasl_mechanisms: Mechanism::ALL.to_vec(),
+            max_reauth_ms: 0,
+            failed_authentication_delay: Duration::from_millis(100),
+            authentication_timeout: Duration::from_secs(10),
+            sasl_max_receive_size: 524_288,
+            scram_users: Vec::new(),
+        }
+    }
+}
+
+/// One listener: where it binds, what it advertises, how it is secured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub protocol: SecurityProtocol,
+    /// `host:port` (port 0: a free one), or a list of them for several presented brokers.
+    pub bind: String,
+    /// `host:port` given to clients; none: the bound address.
+    pub advertised: Option<String>,
+}
+
+/// Splits `NAME://host:port` (an empty host binds every interface, as in Kafka).
+fn split_listener(entry: &str, setting: &str) -> Result<(String, String), ConfigError> {
+    let (name, addr) = entry.split_once("://").ok_or_else(|| {
+        ConfigError::new(
+            setting,
+            format!("`{entry}` is not NAME://host:port (as PLAINTEXT://127.0.0.1:9092)"),
+        )
+    })?;
+    let addr = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_string()
+    };
+    parse_host_port(&addr).map_err(|r| ConfigError::new(setting, r))?;
+    Ok((name.to_ascii_uppercase(), addr))
+}
+
+impl SecurityConfig {
+    /// The listeners, the first one's address being `listen` when none are set.
+    pub fn listeners(
+        &self,
+        listen: &str,
+        advertise: Option<&str>,
+    ) -> Result<Vec<Listener>, ConfigError> {
+        let Some(spec) = self.listeners.as_deref().filter(|s| !s.trim().is_empty()) else {
+            return Ok(vec![Listener {
+                name: "PLAINTEXT".into(),
+                protocol: SecurityProtocol::Plaintext,
+                bind: listen.to_string(),
+                advertised: advertise.map(str::to_string),
+            }]);
+        };
+        let mut map = Vec::new();
+        for pair in self.protocol_map.iter().flat_map(|m| m.split(',')) {
+            let pair = pair.trim();
+            if pair.is_empty() {
+                continue;
+            }
+            let bad = || {
+                ConfigError::new(
+                    "listener-security-protocol-map",
+                    format!("`{pair}` is not NAME:PROTOCOL (as CLIENT:SASL_SSL)"),
+                )
+            };
+            let (name, protocol) = pair.split_once(':').ok_or_else(bad)?;
+            let protocol = SecurityProtocol::parse(protocol).ok_or_else(bad)?;
+            map.push((name.to_ascii_uppercase(), protocol));
+        }
+        let mut out: Vec<Listener> = Vec::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, bind) = split_listener(entry, "listeners")?;
+            let protocol = map
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, p)| *p)
+                .or_else(|| SecurityProtocol::parse(&name))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "listeners",
+                        format!(
+                            "listener `{name}` is not a security protocol (PLAINTEXT, SSL, \
+                             SASL_PLAINTEXT, SASL_SSL) nor named in listener-security-protocol-map"
+                        ),
+                    )
+                })?;
+            if out.iter().any(|l| l.name == name) {
+                return Err(ConfigError::new(
+                    "listeners",
+                    format!("listener `{name}` is given twice"),
+                ));
+            }
+            out.push(Listener {
+                name,
+                protocol,
+                bind,
+                advertised: None,
+            });
+        }
+        if out.is_empty() {
+            return Err(ConfigError::new("listeners", "no listener given"));
+        }
+        for entry in self
+            .advertised_listeners
+            .iter()
+            .flat_map(|a| a.split(','))
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (name, addr) = split_listener(entry, "advertised-listeners")?;
+            let listener = out.iter_mut().find(|l| l.name == name).ok_or_else(|| {
+                ConfigError::new(
+                    "advertised-listeners",
+                    format!("`{name}` is not one of the listeners"),
+                )
+            })?;
+            listener.advertised = Some(addr);
+        }
+        Ok(out)
+    }
+
+    /// Checks that what the listeners need is given.
+    pub fn validate(&self, listeners: &[Listener]) -> Result<(), ConfigError> {
+        if listeners.iter().any(|l| l.protocol.tls()) {
+            if self.ssl_certificate.is_none() {
+                return Err(ConfigError::new(
+                    "ssl-certificate-location",
+                    "a TLS listener (SSL, SASL_SSL) needs the broker's certificate (PEM)",
+                ));
+            }
+            if self.ssl_key.is_none() {
+                return Err(ConfigError::new(
+                    "ssl-key-location",
+                    "a TLS listener (SSL, SASL_SSL) needs the broker's private key (PEM)",
+                ));
+            }
+            if self.ssl_client_auth != ClientAuth::None && self.ssl_ca.is_none() {
+                return Err(ConfigError::new(
+                    "ssl-ca-location",
+                    "ssl-client-auth needs the CA that signs client certificates",
+                ));
+            }
+        }
+        if listeners.iter().any(|l| l.protocol.sasl()) && self.sasl_mechanisms.is_empty() {
+            return Err(ConfigError::new(
+                "sasl-enabled-mechanisms",
+                "a SASL listener needs at least one mechanism",
+            ));
+        }
+        if self.max_reauth_ms < 0 {
+            return Err(ConfigError::new(
+                "connections-max-reauth-ms",
+                "must not be negative",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Parses `NAME:PASSWORD,…` (the password may hold `:` but not `,`).
+pub fn parse_scram_users(list: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| match u.split_once(':') {
+            Some((name, password)) if !name.is_empty() && !password.is_empty() => {
+                Ok((name.to_string(), password.to_string()))
+            }
+            _ => Err(ConfigError::new(
+                "scram-users",
+                "expected NAME:PASSWORD, comma-separated",
+            )),
+        })
+        .collect()
+}
+
+/// Parses `sasl.enabled.mechanisms` (a comma-separated list).
+pub fn parse_mechanisms(list: &str) -> Result<Vec<Mechanism>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            Mechanism::parse(&m.to_ascii_uppercase()).ok_or_else(|| {
+                ConfigError::new(
+                    "sasl-enabled-mechanisms",
+                    format!("`{m}` is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER"),
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listeners_as_kafka_writes_them() {
+        let c = SecurityConfig {
+            listeners: Some("PLAINTEXT://127.0.0.1:9092, SASL_SSL://:9094,CLIENT://h:1".into()),
+            advertised_listeners: Some("SASL_SSL://broker.example:19094".into()),
+            protocol_map: Some("CLIENT:SSL".into()),
+            ..SecurityConfig::default()
+        };
+        let l = c.listeners("ignored:1", None).unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0].protocol, SecurityProtocol::Plaintext);
+        assert_eq!(l[1].bind, "0.0.0.0:9094");
+        assert_eq!(l[1].advertised.as_deref(), Some("broker.example:19094"));
+        assert_eq!(l[2].protocol, SecurityProtocol::Ssl);
+        for bad in ["FOO://h:1", "PLAINTEXT://h", "h:1", "SSL://h:1,SSL://h:2"] {
+            let c = SecurityConfig {
+                listeners: Some(bad.into()),
+                ..SecurityConfig::default()
+            };
+            assert_eq!(
+                c.listeners("x:1", None).unwrap_err().setting,
+                "listeners",
+                "{bad}"
+            );
+        }
+        let none = SecurityConfig::default()
+            .listeners("127.0.0.1:0", Some("a:1"))
+            .unwrap();
+        assert_eq!(none[0].name, "PLAINTEXT");
+        assert_eq!(none[0].advertised.as_deref(), Some("a:1"));
+    }
+
+    #[test]
+    fn a_tls_listener_without_its_files_names_the_setting() {
+        let c = SecurityConfig {
+            listeners: Some("SSL://127.0.0.1:0".into()),
+            ..SecurityConfig::default()
+        };
+        let l = c.listeners("", None).unwrap();
+        assert_eq!(
+            c.validate(&l).unwrap_err().setting,
+            "ssl-certificate-location"
+        );
+        assert!(parse_mechanisms("PLAIN,scram-sha-512").is_ok());
+        assert_eq!(
+            parse_mechanisms("GSSAPI").unwrap_err().setting,
+            "sasl-enabled-mechanisms"
+        );
+    }
+}

@@ -1,0 +1,23 @@
+//! Authentication: TLS for SSL listeners, SASL exchanges (PLAIN, SCRAM, OAUTHBEARER) and
+//! the SCRAM credentials they check against.
+
+mod credentials;
+mod oauth;
+mod sasl;
+mod scram;
+mod tls;
+
+pub(crate) use credentials::{CredentialChange, Credentials};
+pub(crate) use sasl::{Exchange, Outcome};
+pub(crate) use scram::{Hash, MAX_ITERATIONS, MIN_ITERATIONS};
+pub use tls::TlsError;
+pub(crate) use tls::{acceptor, subject_name};
+
+/// The principal of a connection that has not authenticated (PLAINTEXT, or SSL without a
+/// client certificate), as Kafka names it.
+pub(crate) const ANONYMOUS: &str = "User:ANONYMOUS";
+
+/// Kafka's principal for a user name: `User:NAME`.
+pub(crate) fn user_principal(name: &str) -> String {
+    format!("User:{name}")
+}
