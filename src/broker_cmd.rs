@@ -151,6 +151,20 @@ struct SecurityArgs {
     /// variable or the file to the flag: a flag shows in the process list).
     #[arg(long, env = "AGENTBUS_SCRAM_USERS", hide_env_values = true)]
     scram_users: Option<String>,
+    /// Enforce ACLs: org.apache.kafka.metadata.authorizer.StandardAuthorizer (or
+    /// `standard`). Without it every request is allowed, as in Kafka.
+    #[arg(long, env = "AGENTBUS_AUTHORIZER_CLASS_NAME")]
+    authorizer_class_name: Option<String>,
+    /// Principals every ACL check allows: `User:admin;User:ops`.
+    #[arg(long, env = "AGENTBUS_SUPER_USERS")]
+    super_users: Option<String>,
+    /// Let everyone at a resource that no ACL names (default false).
+    #[arg(long, env = "AGENTBUS_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
+    allow_everyone_if_no_acl_found: Option<bool>,
+    /// An ACL created at start, `allow|deny PRINCIPAL OPERATION RESOURCE[@HOST]`, as
+    /// `allow User:writer Write topic:agent-*` (repeatable).
+    #[arg(long, value_name = "RULE")]
+    acl: Vec<String>,
 }
 
 fn load_file(path: &PathBuf) -> anyhow::Result<FileConfig> {
@@ -293,6 +307,24 @@ fn security(
     if let Some(v) = pick!(scram_users) {
         s.scram_users = agentbus_broker::parse_scram_users(&v)?;
     }
+    if let Some(v) = pick!(authorizer_class_name) {
+        s.authorizer = agentbus_broker::parse_authorizer(&v)?;
+    }
+    if let Some(v) = pick!(super_users) {
+        s.super_users = agentbus_broker::parse_super_users(&v)?;
+    }
+    if let Some(v) = pick!(allow_everyone_if_no_acl_found) {
+        s.allow_everyone_if_no_acl_found = v;
+    }
+    let rules = if args.acl.is_empty() {
+        file.acl.clone().unwrap_or_default()
+    } else {
+        args.acl.clone()
+    };
+    s.acls = rules
+        .iter()
+        .map(|r| agentbus_broker::parse_acl(r))
+        .collect::<Result<_, _>>()?;
     Ok(())
 }
 

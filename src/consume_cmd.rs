@@ -67,9 +67,6 @@ pub(crate) struct RuntimeArgs {
     /// Group session timeout, in ms.
     #[arg(long, env = "SESSION_TIMEOUT_MS", default_value_t = 10_000)]
     session_timeout_ms: u32,
-    /// Extra librdkafka property, `key=value` (repeatable).
-    #[arg(short = 'X', value_name = "KEY=VALUE")]
-    properties: Vec<String>,
     /// Where a partition the sink holds nothing of starts: `earliest`, `latest`, or a
     /// duration (`30m`, `24h`, `7d`: the first record not older than that).
     /// (Default `earliest`; the alert-manager's `1h`.)
@@ -97,7 +94,6 @@ impl RuntimeArgs {
             http_port: 0,
             http_host: std::net::IpAddr::from([127, 0, 0, 1]),
             session_timeout_ms: 10_000,
-            properties: Vec::new(),
             start_from: None,
             reset_sink_offsets: Vec::new(),
             forget_sink_offsets: new_log,
@@ -141,13 +137,8 @@ impl RuntimeArgs {
         c.drain_timeout = Duration::from_millis(self.drain_timeout_ms);
         c.http_addr = SocketAddr::new(self.http_host, self.http_port);
         c.session_timeout_ms = self.session_timeout_ms;
-        for p in &self.properties {
-            let (k, v) = p
-                .split_once('=')
-                .ok_or_else(|| ConfigError::new("-X", format!("{p:?} is not key=value")))?;
-            c.kafka_properties
-                .push((k.trim().to_string(), v.trim().to_string()));
-        }
+        // -X, --client-config and the KAFKA_* security variables (main installs them).
+        c.kafka_properties = agentbus_client::kafka_props::process().pairs().to_vec();
         c.start_from = self.start_from.as_deref().unwrap_or("earliest").parse()?;
         c.reset_sink_offsets = if self.forget_sink_offsets {
             c.topics.clone()

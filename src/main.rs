@@ -1,8 +1,10 @@
 //! `agentbus`: the broker, the pipeline's producers and consumers, and admin tools.
 
+mod acls_cmd;
 mod audit_cmd;
 mod bench_cmd;
 mod broker_cmd;
+mod certs_cmd;
 mod cluster_args;
 mod consume_alerts;
 mod consume_cmd;
@@ -19,6 +21,7 @@ mod schema_cmd;
 mod signals;
 mod spool_cmd;
 mod topics_cmd;
+mod users_cmd;
 mod verify_cmd;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +41,14 @@ struct Cli {
         default_value = "text"
     )]
     log_format: logs::LogFormat,
+    /// A librdkafka property for every Kafka client of this command, `key=value`
+    /// (repeatable; wins over --client-config and the KAFKA_* variables).
+    #[arg(short = 'X', global = true, value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+    /// A librdkafka properties file for every Kafka client (as the kafka-* tools'
+    /// --command-config): `security.protocol=SASL_SSL`, `sasl.mechanism=…`, …
+    #[arg(long, global = true, env = "KAFKA_CLIENT_CONFIG", value_name = "FILE")]
+    client_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +60,13 @@ enum Command {
     Dev(Box<dev::DevArgs>),
     /// Run the Kafka-compatible broker.
     Broker(Box<broker_cmd::BrokerArgs>),
+    /// SCRAM users over the wire, on agentbus or any Kafka: add, list, delete.
+    Users(users_cmd::UsersArgs),
+    /// ACLs over the wire, with kafka-acls' flags: add, list, remove.
+    Acls(acls_cmd::AclsArgs),
+    /// Certificates for local TLS: `certs dev` writes a CA, a broker certificate and
+    /// client certificates.
+    Certs(certs_cmd::CertsArgs),
     /// Drive a broker started with `--control`: stop and start nodes, move leaders and
     /// coordinators, inject faults, move the clock, read the requests it saw.
     Control(control_cmd::ControlArgs),
@@ -93,13 +111,49 @@ pub(crate) fn emit(s: &str) -> anyhow::Result<()> {
     }
 }
 
+/// The Kafka client properties of this process: the file, the `KAFKA_*` security
+/// variables, then `-X`.
+fn client_props(
+    cli: &Cli,
+) -> Result<agentbus_client::kafka_props::ClientProps, agentbus_client::kafka_props::PropsError> {
+    use agentbus_client::kafka_props::{ClientProps, CLIENT_CONFIG_VARIABLE};
+    // The file comes from the flag (or its variable, which clap reads), not twice.
+    let mut props = ClientProps::from_lookup(|k| {
+        if k == CLIENT_CONFIG_VARIABLE {
+            None
+        } else {
+            std::env::var(k).ok()
+        }
+    })?;
+    if let Some(path) = &cli.client_config {
+        let mut from_file = ClientProps::default();
+        from_file.load_file(path, "--client-config")?;
+        for (k, v) in props.pairs() {
+            from_file.set(k, v);
+        }
+        props = from_file;
+    }
+    props.set_pairs(&cli.properties)?;
+    Ok(props)
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match client_props(&cli) {
+        Ok(props) => agentbus_client::kafka_props::install(props),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    }
     process::run(cli.log_format, async {
         match cli.command {
             Command::Dev(args) => dev::run(*args).await,
             Command::Broker(args) => broker_cmd::run(*args).await,
             Command::Control(args) => control_cmd::run(args).await,
+            Command::Certs(args) => certs_cmd::run(args),
+            Command::Users(args) => users_cmd::run(args).await,
+            Command::Acls(args) => acls_cmd::run(args).await,
             Command::Bench(args) => bench_cmd::run(args),
             Command::Consume(args) => consume_cmd::run(args).await,
             Command::Migrate(args) => consume_cmd::migrate(args).await,

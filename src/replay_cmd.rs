@@ -5,7 +5,6 @@
 
 use crate::cluster_args::ClusterArgs;
 use anyhow::{bail, Context};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -127,7 +126,7 @@ fn offsets_at(
     from: i64,
 ) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
     let timeout = cluster.timeout();
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = agentbus_client::kafka_props::client_config()
         .set("bootstrap.servers", &cluster.bootstrap_server)
         .set("group.id", "agentbus-replay")
         .create()
@@ -234,7 +233,7 @@ pub(crate) fn read_range(
     mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let timeout = cluster.timeout();
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = agentbus_client::kafka_props::client_config()
         .set("bootstrap.servers", &cluster.bootstrap_server)
         .set("group.id", "agentbus-replay")
         .set("enable.auto.commit", "false")

@@ -17,7 +17,7 @@ use rdkafka::admin::{
     ResourceSpecifier, TopicReplication,
 };
 use rdkafka::client::ClientContext;
-use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -134,7 +134,7 @@ pub(crate) async fn apply_specs(
 ) -> anyhow::Result<()> {
     let print = report.line;
 
-    let admin: AdminClient<Quiet> = ClientConfig::new()
+    let admin: AdminClient<Quiet> = agentbus_client::kafka_props::client_config()
         .set("bootstrap.servers", bootstrap)
         .set("client.id", "agentbus-topics")
         .create_with_context(Quiet)

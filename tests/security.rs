@@ -9,8 +9,7 @@ use common::raw::Raw;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, ApiVersionsRequest, MetadataRequest, SaslAuthenticateRequest,
-    SaslHandshakeRequest,
+    AlterUserScramCredentialsRequest, ApiVersionsRequest, MetadataRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -194,23 +193,6 @@ async fn scram_over_sasl_ssl_serves_rdkafka_kcat_and_the_python_clients() {
     );
 }
 
-/// SaslHandshake v1 then one SaslAuthenticate with SASL/PLAIN.
-async fn authenticate_plain(raw: &mut Raw, user: &str, password: &str) -> (i16, Duration) {
-    let mut hs = SaslHandshakeRequest::default();
-    hs.mechanism = StrBytes::from_static_str("PLAIN");
-    let resp = raw.send(1, &hs).await;
-    assert_eq!(resp.error_code, 0);
-    assert!(resp
-        .mechanisms
-        .iter()
-        .any(|m| m.as_str() == "SCRAM-SHA-512"));
-    let mut auth = SaslAuthenticateRequest::default();
-    auth.auth_bytes = format!("\0{user}\0{password}").into_bytes().into();
-    let started = Instant::now();
-    let resp = raw.send(2, &auth).await;
-    (resp.error_code, started.elapsed())
-}
-
 #[tokio::test]
 async fn wrong_passwords_plain_tcp_on_tls_and_requests_before_authentication_are_refused() {
     let broker = Broker::builder()
@@ -224,7 +206,7 @@ async fn wrong_passwords_plain_tcp_on_tls_and_requests_before_authentication_are
     // A wrong password: SASL_AUTHENTICATION_FAILED after the failed-authentication delay
     // (100 ms), then the connection is closed.
     let mut raw = Raw::connect(&b).await;
-    let (code, took) = authenticate_plain(&mut raw, "alice", "wrong").await;
+    let (code, took) = raw.authenticate_plain("alice", "wrong").await;
     assert_eq!(code, ResponseError::SaslAuthenticationFailed.code());
     assert!(
         took >= Duration::from_millis(100) && took < Duration::from_secs(2),
@@ -233,7 +215,7 @@ async fn wrong_passwords_plain_tcp_on_tls_and_requests_before_authentication_are
     assert!(raw.is_closed().await);
     // The same for a user that does not exist: nothing tells them apart.
     let mut raw = Raw::connect(&b).await;
-    let (code, _) = authenticate_plain(&mut raw, "mallory", "x").await;
+    let (code, _) = raw.authenticate_plain("mallory", "x").await;
     assert_eq!(code, ResponseError::SaslAuthenticationFailed.code());
 
     // Before authentication only ApiVersions and SASL are served; Metadata closes it.
@@ -249,7 +231,7 @@ async fn wrong_passwords_plain_tcp_on_tls_and_requests_before_authentication_are
 
     // After authentication, Metadata answers on the same connection.
     let mut raw = Raw::connect(&b).await;
-    let (code, _) = authenticate_plain(&mut raw, "alice", "alice-secret").await;
+    let (code, _) = raw.authenticate_plain("alice", "alice-secret").await;
     assert_eq!(code, 0);
     let md = raw.send(12, &MetadataRequest::default()).await;
     assert_eq!(md.brokers.len(), 1);
@@ -285,6 +267,68 @@ async fn wrong_passwords_plain_tcp_on_tls_and_requests_before_authentication_are
         matches!(answer, Ok(None)),
         "closed, without a Kafka response"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_db_writer_runs_end_to_end_over_sasl_ssl() {
+    use common::db_writer::{self as dbw, DbWriter};
+    let broker = Broker::builder()
+        .tls()
+        .sasl_users(&[ALICE])
+        .configure(|c| {
+            c.security.listeners = Some("SASL_SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0".into())
+        })
+        .start()
+        .await
+        .unwrap();
+    let secured = broker.bootstrap();
+    // Topics set up over the second, PLAINTEXT listener; everything else over SASL_SSL.
+    let plain = broker.listener_bootstrap("PLAINTEXT").unwrap();
+    dbw::create_topics(&plain).await;
+    for t in agentbus_client::Topic::DERIVED {
+        common::create_topic(&plain, t.name(), 1, &[]).await;
+    }
+    let props = broker.client_config(ALICE.0, ALICE.1);
+    let extra: Vec<(&str, &str)> = props
+        .iter()
+        .filter(|(k, _)| k != "bootstrap.servers")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let events: Vec<dbw::Event> = (0..500).map(|i| dbw::event(1, i, 50)).collect();
+    dbw::produce(&common::producer(&secured, &extra), &events).await;
+    let pg = agentbus_testkit::Postgres::start().await.expect("postgres");
+    let ca = broker.ca_location().unwrap().display().to_string();
+    let writer = DbWriter::spawn(
+        &secured,
+        pg.url(),
+        &[
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("KAFKA_SASL_USERNAME", ALICE.0),
+            ("KAFKA_SASL_PASSWORD", ALICE.1),
+            ("KAFKA_SSL_CA_LOCATION", &ca),
+        ],
+    );
+    let m = tokio::task::block_in_place(|| {
+        writer.wait_for("500 events over SASL_SSL", Duration::from_secs(60), |m| {
+            m["messages_consumed"] == 500
+                && m["messages_inserted"] == 490
+                && m["messages_failed"] == 10
+                && m["consumer_lag"] == 0
+        })
+    });
+    assert_eq!(
+        m["dlq_write_failures"], 0,
+        "the DLQ producer is secured too: {m}"
+    );
+    assert_eq!(dbw::stored_ids(&pg).len(), 490);
+    let metrics = writer.get("/metrics").1;
+    let log = writer.log();
+    for shown in [&metrics, &log] {
+        assert!(!shown.contains(ALICE.1), "the password is never shown");
+    }
+    let (status, _) = tokio::task::block_in_place(|| writer.terminate(Duration::from_secs(30)));
+    assert!(status.success());
 }
 
 /// The salted password a SCRAM-SHA-512 client derives (what AlterUserScramCredentials
@@ -327,7 +371,7 @@ async fn scram_users_added_over_the_wire_survive_a_restart_salted() {
     };
     let broker = start(true).await.unwrap();
     let mut raw = Raw::connect(&broker.bootstrap()).await;
-    assert_eq!(authenticate_plain(&mut raw, ALICE.0, ALICE.1).await.0, 0);
+    assert_eq!(raw.authenticate_plain(ALICE.0, ALICE.1).await.0, 0);
     let salt = b"bob's salt".to_vec();
     let mut upsert = ScramCredentialUpsertion::default();
     upsert.name = StrBytes::from_static_str("bob");
@@ -360,10 +404,7 @@ async fn scram_users_added_over_the_wire_survive_a_restart_salted() {
 
     let broker = start(false).await.unwrap();
     let mut raw = Raw::connect(&broker.bootstrap()).await;
-    assert_eq!(
-        authenticate_plain(&mut raw, "bob", "bob-password").await.0,
-        0
-    );
+    assert_eq!(raw.authenticate_plain("bob", "bob-password").await.0, 0);
     // SCRAM-SHA-512 by rdkafka as well.
     let c = config(&broker, ("bob", "bob-password"), &[]);
     let md = blocking(move || {

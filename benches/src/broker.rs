@@ -90,13 +90,23 @@ pub(super) fn sent_at(payload: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(payload.get(8..16)?.try_into().ok()?))
 }
 
+/// A client configuration for `bootstrap` with the broker's client properties.
+pub(super) fn client(bootstrap: &str, props: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    for (k, v) in props {
+        c.set(k, v);
+    }
+    c
+}
+
 pub(super) fn producer(
     bootstrap: &str,
+    props: &[(String, String)],
     load: &Load,
     counts: Arc<Counts>,
 ) -> anyhow::Result<BaseProducer<CountingContext>> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    client(bootstrap, props)
         .set("acks", &load.acks)
         .set("compression.type", &load.codec)
         .set("linger.ms", load.linger_ms.to_string())
@@ -110,6 +120,7 @@ pub(super) fn producer(
 pub(super) fn create_topic(
     target: &Target,
     bootstrap: &str,
+    props: &[(String, String)],
     topic: &str,
     partitions: i32,
 ) -> anyhow::Result<()> {
@@ -117,9 +128,8 @@ pub(super) fn create_topic(
         return Ok(());
     }
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        client(bootstrap, props).create()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -184,9 +194,15 @@ pub(super) fn self_cpu() -> f64 {
 pub(super) fn produce(load: &Load) -> anyhow::Result<()> {
     let broker = start(&load.target, load.partitions)?;
     let topic = "bench-produce";
-    create_topic(&load.target, &broker.bootstrap, topic, load.partitions)?;
+    create_topic(
+        &load.target,
+        &broker.bootstrap,
+        &broker.props,
+        topic,
+        load.partitions,
+    )?;
     let counts = Arc::new(Counts::default());
-    let p = producer(&broker.bootstrap, load, counts.clone())?;
+    let p = producer(&broker.bootstrap, &broker.props, load, counts.clone())?;
     let (broker_cpu0, client_cpu0) = (broker.cpu_seconds(), self_cpu());
     let elapsed = send_all(&p, topic, load, &counts)?;
     let broker_cpu = broker.cpu_seconds().zip(broker_cpu0).map(|(a, b)| a - b);
@@ -223,13 +239,18 @@ pub(super) fn report(
 pub(super) fn consume(load: &Load) -> anyhow::Result<()> {
     let broker = start(&load.target, load.partitions)?;
     let topic = "bench-consume";
-    create_topic(&load.target, &broker.bootstrap, topic, load.partitions)?;
+    create_topic(
+        &load.target,
+        &broker.bootstrap,
+        &broker.props,
+        topic,
+        load.partitions,
+    )?;
     let counts = Arc::new(Counts::default());
-    let p = producer(&broker.bootstrap, load, counts.clone())?;
+    let p = producer(&broker.bootstrap, &broker.props, load, counts.clone())?;
     send_all(&p, topic, load, &counts)?;
     drop(p);
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap)
+    let consumer: BaseConsumer = client(&broker.bootstrap, &broker.props)
         .set("group.id", "bench-assign-only")
         .set("enable.auto.commit", "false")
         .set("fetch.message.max.bytes", "1048576")
@@ -304,7 +325,7 @@ pub(super) fn percentile(sorted: &[u64], p: f64) -> f64 {
 pub(super) fn latency(target: &Target, rate: u64, seconds: u64, size: usize) -> anyhow::Result<()> {
     let broker = start(target, 1)?;
     let topic = "bench-latency";
-    create_topic(target, &broker.bootstrap, topic, 1)?;
+    create_topic(target, &broker.bootstrap, &broker.props, topic, 1)?;
     let load = Load {
         target: target.clone(),
         count: rate * seconds,
@@ -318,9 +339,8 @@ pub(super) fn latency(target: &Target, rate: u64, seconds: u64, size: usize) -> 
         record_latency: true,
         ..Counts::default()
     });
-    let p = producer(&broker.bootstrap, &load, counts.clone())?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &broker.bootstrap)
+    let p = producer(&broker.bootstrap, &broker.props, &load, counts.clone())?;
+    let consumer: BaseConsumer = client(&broker.bootstrap, &broker.props)
         .set("group.id", "bench-assign-only")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "500")
@@ -382,6 +402,34 @@ pub(super) fn latency(target: &Target, rate: u64, seconds: u64, size: usize) -> 
         percentile(&e2e, 0.99),
         e2e.len(),
         broker_cpu.map_or("n/a".to_string(), |c| format!("{c:.2} s")),
+    );
+    Ok(())
+}
+
+/// Time from a new client to its first Metadata answer (TCP, then TLS and SASL where the
+/// listener asks for them), `rounds` times: median and worst.
+pub(super) fn handshake(target: &Target, rounds: usize) -> anyhow::Result<()> {
+    let broker = start(target, 1)?;
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds.max(1) {
+        let started = Instant::now();
+        let consumer: BaseConsumer = client(&broker.bootstrap, &broker.props)
+            .set("group.id", "bench-handshake")
+            .create()
+            .context("cannot create the client")?;
+        consumer
+            .fetch_metadata(None, Duration::from_secs(30))
+            .context("no metadata")?;
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "handshake target={} rounds={}: new client to first Metadata median {:.2} ms, max {:.2} ms",
+        target.target,
+        times.len(),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1])
     );
     Ok(())
 }

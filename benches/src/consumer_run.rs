@@ -105,6 +105,7 @@ pub(super) fn broker_with(shape: &Shape, events: Events) -> anyhow::Result<Runni
         brokers: None,
         broker_pid: None,
         tansu_bin: String::new(),
+        props: Vec::new(),
     };
     let broker = start(&target, 1)?;
     for t in Topic::ALL {
@@ -112,7 +113,13 @@ pub(super) fn broker_with(shape: &Shape, events: Events) -> anyhow::Result<Runni
             Some(n) if t == events.topic => n,
             _ => agentbus_client::catalog::spec(t).partitions,
         };
-        create_topic(&target, &broker.bootstrap, t.name(), partitions)?;
+        create_topic(
+            &target,
+            &broker.bootstrap,
+            &broker.props,
+            t.name(),
+            partitions,
+        )?;
     }
     let produced = Instant::now();
     produce(&broker.bootstrap, shape.count, shape.size, events)?;

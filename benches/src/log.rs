@@ -92,9 +92,10 @@ pub(super) fn run(args: &LogBench) -> anyhow::Result<()> {
         brokers: None,
         broker_pid: None,
         tansu_bin: String::new(),
+        props: Vec::new(),
     };
     let broker = start(&target, 6)?;
-    create_topic(&target, &broker.bootstrap, TOPIC, 6)?;
+    create_topic(&target, &broker.bootstrap, &broker.props, TOPIC, 6)?;
     let dir = fresh_spool_dir()?;
     let spool = Spool::new(&dir);
 

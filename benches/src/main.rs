@@ -52,6 +52,14 @@ enum What {
     Produce(Load),
     /// Produce COUNT records (untimed), then consume them all back with verification.
     Consume(Load),
+    /// Time from a new client to its first Metadata answer (with TLS and SASL on
+    /// `--target agentbus-sasl-ssl`).
+    Handshake {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
     /// Produce at a fixed rate; report delivery and produce-to-consume latency.
     Latency {
         #[command(flatten)]
@@ -94,7 +102,8 @@ enum What {
 
 #[derive(Debug, Clone, clap::Args)]
 struct Target {
-    /// `agentbus` (a child broker in memory), `agentbus-disk`, `mock` (librdkafka's mock
+    /// `agentbus` (a child broker in memory), `agentbus-disk`, `agentbus-sasl-ssl` (in
+    /// memory, its one listener SASL_SSL with SCRAM-SHA-512), `mock` (librdkafka's mock
     /// cluster), or `external` (use --brokers).
     #[arg(long, default_value = "agentbus")]
     target: String,
@@ -107,6 +116,10 @@ struct Target {
     /// Path of a Tansu binary, with `--target tansu` (memory storage).
     #[arg(long, env = "TANSU_BIN", default_value = "tansu")]
     tansu_bin: String,
+    /// A librdkafka property for the clients, `key=value` (repeatable): the security
+    /// settings of an external broker, say.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    props: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -137,6 +150,8 @@ struct Running {
     child: Option<Child>,
     pid: Option<u32>,
     _dir: Option<tempfile_dir::TempDir>,
+    /// What the clients need to reach it (security settings).
+    props: Vec<(String, String)>,
 }
 
 /// Just enough of a temporary directory for the disk target, without a dependency.
@@ -250,7 +265,13 @@ fn spawn_child(
 
 fn start(target: &Target, partitions: i32) -> anyhow::Result<Running> {
     let mut exe = agentbus_exe()?;
+    let mut props = target.props()?;
     let (args, dir): (Vec<String>, _) = match target.target.as_str() {
+        "agentbus-sasl-ssl" => {
+            let (args, dir, secured) = sasl_ssl_broker(&exe)?;
+            props.extend(secured);
+            (args, Some(dir))
+        }
         "agentbus" => (
             vec![
                 "broker".into(),
@@ -295,10 +316,11 @@ fn start(target: &Target, partitions: i32) -> anyhow::Result<Running> {
                 child: None,
                 pid: target.broker_pid,
                 _dir: None,
+                props: target.props()?,
             });
         }
         other => {
-            bail!("unknown --target {other}: use agentbus, agentbus-disk, mock, tansu or external")
+            bail!("unknown --target {other}: use agentbus, agentbus-disk, agentbus-sasl-ssl, mock, tansu or external")
         }
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -309,7 +331,68 @@ fn start(target: &Target, partitions: i32) -> anyhow::Result<Running> {
         child: Some(child),
         pid: Some(pid),
         _dir: dir,
+        props,
     })
+}
+
+impl Target {
+    /// The `-X` properties.
+    fn props(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.props
+            .iter()
+            .map(|p| {
+                p.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .with_context(|| format!("-X {p}: not key=value"))
+            })
+            .collect()
+    }
+}
+
+/// Client properties, `(key, value)`.
+type Props = Vec<(String, String)>;
+
+/// A broker whose only listener is SASL_SSL (SCRAM-SHA-512, certificates from
+/// `agentbus certs dev`), and the client properties that reach it.
+fn sasl_ssl_broker(
+    exe: &std::path::Path,
+) -> anyhow::Result<(Vec<String>, tempfile_dir::TempDir, Props)> {
+    let dir = std::env::temp_dir().join(format!("agentbus-bench-tls-{}", std::process::id()));
+    let made = Command::new(exe)
+        .args(["certs", "dev", "--dir"])
+        .arg(&dir)
+        .output()
+        .context("agentbus certs dev")?;
+    if !made.status.success() {
+        bail!(
+            "agentbus certs dev: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let path = |f: &str| dir.join(f).display().to_string();
+    let args = vec![
+        "broker".into(),
+        "--memory".into(),
+        "--listeners".into(),
+        "SASL_SSL://127.0.0.1:0".into(),
+        "--ssl-certificate-location".into(),
+        path("broker.pem"),
+        "--ssl-key-location".into(),
+        path("broker-key.pem"),
+        "--scram-users".into(),
+        "bench:bench-pw".into(),
+    ];
+    let props = [
+        ("security.protocol", "sasl_ssl".to_string()),
+        ("sasl.mechanism", "SCRAM-SHA-512".into()),
+        ("sasl.username", "bench".into()),
+        ("sasl.password", "bench-pw".into()),
+        ("ssl.ca.location", path("ca.pem")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Ok((args, tempfile_dir::TempDir(dir), props))
 }
 
 /// Tansu prints no ready line, so wait until its port accepts connections.
@@ -337,6 +420,7 @@ fn start_tansu(bin: &str) -> anyhow::Result<Running> {
         child: Some(child),
         pid: Some(pid),
         _dir: None,
+        props: Vec::new(),
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -363,6 +447,7 @@ fn run(what: What) -> anyhow::Result<()> {
     match what {
         What::Startup { rounds } => startup(rounds),
         What::Produce(load) => produce(&load),
+        What::Handshake { target, rounds } => broker::handshake(&target, rounds),
         What::Consume(load) => consume(&load),
         What::Latency {
             target,

@@ -1,15 +1,17 @@
 //! Broker settings. The CLI fills them from flags, `AGENTBUS_*` variables and a TOML file.
 
 use crate::log::LogConfig;
+pub use acl_rules::{operation_code, operation_name, parse_acl, parse_resource, AclRule};
 pub use security::{
-    parse_mechanisms, parse_scram_users, ClientAuth, Listener, Mechanism, SecurityConfig,
-    SecurityProtocol,
+    parse_authorizer, parse_mechanisms, parse_scram_users, parse_super_users, ClientAuth, Listener,
+    Mechanism, SecurityConfig, SecurityProtocol,
 };
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) mod acl_rules;
 mod security;
 
 /// Where partition data and metadata live.
@@ -235,6 +237,10 @@ pub struct FileConfig {
     pub connection_failed_authentication_delay_ms: Option<u64>,
     pub authentication_timeout_ms: Option<u64>,
     pub scram_users: Option<String>,
+    pub authorizer_class_name: Option<String>,
+    pub super_users: Option<String>,
+    pub allow_everyone_if_no_acl_found: Option<bool>,
+    pub acl: Option<Vec<String>>,
     /// Address of the control API (`agentbus broker --control`).
     pub control: Option<String>,
 }

@@ -101,6 +101,8 @@ pub(crate) struct State {
     pub(crate) connections_refused: std::sync::atomic::AtomicU64,
     /// SCRAM credentials, which SASL checks and the SCRAM APIs manage.
     pub(crate) credentials: crate::security::Credentials,
+    /// ACLs, enforced when an authorizer is configured.
+    pub(crate) authorizer: crate::security::Authorizer,
     /// Declared last, so dropped after the storage: once no one owns it, the files (and
     /// the metadata store's lock) are let go and a broker can open the same directory.
     released: Arc<()>,
@@ -138,12 +140,19 @@ impl State {
             .and_then(crate::protocol::releases::release)
             .map(crate::protocol::ApiTable::emulating)
             .unwrap_or_default();
+        let authorizer = crate::security::Authorizer::open(
+            meta.clone(),
+            config.security.authorizer,
+            config.security.super_users.clone(),
+            config.security.allow_everyone_if_no_acl_found,
+        )?;
         let broker_configs = BrokerConfigs::open(config, meta.clone())?;
         let state = Self {
             broker_configs,
             advertised,
             topics: RwLock::new(BTreeMap::new()),
             credentials: crate::security::Credentials::open(meta.clone())?,
+            authorizer,
             topic_store: TopicStore::new(meta),
             groups,
             txns,
@@ -159,6 +168,14 @@ impl State {
         for (user, password) in &state.config().security.scram_users {
             state.credentials.seed(user, password)?;
         }
+        let seeded: Vec<crate::security::AclBinding> = state
+            .config()
+            .security
+            .acls
+            .iter()
+            .map(Into::into)
+            .collect();
+        state.authorizer.create(&seeded)?;
         state.cluster.add_node(Node {
             id: state.config().node_id,
             host: state.advertised.0.clone(),

@@ -274,7 +274,7 @@ impl ProducerConfig {
 
     /// The librdkafka properties of this configuration.
     pub fn rdkafka_config(&self) -> rdkafka::ClientConfig {
-        let mut c = rdkafka::ClientConfig::new();
+        let mut c = crate::kafka_props::client_config();
         c.set("bootstrap.servers", &self.brokers)
             .set("client.id", &self.client_id)
             .set("enable.idempotence", self.idempotence().to_string())

@@ -6,7 +6,8 @@
 //! - [`catalog`]: partitions, retention, replication and partition key of each topic;
 //! - [`config`] and [`producer`]: an idempotent librdkafka producer configured from the
 //!   seeds' environment variables;
-//! - [`examples`]: the seeds' example event of each topic.
+//! - [`examples`]: the seeds' example event of each topic;
+//! - [`kafka_props`]: the properties (security) every Kafka client of the process gets.
 
 pub mod alert;
 pub mod catalog;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod derived;
 pub mod events;
 pub mod examples;
+pub mod kafka_props;
 pub mod producer;
 pub mod schema;
 pub mod spool;

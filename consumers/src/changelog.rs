@@ -2,7 +2,6 @@
 //! when partitions are assigned: the transactional sinks keep their state there.
 
 use crate::sink::SinkError;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -46,7 +45,7 @@ pub(crate) fn read<E>(
         return Ok(out);
     }
     let unavailable = |e: KafkaError| SinkError::Unavailable(format!("{changelog}: {e}"));
-    let consumer: BaseConsumer<Quiet> = ClientConfig::new()
+    let consumer: BaseConsumer<Quiet> = agentbus_client::kafka_props::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("{changelog}-restore"))
         .set("enable.auto.commit", "false")

@@ -86,16 +86,6 @@ impl RuntimeConfig {
         }
     }
 
-    /// `security.protocol` from `-X`, when it is not plaintext.
-    pub fn security_protocol(&self) -> Option<&str> {
-        self.kafka_properties
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "security.protocol")
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.eq_ignore_ascii_case("plaintext"))
-    }
-
     /// Checks the values that a typo can break.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.brokers.trim().is_empty() {
@@ -172,17 +162,5 @@ mod tests {
             c.validate().map_err(|e| e.setting),
             Err("CONSUMER_GROUP_ID")
         );
-    }
-
-    #[test]
-    fn a_secured_listener_is_told_by_security_protocol() {
-        let mut c = config();
-        assert_eq!(c.security_protocol(), None);
-        c.kafka_properties
-            .push(("security.protocol".into(), "PLAINTEXT".into()));
-        assert_eq!(c.security_protocol(), None);
-        c.kafka_properties
-            .push(("security.protocol".into(), "SASL_SSL".into()));
-        assert_eq!(c.security_protocol(), Some("SASL_SSL"));
     }
 }

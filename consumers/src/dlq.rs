@@ -5,7 +5,6 @@ use crate::metrics::ErrorType;
 use chrono::{SecondsFormat, Utc};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -143,7 +142,7 @@ impl std::fmt::Debug for DlqProducer {
 impl DlqProducer {
     /// A producer for `brokers`.
     pub fn new(brokers: &str, group: &str, processor: &str) -> rdkafka::error::KafkaResult<Self> {
-        let producer = ClientConfig::new()
+        let producer = agentbus_client::kafka_props::client_config()
             .set("bootstrap.servers", brokers)
             .set("client.id", format!("agentbus-{processor}-dlq"))
             .set("enable.idempotence", "true")
@@ -218,7 +217,7 @@ impl DlqProducer {
 /// Creates the `<topic>-dlq` topics that do not exist yet (broker defaults for
 /// partitions and replication).
 pub async fn ensure_topics(brokers: &str, topics: &[String]) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+    let admin: AdminClient<DefaultClientContext> = agentbus_client::kafka_props::client_config()
         .set("bootstrap.servers", brokers)
         .create()
         .map_err(|e| e.to_string())?;

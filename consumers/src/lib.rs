@@ -41,6 +41,7 @@ pub mod sink;
 pub mod start;
 pub mod topic_ids;
 mod txn;
+pub mod wire;
 
 pub use config::{ConfigError, RuntimeConfig};
 pub use positions::OtherLog;

@@ -58,8 +58,6 @@ pub(crate) struct Pipeline<S> {
     pub(crate) parts: BTreeMap<TopicPartition, Part>,
     /// Topic ids (Kafka's base64 form) of the topics read, as last seen.
     pub(crate) topic_ids: BTreeMap<String, String>,
-    /// Said once that topic ids cannot be read (a secured listener).
-    pub(crate) warned_topic_ids: bool,
     /// Paused for a sink outage (newly positioned partitions stay paused too).
     paused: bool,
     retry_at: Option<Instant>,
@@ -105,7 +103,6 @@ impl<S: Sink> Pipeline<S> {
             batch: OpenBatch::default(),
             parts: BTreeMap::new(),
             topic_ids: BTreeMap::new(),
-            warned_topic_ids: false,
             paused: false,
             retry_at: None,
             backoff: FIRST_BACKOFF,

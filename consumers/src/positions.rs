@@ -240,16 +240,6 @@ impl<S: Sink> Pipeline<S> {
         if self.store != OffsetStore::Sink {
             return;
         }
-        // The lookup speaks plaintext Kafka; against a TLS or SASL listener it would
-        // only wait for its timeout. The offset rule (a log that now begins below the
-        // stored offset) still catches a recreated topic there.
-        if let Some(protocol) = self.config.security_protocol() {
-            if self.topic_ids.is_empty() && !self.warned_topic_ids {
-                self.warned_topic_ids = true;
-                warn!("security.protocol={protocol}: topic ids are not read, so stored offsets are checked against the log's offsets only");
-            }
-            return;
-        }
         let topics: Vec<String> = waiting
             .iter()
             .map(|(t, _)| t.clone())

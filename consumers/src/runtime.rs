@@ -258,7 +258,7 @@ pub fn http_port_in_log(line: &str) -> Option<u16> {
 }
 
 fn consumer_config(config: &RuntimeConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
+    let mut c = agentbus_client::kafka_props::client_config();
     c.set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group_id)
         .set("client.id", format!("agentbus-{}", config.processor))

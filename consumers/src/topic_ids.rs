@@ -1,21 +1,17 @@
 //! Topic ids (KIP-516) of the topics a group reads, from a Metadata request (v10+),
 //! so that offsets a sink stored can be told apart from a recreated topic's.
 //!
-//! librdkafka keeps topic ids to itself, so this asks one bootstrap broker directly:
+//! librdkafka keeps topic ids to itself, so this asks one bootstrap broker directly (over
+//! the wire client, secured as the process's Kafka properties say):
 //! ApiVersions v0, then Metadata at the highest version both sides know (10 to 12).
 //! A cluster older than Kafka 2.8 has no topic ids: the answer is then empty.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use crate::wire::{WireClient, WireError};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
+use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest, TopicName};
+use kafka_protocol::protocol::{Request, StrBytes};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Why the topic ids could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +52,13 @@ pub async fn fetch(
     for broker in brokers.split(',').map(str::trim).filter(|b| !b.is_empty()) {
         match tokio::time::timeout(timeout, ask(broker, topics)).await {
             Ok(Ok(ids)) => return Ok(ids),
-            Ok(Err(Failure::Io(e))) => last = format!("{broker}: {e}"),
-            Ok(Err(Failure::Protocol(message))) => {
+            Ok(Err(WireError::Protocol { message, .. })) => {
                 return Err(TopicIdError::Protocol {
                     broker: broker.to_string(),
                     message,
                 })
             }
+            Ok(Err(e)) => last = e.to_string(),
             Err(_) => last = format!("{broker}: no answer within {timeout:?}"),
         }
     }
@@ -72,25 +68,10 @@ pub async fn fetch(
     })
 }
 
-enum Failure {
-    Io(std::io::Error),
-    Protocol(String),
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Self {
-        Failure::Io(e)
-    }
-}
-
-fn protocol(e: impl std::fmt::Display) -> Failure {
-    Failure::Protocol(e.to_string())
-}
-
-async fn ask(broker: &str, topics: &[String]) -> Result<BTreeMap<String, String>, Failure> {
-    let mut stream = TcpStream::connect(broker).await?;
-    let versions: ApiVersionsResponse =
-        call(&mut stream, 1, 0, &ApiVersionsRequest::default()).await?;
+async fn ask(broker: &str, topics: &[String]) -> Result<BTreeMap<String, String>, WireError> {
+    let props = agentbus_client::kafka_props::process();
+    let mut client = WireClient::connect(broker, props, "agentbus-topic-ids").await?;
+    let versions = client.call(0, &ApiVersionsRequest::default()).await?;
     let metadata_max = versions
         .api_keys
         .iter()
@@ -111,53 +92,13 @@ async fn ask(broker: &str, topics: &[String]) -> Result<BTreeMap<String, String>
                 })
                 .collect(),
         ));
-    let response: MetadataResponse = call(&mut stream, 2, version, &request).await?;
+    let response = client.call(version, &request).await?;
     Ok(response
         .topics
         .iter()
         .filter(|t| t.error_code == 0 && !t.topic_id.is_nil())
         .filter_map(|t| Some((t.name.as_ref()?.0.to_string(), format_id(&t.topic_id))))
         .collect())
-}
-
-async fn call<R: Request>(
-    stream: &mut TcpStream,
-    correlation_id: i32,
-    version: i16,
-    request: &R,
-) -> Result<R::Response, Failure> {
-    let api = ApiKey::try_from(R::KEY).map_err(|()| protocol("unknown api key"))?;
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("agentbus-topic-ids")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, api.request_header_version(version))
-        .map_err(protocol)?;
-    request.encode(&mut body, version).map_err(protocol)?;
-    let mut frame = BytesMut::with_capacity(body.len() + 4);
-    frame.put_i32(body.len() as i32);
-    frame.extend_from_slice(&body);
-    stream.write_all(&frame).await?;
-    let len = stream.read_i32().await?;
-    if !(0..=64 << 20).contains(&len) {
-        return Err(protocol(format!("a response of {len} bytes")));
-    }
-    let mut buf = vec![0u8; len as usize];
-    stream.read_exact(&mut buf).await?;
-    let mut buf = Bytes::from(buf);
-    let header =
-        ResponseHeader::decode(&mut buf, api.response_header_version(version)).map_err(protocol)?;
-    if header.correlation_id != correlation_id {
-        return Err(protocol("correlation id of another request"));
-    }
-    let response = R::Response::decode(&mut buf, version).map_err(protocol)?;
-    if buf.has_remaining() {
-        return Err(protocol("trailing bytes"));
-    }
-    Ok(response)
 }
 
 #[cfg(test)]

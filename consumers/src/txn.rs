@@ -5,7 +5,6 @@
 
 use crate::dlq::dlq_topic;
 use crate::sink::{Batch, Range, SinkError, TopicPartition};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -106,7 +105,7 @@ impl TxnProducer {
         instance: &str,
     ) -> Result<Self, SinkError> {
         let id = format!("{processor}-{instance}");
-        let producer: BaseProducer = ClientConfig::new()
+        let producer: BaseProducer = agentbus_client::kafka_props::client_config()
             .set("bootstrap.servers", brokers)
             .set("client.id", format!("agentbus-{processor}"))
             .set("transactional.id", &id)

@@ -29,7 +29,7 @@ pub(super) struct Cluster {
 
 impl Cluster {
     pub(super) fn config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
+        let mut c = agentbus_client::kafka_props::client_config();
         c.set("bootstrap.servers", &self.bootstrap)
             .set("client.id", "agentbus-groups");
         c

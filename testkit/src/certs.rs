@@ -3,8 +3,8 @@
 //! what [`crate::BrokerBuilder::tls`] uses).
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
 
@@ -101,6 +101,9 @@ impl DevCerts {
     /// `User:CN=NAME,O=agentbus`.
     pub fn client(&self, name: &str) -> Result<(PathBuf, PathBuf), CertError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
+        // Encoded O first (the default name holds a CN, which would come first), so
+        // that RFC 2253 (last RDN first), as Kafka prints a subject, gives CN=NAME,O=….
+        params.distinguished_name = DistinguishedName::new();
         params
             .distinguished_name
             .push(DnType::OrganizationName, "agentbus");

@@ -14,13 +14,13 @@ pub mod fixtures;
 pub use certs::{CertError, DevCerts};
 pub use fixtures::{FixtureError, PgServer, Postgres, Redis, RedisServer};
 
-use agentbus_broker::{BrokerConfig, ClientAuth, GroupConfig, StartError, StorageConfig};
+use agentbus_broker::{BrokerConfig, GroupConfig, StartError, StorageConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use agentbus_broker::{
-    Fault, GroupState, GroupSummary, Inspector, Offsets, RecordedRequest, StoredRecord, TopicError,
-    TopicInfo, TransactionInfo,
+    ClientAuth, Fault, GroupState, GroupSummary, Inspector, Offsets, RecordedRequest, StoredRecord,
+    TopicError, TopicInfo, TransactionInfo,
 };
 
 /// An in-process broker on an ephemeral loopback port with memory storage.
@@ -109,6 +109,7 @@ impl Broker {
                 ..BrokerConfig::default()
             },
             tls: false,
+            acls: Vec::new(),
         }
     }
 
@@ -117,7 +118,13 @@ impl Broker {
         self.bootstrap.clone()
     }
 
-    /// The listener's `security.protocol` (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`).
+    /// `host:port` of the listener named `name` (with several listeners set through
+    /// [`BrokerBuilder::configure`]).
+    pub fn listener_bootstrap(&self, name: &str) -> Option<String> {
+        self.inner.as_ref()?.listener_bootstrap(name)
+    }
+
+    /// The (first) listener's `security.protocol` (`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`).
     pub fn security_protocol(&self) -> &'static str {
         self.security.protocol
     }
@@ -194,6 +201,7 @@ impl Broker {
 pub struct BrokerBuilder {
     config: BrokerConfig,
     tls: bool,
+    acls: Vec<String>,
 }
 
 impl BrokerBuilder {
@@ -252,8 +260,27 @@ impl BrokerBuilder {
         self
     }
 
+    /// Enforces ACLs (the StandardAuthorizer) with these rules, as `kafka-acls` would add
+    /// them: `allow User:writer Write topic:agent-*`, `deny User:writer Read topic:audit-*`,
+    /// `allow User:ops All cluster` (see `agentbus broker --acl`).
+    pub fn acls(mut self, rules: &[&str]) -> Self {
+        self.config.security.authorizer = true;
+        self.acls = rules.iter().map(|r| r.to_string()).collect();
+        self
+    }
+
+    /// Principals every ACL check allows (`User:admin`).
+    pub fn super_users(mut self, users: &[&str]) -> Self {
+        self.config.security.super_users = users.iter().map(|u| u.to_string()).collect();
+        self
+    }
+
     /// Sets up the listener and certificates the builder asks for.
     fn secure(&mut self) -> Result<Security, StartError> {
+        for rule in &self.acls {
+            let rule = agentbus_broker::parse_acl(rule)?;
+            self.config.security.acls.push(rule);
+        }
         let sasl = !self.config.security.scram_users.is_empty();
         let wanted = match (self.tls, sasl) {
             (false, false) => None,
@@ -262,7 +289,9 @@ impl BrokerBuilder {
             (true, true) => Some("SASL_SSL"),
         };
         let sec = &mut self.config.security;
-        if let Some(protocol) = wanted {
+        // Listeners set with `configure` are kept (a secured one first, a PLAINTEXT one
+        // beside it, say).
+        if let (Some(protocol), None) = (wanted, &sec.listeners) {
             sec.listeners = Some(format!("{protocol}://127.0.0.1:0"));
         }
         let mut certs = None;

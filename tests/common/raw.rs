@@ -70,6 +70,25 @@ impl Raw {
         body
     }
 
+    /// SaslHandshake v1 then one SaslAuthenticate v2 with SASL/PLAIN: the error code and
+    /// how long the answer took.
+    pub async fn authenticate_plain(
+        &mut self,
+        user: &str,
+        password: &str,
+    ) -> (i16, std::time::Duration) {
+        use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+        let mut hs = SaslHandshakeRequest::default();
+        hs.mechanism = StrBytes::from_static_str("PLAIN");
+        let resp = self.send(1, &hs).await;
+        assert_eq!(resp.error_code, 0);
+        let mut auth = SaslAuthenticateRequest::default();
+        auth.auth_bytes = format!("\0{user}\0{password}").into_bytes().into();
+        let started = std::time::Instant::now();
+        let resp = self.send(2, &auth).await;
+        (resp.error_code, started.elapsed())
+    }
+
     /// True once the broker has closed the connection.
     pub async fn is_closed(&mut self) -> bool {
         let mut buf = [0u8; 1];

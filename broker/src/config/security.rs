@@ -126,6 +126,14 @@ pub struct SecurityConfig {
     pub authentication_timeout: Duration,
     /// `sasl.server.max.receive.size`: the largest frame before authentication.
     pub sasl_max_receive_size: usize,
+    /// `authorizer.class.name` set: ACLs are enforced on every request.
+    pub authorizer: bool,
+    /// `super.users`: principals (`User:NAME`) every ACL check allows.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`: a resource no ACL names is open to all.
+    pub allow_everyone_if_no_acl_found: bool,
+    /// ACLs created at start (kept with the ones created over the wire).
+    pub acls: Vec<super::AclRule>,
     /// Users given SCRAM-SHA-256 and SCRAM-SHA-512 credentials at start (name, password),
     /// as `kafka-storage format --add-scram` seeds them.
     pub scram_users: Vec<(String, String)>,
@@ -147,6 +155,10 @@ impl Default for SecurityConfig {
             authentication_timeout: Duration::from_secs(10),
             sasl_max_receive_size: 524_288,
             scram_users: Vec::new(),
+            authorizer: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
+            acls: Vec::new(),
         }
     }
 }
@@ -298,6 +310,39 @@ impl SecurityConfig {
         }
         Ok(())
     }
+}
+
+/// Parses `authorizer.class.name`: Kafka's authorizers (or `standard`) turn ACLs on, an
+/// empty value leaves them off.
+pub fn parse_authorizer(name: &str) -> Result<bool, ConfigError> {
+    match name.trim() {
+        "" => Ok(false),
+        "standard"
+        | "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+        | "kafka.security.authorizer.AclAuthorizer" => Ok(true),
+        other => Err(ConfigError::new(
+            "authorizer-class-name",
+            format!("`{other}` is not an authorizer agentbus has; use org.apache.kafka.metadata.authorizer.StandardAuthorizer (or `standard`)"),
+        )),
+    }
+}
+
+/// Parses `super.users`: `User:a;User:b` as Kafka writes it (commas are accepted too).
+pub fn parse_super_users(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split([';', ','])
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            if u.contains(':') {
+                Ok(u.to_string())
+            } else {
+                Err(ConfigError::new(
+                    "super-users",
+                    format!("`{u}` is not a principal (as User:admin)"),
+                ))
+            }
+        })
+        .collect()
 }
 
 /// Parses `NAME:PASSWORD,…` (the password may hold `:` but not `,`).

@@ -1,7 +1,10 @@
 //! One module per API family. Each turns a decoded request into a response body.
 
+mod acls;
 mod admin;
 mod authorized;
+mod authz;
+mod authz_refusals;
 mod broker_configs;
 mod cluster;
 mod configs;
@@ -30,7 +33,30 @@ use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
 /// Handles one request; `None` means the request gets no response (Produce acks=0).
+/// With an authorizer, the ACLs are checked first (see `authz`).
 pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<ResponseKind> {
+    if !state.authorizer.enabled {
+        return dispatch(state, request).await;
+    }
+    let denied = match authz::check(state, &mut request) {
+        authz::Verdict::Refuse(response) => return Some(*response),
+        authz::Verdict::Close => return None,
+        authz::Verdict::Serve(denied) => denied,
+    };
+    let principal = request.principal.clone();
+    let host = request.client_host.trim_start_matches('/').to_string();
+    let mut response = dispatch(state, request).await?;
+    if let Some(denied) = denied {
+        let who = crate::security::Subject {
+            principal: &principal,
+            host: &host,
+        };
+        authz::complete(state, who, &mut response, denied);
+    }
+    Some(response)
+}
+
+async fn dispatch(state: &Arc<State>, mut request: Request) -> Option<ResponseKind> {
     let version = request.version;
     if let Some(key) = routing::coordinator_key(&request.body, version) {
         if state.cluster.coordinator(&key) != request.node_id {
@@ -111,6 +137,9 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
         RequestKind::OffsetDelete(r) => on_disk(state, |s| offsets::offset_delete(s, r))
             .await?
             .into(),
+        RequestKind::CreateAcls(r) => on_disk(state, |s| acls::create(s, r)).await?.into(),
+        RequestKind::DescribeAcls(r) => acls::describe(state, r).into(),
+        RequestKind::DeleteAcls(r) => on_disk(state, |s| acls::delete(s, r)).await?.into(),
         RequestKind::DescribeUserScramCredentials(r) => scram::describe(state, r).into(),
         RequestKind::AlterUserScramCredentials(r) => {
             on_disk(state, |s| scram::alter(s, r)).await?.into()

@@ -27,6 +27,7 @@ fn request(api: ApiKey, version: i16, body: RequestKind) -> Request {
         client_host: "/127.0.0.1".into(),
         node_id: 1,
         listener: 0,
+        principal: "User:ANONYMOUS".into(),
     }
 }
 

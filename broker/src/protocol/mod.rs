@@ -53,6 +53,9 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
 ];
 
 mod legacy;
@@ -173,6 +176,8 @@ pub(crate) struct Request {
     pub node_id: i32,
     /// Index of the listener it came in on.
     pub listener: usize,
+    /// Who sent it (`User:NAME`, `User:ANONYMOUS`).
+    pub principal: std::sync::Arc<str>,
 }
 
 impl Request {

@@ -78,6 +78,9 @@ mod key {
     pub(super) const SASL_AUTHENTICATE: i16 = 36;
     pub(super) const DESCRIBE_USER_SCRAM_CREDENTIALS: i16 = 50;
     pub(super) const ALTER_USER_SCRAM_CREDENTIALS: i16 = 51;
+    pub(super) const DESCRIBE_ACLS: i16 = 29;
+    pub(super) const CREATE_ACLS: i16 = 30;
+    pub(super) const DELETE_ACLS: i16 = 31;
 }
 use key::*;
 
@@ -113,11 +116,15 @@ const KAFKA_2_8: &[(i16, i16, i16)] = &[
     (INCREMENTAL_ALTER_CONFIGS, 0, 1),
     (OFFSET_DELETE, 0, 0),
     (DESCRIBE_CLUSTER, 0, 0),
-    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7,
+    // the ACL APIs' v2 (flexible) from 2.4 and v3 (USER resources) from 2.8).
     (SASL_HANDSHAKE, 0, 1),
     (SASL_AUTHENTICATE, 0, 2),
     (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
     (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
+    (DESCRIBE_ACLS, 0, 3),
+    (CREATE_ACLS, 0, 3),
+    (DELETE_ACLS, 0, 3),
 ];
 
 const KAFKA_3_6: &[(i16, i16, i16)] = &[
@@ -155,11 +162,15 @@ const KAFKA_3_6: &[(i16, i16, i16)] = &[
     (DESCRIBE_PRODUCERS, 0, 0),
     (DESCRIBE_TRANSACTIONS, 0, 0),
     (LIST_TRANSACTIONS, 0, 0),
-    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7,
+    // the ACL APIs' v2 (flexible) from 2.4 and v3 (USER resources) from 2.8).
     (SASL_HANDSHAKE, 0, 1),
     (SASL_AUTHENTICATE, 0, 2),
     (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
     (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
+    (DESCRIBE_ACLS, 0, 3),
+    (CREATE_ACLS, 0, 3),
+    (DELETE_ACLS, 0, 3),
 ];
 
 const KAFKA_3_9: &[(i16, i16, i16)] = &[
@@ -197,11 +208,15 @@ const KAFKA_3_9: &[(i16, i16, i16)] = &[
     (DESCRIBE_PRODUCERS, 0, 0),
     (DESCRIBE_TRANSACTIONS, 0, 0),
     (LIST_TRANSACTIONS, 0, 1),
-    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7,
+    // the ACL APIs' v2 (flexible) from 2.4 and v3 (USER resources) from 2.8).
     (SASL_HANDSHAKE, 0, 1),
     (SASL_AUTHENTICATE, 0, 2),
     (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
     (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
+    (DESCRIBE_ACLS, 0, 3),
+    (CREATE_ACLS, 0, 3),
+    (DELETE_ACLS, 0, 3),
 ];
 
 /// KIP-896 removed the versions older than Kafka 2.1 spoke.
@@ -242,11 +257,15 @@ const KAFKA_4_0: &[(i16, i16, i16)] = &[
     (LIST_TRANSACTIONS, 0, 1),
     (CONSUMER_GROUP_HEARTBEAT, 0, 1),
     (CONSUMER_GROUP_DESCRIBE, 0, 1),
-    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7,
+    // the ACL APIs' v2 (flexible) from 2.4 and v3 (USER resources) from 2.8).
     (SASL_HANDSHAKE, 0, 1),
     (SASL_AUTHENTICATE, 0, 2),
     (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
     (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
+    (DESCRIBE_ACLS, 0, 3),
+    (CREATE_ACLS, 0, 3),
+    (DELETE_ACLS, 0, 3),
 ];
 
 const KAFKA_4_1: &[(i16, i16, i16)] = &[
@@ -286,11 +305,15 @@ const KAFKA_4_1: &[(i16, i16, i16)] = &[
     (LIST_TRANSACTIONS, 0, 2),
     (CONSUMER_GROUP_HEARTBEAT, 0, 1),
     (CONSUMER_GROUP_DESCRIBE, 0, 1),
-    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7).
+    // The same in every release here (SaslAuthenticate v2 from 2.5, KIP-554 from 2.7,
+    // the ACL APIs' v2 (flexible) from 2.4 and v3 (USER resources) from 2.8).
     (SASL_HANDSHAKE, 0, 1),
     (SASL_AUTHENTICATE, 0, 2),
     (DESCRIBE_USER_SCRAM_CREDENTIALS, 0, 0),
     (ALTER_USER_SCRAM_CREDENTIALS, 0, 0),
+    (DESCRIBE_ACLS, 0, 3),
+    (CREATE_ACLS, 0, 3),
+    (DELETE_ACLS, 0, 3),
 ];
 
 const RELEASES: &[Release] = &[

@@ -1,12 +1,14 @@
 //! Authentication: TLS for SSL listeners, SASL exchanges (PLAIN, SCRAM, OAUTHBEARER) and
 //! the SCRAM credentials they check against.
 
+pub(crate) mod acl;
 mod credentials;
 mod oauth;
 mod sasl;
 mod scram;
 mod tls;
 
+pub(crate) use acl::{AclBinding, AclFilter, Authorizer, Subject};
 pub(crate) use credentials::{CredentialChange, Credentials};
 pub(crate) use sasl::{Exchange, Outcome};
 pub(crate) use scram::{Hash, MAX_ITERATIONS, MIN_ITERATIONS};

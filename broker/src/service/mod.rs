@@ -82,6 +82,7 @@ pub(crate) async fn serve_frame(
         client_host: conn.client_host.clone(),
         node_id: conn.node_id,
         listener: conn.listener,
+        principal: conn.principal.clone(),
     };
     match handlers::handle(state, request).await {
         Some(response) => encode(api, version, correlation_id, &response, out).map(|()| true),

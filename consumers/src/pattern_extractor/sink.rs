@@ -11,7 +11,6 @@ use crate::txn::{self, Out, TxnProducer};
 use agentbus_client::{AnyEvent, Topic};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -158,7 +157,7 @@ impl ExtractorSink {
 /// Creates the derived topics that do not exist (their specs in the catalog; the
 /// cluster's default replication). The db-writer, which stores two of them, calls it too.
 pub async fn ensure_topics(brokers: &str) -> Result<(), SinkError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+    let admin: AdminClient<DefaultClientContext> = agentbus_client::kafka_props::client_config()
         .set("bootstrap.servers", brokers)
         .create()
         .map_err(|e| SinkError::Fatal(format!("admin client: {e}")))?;

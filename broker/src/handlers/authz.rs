@@ -1,0 +1,467 @@
+//! ACLs on every request, as Kafka's request handlers check them: a request about one
+//! group or transactional id is refused whole with GROUP_/TRANSACTIONAL_ID_AUTHORIZATION_
+//! FAILED; topics a principal may not touch are taken out of Produce, Fetch, ListOffsets
+//! and OffsetCommit and answered as TOPIC_AUTHORIZATION_FAILED next to the others;
+//! Metadata leaves out what may not be described; cluster-wide APIs need their CLUSTER
+//! operation (CLUSTER_AUTHORIZATION_FAILED). Only runs with an authorizer configured.
+
+use super::authz_refusals::{refuse, refused_topics};
+use super::routing::error_response;
+use crate::config::acl_rules::code::*;
+use crate::protocol::Request;
+use crate::security::acl::CLUSTER_NAME;
+use crate::security::Subject;
+use crate::state::State;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{RequestKind, ResponseKind};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// What the check decided.
+pub(crate) enum Verdict {
+    /// Serve it; what was taken out is answered by [`complete`].
+    Serve(Option<Denied>),
+    /// Answer this instead.
+    Refuse(Box<ResponseKind>),
+    /// Give no answer (a refused request with no error form; never expected).
+    Close,
+}
+
+/// The part of a request refused topic by topic.
+pub(crate) enum Denied {
+    /// A request of the same API holding only the refused topics; its error response is
+    /// merged into the real one.
+    Topics(Box<RequestKind>, i16),
+    /// Metadata: topics to leave out of the answer (asked for by name: answered as
+    /// TOPIC_AUTHORIZATION_FAILED instead).
+    Hidden { asked: BTreeSet<String> },
+    /// ListGroups, ListTransactions: keep only what the principal may describe.
+    Filter,
+}
+
+/// Splits `items` into the allowed and the refused by `allowed`.
+fn split<T>(items: &mut Vec<T>, allowed: impl Fn(&T) -> bool) -> Vec<T> {
+    let (keep, refused): (Vec<T>, Vec<T>) =
+        std::mem::take(items).into_iter().partition(|t| allowed(t));
+    *items = keep;
+    refused
+}
+
+pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
+    let version = request.version;
+    let a = &state.authorizer;
+    // Owned, as the body is changed below.
+    let principal = request.principal.clone();
+    let host = request.client_host.trim_start_matches('/').to_string();
+    let w = Subject {
+        principal: &principal,
+        host: &host,
+    };
+    let allow = |op: i8, rt: i8, name: &str| a.allowed(w, op, rt, name);
+    let cluster = |op: i8| allow(op, CLUSTER, CLUSTER_NAME);
+    let whole = |body: &RequestKind, e: ResponseError| match error_response(body, version, e.code())
+    {
+        Some(r) => Verdict::Refuse(Box::new(r)),
+        None => refuse(body, version, e),
+    };
+    let topic_name = |name: &str, id: uuid::Uuid| -> String {
+        if name.is_empty() {
+            state
+                .topic_by_id(id)
+                .map(|t| t.name.clone())
+                .unwrap_or_default()
+        } else {
+            name.to_string()
+        }
+    };
+    let body = &mut request.body;
+    match body {
+        RequestKind::Produce(r) => {
+            if let Some(id) = &r.transactional_id {
+                if !allow(WRITE, TRANSACTIONAL_ID, id) {
+                    return whole(body, ResponseError::TransactionalIdAuthorizationFailed);
+                }
+            }
+            let refused = split(&mut r.topic_data, |t| allow(WRITE, TOPIC, &t.name));
+            topics_refused(
+                refused.is_empty(),
+                || {
+                    let mut d = r.clone();
+                    d.topic_data = refused;
+                    RequestKind::Produce(d)
+                },
+                version,
+            )
+        }
+        RequestKind::Fetch(r) => {
+            // A follower's fetch would need CLUSTER_ACTION; agentbus has no followers.
+            let refused = split(&mut r.topics, |t| {
+                allow(READ, TOPIC, &topic_name(&t.topic, t.topic_id))
+            });
+            topics_refused(
+                refused.is_empty(),
+                || {
+                    let mut d = r.clone();
+                    d.topics = refused;
+                    RequestKind::Fetch(d)
+                },
+                version,
+            )
+        }
+        RequestKind::ListOffsets(r) => {
+            let refused = split(&mut r.topics, |t| allow(DESCRIBE, TOPIC, &t.name));
+            topics_refused(
+                refused.is_empty(),
+                || {
+                    let mut d = r.clone();
+                    d.topics = refused;
+                    RequestKind::ListOffsets(d)
+                },
+                version,
+            )
+        }
+        RequestKind::OffsetCommit(r) => {
+            if !allow(READ, GROUP, &r.group_id) {
+                return whole(body, ResponseError::GroupAuthorizationFailed);
+            }
+            let refused = split(&mut r.topics, |t| allow(READ, TOPIC, &t.name));
+            topics_refused(
+                refused.is_empty(),
+                || {
+                    let mut d = r.clone();
+                    d.topics = refused;
+                    RequestKind::OffsetCommit(d)
+                },
+                version,
+            )
+        }
+        RequestKind::Metadata(r) => {
+            let mut asked = BTreeSet::new();
+            if let Some(topics) = &mut r.topics {
+                // Asked for by name: no DESCRIBE, or no CREATE for one that would be
+                // created, is TOPIC_AUTHORIZATION_FAILED (and nothing is created).
+                let may_create = cluster(CREATE);
+                let refused = split(topics, |t| {
+                    let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                    allow(DESCRIBE, TOPIC, &name)
+                        && (state.topic(&name).is_some()
+                            || may_create
+                            || allow(CREATE, TOPIC, &name))
+                });
+                asked = refused
+                    .into_iter()
+                    .filter_map(|t| t.name.map(|n| n.to_string()))
+                    .collect();
+            }
+            Verdict::Serve(Some(Denied::Hidden { asked }))
+        }
+        RequestKind::FindCoordinator(r) => {
+            let (op_type, failure) = if r.key_type == 1 {
+                (
+                    TRANSACTIONAL_ID,
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                )
+            } else {
+                (GROUP, ResponseError::GroupAuthorizationFailed)
+            };
+            let mut keys: Vec<String> = r.coordinator_keys.iter().map(|k| k.to_string()).collect();
+            keys.push(r.key.to_string());
+            if keys
+                .iter()
+                .filter(|k| !k.is_empty())
+                .all(|k| allow(DESCRIBE, op_type, k))
+            {
+                Verdict::Serve(None)
+            } else {
+                whole(body, failure)
+            }
+        }
+        RequestKind::JoinGroup(_)
+        | RequestKind::SyncGroup(_)
+        | RequestKind::Heartbeat(_)
+        | RequestKind::LeaveGroup(_)
+        | RequestKind::ConsumerGroupHeartbeat(_) => {
+            let group = super::routing::coordinator_key(body, version).unwrap_or_default();
+            group_op(allow(READ, GROUP, &group), body, version, whole)
+        }
+        RequestKind::OffsetFetch(r) => {
+            let groups: Vec<String> = if version >= 8 {
+                r.groups.iter().map(|g| g.group_id.to_string()).collect()
+            } else {
+                vec![r.group_id.to_string()]
+            };
+            let ok = groups.iter().all(|g| allow(DESCRIBE, GROUP, g));
+            group_op(ok, body, version, whole)
+        }
+        RequestKind::OffsetDelete(r) => {
+            let ok = allow(DELETE, GROUP, &r.group_id);
+            group_op(ok, body, version, whole)
+        }
+        RequestKind::DescribeGroups(r) => {
+            let ok = r.groups.iter().all(|g| allow(DESCRIBE, GROUP, g));
+            group_op(ok, body, version, whole)
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            let ok = r.group_ids.iter().all(|g| allow(DESCRIBE, GROUP, g));
+            group_op(ok, body, version, whole)
+        }
+        RequestKind::DeleteGroups(r) => {
+            let ok = r.groups_names.iter().all(|g| allow(DELETE, GROUP, g));
+            group_op(ok, body, version, whole)
+        }
+        RequestKind::ListGroups(_) => {
+            if cluster(DESCRIBE) {
+                Verdict::Serve(None)
+            } else {
+                Verdict::Serve(Some(Denied::Filter))
+            }
+        }
+        RequestKind::InitProducerId(r) => match &r.transactional_id {
+            Some(id) if !allow(WRITE, TRANSACTIONAL_ID, id) => {
+                whole(body, ResponseError::TransactionalIdAuthorizationFailed)
+            }
+            Some(_) => Verdict::Serve(None),
+            None if cluster(IDEMPOTENT_WRITE) || a.allowed_on_any(w, WRITE, TOPIC) => {
+                Verdict::Serve(None)
+            }
+            None => whole(body, ResponseError::ClusterAuthorizationFailed),
+        },
+        RequestKind::AddPartitionsToTxn(r) => {
+            let (ids, topics): (Vec<String>, Vec<String>) = if version <= 3 {
+                (
+                    vec![r.v3_and_below_transactional_id.to_string()],
+                    r.v3_and_below_topics
+                        .iter()
+                        .map(|t| t.name.to_string())
+                        .collect(),
+                )
+            } else {
+                (
+                    r.transactions
+                        .iter()
+                        .map(|t| t.transactional_id.to_string())
+                        .collect(),
+                    r.transactions
+                        .iter()
+                        .flat_map(|t| t.topics.iter().map(|t| t.name.to_string()))
+                        .collect(),
+                )
+            };
+            if !ids.iter().all(|id| allow(WRITE, TRANSACTIONAL_ID, id)) {
+                whole(body, ResponseError::TransactionalIdAuthorizationFailed)
+            } else if !topics.iter().all(|t| allow(WRITE, TOPIC, t)) {
+                whole(body, ResponseError::TopicAuthorizationFailed)
+            } else {
+                Verdict::Serve(None)
+            }
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            if !allow(WRITE, TRANSACTIONAL_ID, &r.transactional_id) {
+                whole(body, ResponseError::TransactionalIdAuthorizationFailed)
+            } else if !allow(READ, GROUP, &r.group_id) {
+                whole(body, ResponseError::GroupAuthorizationFailed)
+            } else {
+                Verdict::Serve(None)
+            }
+        }
+        RequestKind::EndTxn(r) => {
+            let ok = allow(WRITE, TRANSACTIONAL_ID, &r.transactional_id);
+            txn_op(ok, body, version, whole)
+        }
+        RequestKind::TxnOffsetCommit(r) => {
+            if !allow(WRITE, TRANSACTIONAL_ID, &r.transactional_id) {
+                whole(body, ResponseError::TransactionalIdAuthorizationFailed)
+            } else if !allow(READ, GROUP, &r.group_id) {
+                whole(body, ResponseError::GroupAuthorizationFailed)
+            } else if !r.topics.iter().all(|t| allow(READ, TOPIC, &t.name)) {
+                whole(body, ResponseError::TopicAuthorizationFailed)
+            } else {
+                Verdict::Serve(None)
+            }
+        }
+        RequestKind::DescribeTransactions(r) => {
+            let ok = r
+                .transactional_ids
+                .iter()
+                .all(|id| allow(DESCRIBE, TRANSACTIONAL_ID, id));
+            txn_op(ok, body, version, whole)
+        }
+        RequestKind::ListTransactions(_) => Verdict::Serve(Some(Denied::Filter)),
+        RequestKind::DescribeProducers(r) => {
+            let ok = r.topics.iter().all(|t| allow(READ, TOPIC, &t.name));
+            topic_op(ok, body, version)
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            let ok = r.topics.iter().all(|t| allow(DESCRIBE, TOPIC, &t.topic));
+            topic_op(ok, body, version)
+        }
+        RequestKind::CreateTopics(r) => {
+            let ok = cluster(CREATE) || r.topics.iter().all(|t| allow(CREATE, TOPIC, &t.name));
+            topic_op(ok, body, version)
+        }
+        RequestKind::DeleteTopics(r) => {
+            let mut names: Vec<String> = r.topic_names.iter().map(|t| t.to_string()).collect();
+            names.extend(r.topics.iter().map(|t| {
+                topic_name(
+                    t.name.as_deref().map(|n| n.as_str()).unwrap_or(""),
+                    t.topic_id,
+                )
+            }));
+            let ok = names.iter().all(|t| allow(DELETE, TOPIC, t));
+            topic_op(ok, body, version)
+        }
+        RequestKind::CreatePartitions(r) => {
+            let ok = r.topics.iter().all(|t| allow(ALTER, TOPIC, &t.name));
+            topic_op(ok, body, version)
+        }
+        RequestKind::DeleteRecords(r) => {
+            let ok = r.topics.iter().all(|t| allow(DELETE, TOPIC, &t.name));
+            topic_op(ok, body, version)
+        }
+        RequestKind::DescribeConfigs(r) => {
+            let ok = r.resources.iter().all(|c| {
+                config_allowed(&allow, DESCRIBE_CONFIGS, c.resource_type, &c.resource_name)
+            });
+            cluster_op(ok, body, version)
+        }
+        RequestKind::AlterConfigs(r) => {
+            let ok = r
+                .resources
+                .iter()
+                .all(|c| config_allowed(&allow, ALTER_CONFIGS, c.resource_type, &c.resource_name));
+            cluster_op(ok, body, version)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            let ok = r
+                .resources
+                .iter()
+                .all(|c| config_allowed(&allow, ALTER_CONFIGS, c.resource_type, &c.resource_name));
+            cluster_op(ok, body, version)
+        }
+        RequestKind::DescribeCluster(_)
+        | RequestKind::DescribeLogDirs(_)
+        | RequestKind::DescribeAcls(_)
+        | RequestKind::DescribeUserScramCredentials(_) => {
+            cluster_op(cluster(DESCRIBE), body, version)
+        }
+        RequestKind::CreateAcls(_)
+        | RequestKind::DeleteAcls(_)
+        | RequestKind::AlterUserScramCredentials(_) => cluster_op(cluster(ALTER), body, version),
+        _ => Verdict::Serve(None),
+    }
+}
+
+/// DescribeConfigs/AlterConfigs resource types: 2 topic, 4 broker, 8 broker logger, 32 group.
+fn config_allowed(
+    allow: &impl Fn(i8, i8, &str) -> bool,
+    op: i8,
+    resource_type: i8,
+    name: &str,
+) -> bool {
+    match resource_type {
+        2 => allow(op, TOPIC, name),
+        32 => allow(op, GROUP, name),
+        _ => allow(op, CLUSTER, CLUSTER_NAME),
+    }
+}
+
+fn topics_refused(none: bool, denied: impl FnOnce() -> RequestKind, version: i16) -> Verdict {
+    if none {
+        Verdict::Serve(None)
+    } else {
+        Verdict::Serve(Some(Denied::Topics(Box::new(denied()), version)))
+    }
+}
+
+fn group_op(
+    ok: bool,
+    body: &RequestKind,
+    _version: i16,
+    whole: impl Fn(&RequestKind, ResponseError) -> Verdict,
+) -> Verdict {
+    if ok {
+        Verdict::Serve(None)
+    } else {
+        whole(body, ResponseError::GroupAuthorizationFailed)
+    }
+}
+
+fn txn_op(
+    ok: bool,
+    body: &RequestKind,
+    _version: i16,
+    whole: impl Fn(&RequestKind, ResponseError) -> Verdict,
+) -> Verdict {
+    if ok {
+        Verdict::Serve(None)
+    } else {
+        whole(body, ResponseError::TransactionalIdAuthorizationFailed)
+    }
+}
+
+fn topic_op(ok: bool, body: &RequestKind, version: i16) -> Verdict {
+    if ok {
+        Verdict::Serve(None)
+    } else {
+        refuse(body, version, ResponseError::TopicAuthorizationFailed)
+    }
+}
+
+fn cluster_op(ok: bool, body: &RequestKind, version: i16) -> Verdict {
+    if ok {
+        Verdict::Serve(None)
+    } else {
+        refuse(body, version, ResponseError::ClusterAuthorizationFailed)
+    }
+}
+
+/// Adds the refused part to the response, or takes out what may not be seen.
+pub(crate) fn complete(
+    state: &Arc<State>,
+    w: Subject<'_>,
+    response: &mut ResponseKind,
+    denied: Denied,
+) {
+    let a = &state.authorizer;
+    match (denied, response) {
+        (Denied::Topics(body, version), response) => {
+            if let Some(refused) = refused_topics(&body, version) {
+                merge(response, refused);
+            }
+        }
+        (Denied::Hidden { asked }, ResponseKind::Metadata(resp)) => {
+            resp.topics.retain(|t| {
+                let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                a.allowed(w, DESCRIBE, TOPIC, &name)
+            });
+            for name in asked {
+                let mut t =
+                    kafka_protocol::messages::metadata_response::MetadataResponseTopic::default();
+                t.name = Some(super::topic_name(&name));
+                t.error_code = ResponseError::TopicAuthorizationFailed.code();
+                resp.topics.push(t);
+            }
+        }
+        (Denied::Filter, ResponseKind::ListGroups(resp)) => {
+            resp.groups
+                .retain(|g| a.allowed(w, DESCRIBE, GROUP, &g.group_id));
+        }
+        (Denied::Filter, ResponseKind::ListTransactions(resp)) => {
+            resp.transaction_states
+                .retain(|t| a.allowed(w, DESCRIBE, TRANSACTIONAL_ID, &t.transactional_id));
+        }
+        _ => {}
+    }
+}
+
+/// Appends the refused topics' entries to a Produce, Fetch, ListOffsets or OffsetCommit
+/// response.
+fn merge(response: &mut ResponseKind, refused: ResponseKind) {
+    match (response, refused) {
+        (ResponseKind::Produce(r), ResponseKind::Produce(x)) => r.responses.extend(x.responses),
+        (ResponseKind::Fetch(r), ResponseKind::Fetch(x)) => r.responses.extend(x.responses),
+        (ResponseKind::ListOffsets(r), ResponseKind::ListOffsets(x)) => r.topics.extend(x.topics),
+        (ResponseKind::OffsetCommit(r), ResponseKind::OffsetCommit(x)) => r.topics.extend(x.topics),
+        _ => {}
+    }
+}
