@@ -424,3 +424,137 @@ async fn scram_users_added_over_the_wire_survive_a_restart_salted() {
     assert!(!files_contain(dir.path(), b"alice-secret"));
     assert!(files_contain(dir.path(), b"scram_credentials"));
 }
+
+/// KIP-368: the session lifetime is told in SaslAuthenticate; a connection that does not
+/// re-authenticate in time is closed at its next request; one that does goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_unless_the_client_re_authenticates() {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    let broker = Broker::builder()
+        .sasl_users(&[ALICE])
+        .configure(|c| c.security.max_reauth_ms = 1000)
+        .start()
+        .await
+        .unwrap();
+    let b = broker.bootstrap();
+    let authenticate = || {
+        let mut hs = SaslHandshakeRequest::default();
+        hs.mechanism = StrBytes::from_static_str("PLAIN");
+        let mut auth = SaslAuthenticateRequest::default();
+        auth.auth_bytes = format!("\0{}\0{}", ALICE.0, ALICE.1).into_bytes().into();
+        (hs, auth)
+    };
+    let mut lapsed = Raw::connect(&b).await;
+    let (hs, auth) = authenticate();
+    assert_eq!(lapsed.send(1, &hs).await.error_code, 0);
+    let resp = lapsed.send(1, &auth).await;
+    assert_eq!((resp.error_code, resp.session_lifetime_ms), (0, 1000));
+    let mut renewed = Raw::connect(&b).await;
+    assert_eq!(renewed.authenticate_plain(ALICE.0, ALICE.1).await.0, 0);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (hs, auth) = authenticate();
+    assert_eq!(renewed.send(1, &hs).await.error_code, 0);
+    assert_eq!(renewed.send(2, &auth).await.error_code, 0);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // 1.2 s after the first authentication: the renewed one answers, the lapsed one not.
+    let md = renewed.send(12, &MetadataRequest::default()).await;
+    assert_eq!(md.brokers.len(), 1);
+    let (_, frame) = lapsed.frame(12, &MetadataRequest::default());
+    lapsed.write(&frame).await;
+    assert!(
+        lapsed.read_frame().await.is_none(),
+        "an expired session is closed"
+    );
+    // librdkafka keeps working past the lifetime (it re-authenticates, KIP-368).
+    let c = config(&broker, ALICE, &[("sasl.mechanisms", "SCRAM-SHA-256")]);
+    let seen = blocking(move || {
+        let c: BaseConsumer = c.create().expect("consumer");
+        let mut ok = 0;
+        for _ in 0..6 {
+            if c.fetch_metadata(None, Duration::from_secs(5)).is_ok() {
+                ok += 1;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        ok
+    })
+    .await;
+    assert_eq!(seen, 6, "metadata every 0.5 s for 3 s over 1 s sessions");
+}
+
+/// SaslHandshake v0 (before KIP-152): the tokens follow as bare frames.
+#[tokio::test]
+async fn a_v0_handshake_takes_bare_tokens_and_large_frames_wait_for_authentication() {
+    use kafka_protocol::messages::SaslHandshakeRequest;
+    let broker = Broker::builder()
+        .sasl_users(&[ALICE])
+        .start()
+        .await
+        .unwrap();
+    let mut raw = Raw::connect(&broker.bootstrap()).await;
+    let mut hs = SaslHandshakeRequest::default();
+    hs.mechanism = StrBytes::from_static_str("PLAIN");
+    assert_eq!(raw.send(0, &hs).await.error_code, 0);
+    let token = format!("\0{}\0{}", ALICE.0, ALICE.1);
+    let mut frame = (token.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(token.as_bytes());
+    raw.write(&frame).await;
+    let reply = raw.read_frame().await.expect("an empty token back");
+    assert!(reply.is_empty());
+    assert_eq!(
+        raw.send(12, &MetadataRequest::default())
+            .await
+            .brokers
+            .len(),
+        1
+    );
+    // Before authentication a frame over 512 KiB closes the connection.
+    let mut big = Raw::connect(&broker.bootstrap()).await;
+    big.write(&(1_000_000i32).to_be_bytes()).await;
+    assert!(big.is_closed().await);
+}
+
+/// OAUTHBEARER with librdkafka's unsecured tokens: the `principal` is the user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_unsecured_tokens_name_the_principal() {
+    let broker = Broker::builder()
+        .tls()
+        .sasl_users(&[ALICE])
+        .acls(&[
+            "allow User:svc-writer All topic:oauth-*",
+            "allow User:svc-writer Create cluster",
+        ])
+        .start()
+        .await
+        .unwrap();
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", broker.bootstrap())
+        .set("security.protocol", "sasl_ssl")
+        .set(
+            "ssl.ca.location",
+            broker.ca_location().unwrap().display().to_string(),
+        )
+        .set("sasl.mechanisms", "OAUTHBEARER")
+        .set("enable.sasl.oauthbearer.unsecure.jwt", "true")
+        .set("sasl.oauthbearer.config", "principal=svc-writer")
+        .set("message.timeout.ms", "10000");
+    let producer: FutureProducer = c.create().expect("producer");
+    producer
+        .send(
+            FutureRecord::<str, str>::to("oauth-ok").payload("x"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("svc-writer may write oauth-*");
+    let err = producer
+        .send(
+            FutureRecord::<str, str>::to("other").payload("x"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect_err("but nothing else");
+    assert_eq!(
+        err.0.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed)
+    );
+}

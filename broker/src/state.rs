@@ -168,14 +168,7 @@ impl State {
         for (user, password) in &state.config().security.scram_users {
             state.credentials.seed(user, password)?;
         }
-        let seeded: Vec<crate::security::AclBinding> = state
-            .config()
-            .security
-            .acls
-            .iter()
-            .map(Into::into)
-            .collect();
-        state.authorizer.create(&seeded)?;
+        state.authorizer.create(&state.config().security.acls)?;
         state.cluster.add_node(Node {
             id: state.config().node_id,
             host: state.advertised.0.clone(),

@@ -10,13 +10,14 @@
 
 pub mod certs;
 pub mod fixtures;
+mod secured;
 
 pub use certs::{CertError, DevCerts};
 pub use fixtures::{FixtureError, PgServer, Postgres, Redis, RedisServer};
 
 use agentbus_broker::{BrokerConfig, GroupConfig, StartError, StorageConfig};
+use secured::Security;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 pub use agentbus_broker::{
     ClientAuth, Fault, GroupState, GroupSummary, Inspector, Offsets, RecordedRequest, StoredRecord,
@@ -35,27 +36,6 @@ pub struct Broker {
     inner: Option<agentbus_broker::Broker>,
     bootstrap: String,
     security: Security,
-}
-
-/// How a testkit broker's listener is secured, and the files its clients need.
-#[derive(Debug, Clone, Default)]
-struct Security {
-    protocol: &'static str,
-    certs: Option<Arc<CertDir>>,
-}
-
-/// Generated certificates in a private directory, removed when the last broker using
-/// them is dropped.
-#[derive(Debug)]
-struct CertDir {
-    certs: DevCerts,
-    dir: PathBuf,
-}
-
-impl Drop for CertDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 impl Drop for Broker {
@@ -275,50 +255,8 @@ impl BrokerBuilder {
         self
     }
 
-    /// Sets up the listener and certificates the builder asks for.
-    fn secure(&mut self) -> Result<Security, StartError> {
-        for rule in &self.acls {
-            let rule = agentbus_broker::parse_acl(rule)?;
-            self.config.security.acls.push(rule);
-        }
-        let sasl = !self.config.security.scram_users.is_empty();
-        let wanted = match (self.tls, sasl) {
-            (false, false) => None,
-            (true, false) => Some("SSL"),
-            (false, true) => Some("SASL_PLAINTEXT"),
-            (true, true) => Some("SASL_SSL"),
-        };
-        let sec = &mut self.config.security;
-        // Listeners set with `configure` are kept (a secured one first, a PLAINTEXT one
-        // beside it, say).
-        if let (Some(protocol), None) = (wanted, &sec.listeners) {
-            sec.listeners = Some(format!("{protocol}://127.0.0.1:0"));
-        }
-        let mut certs = None;
-        if self.tls {
-            let dir = std::env::temp_dir().join(format!("agentbus-tls-{}", fixtures::uuid_like()));
-            let generated = DevCerts::generate(&dir, &[]).map_err(|e| {
-                StartError::Config(agentbus_broker::ConfigError::new("tls", e.to_string()))
-            })?;
-            sec.ssl_certificate = Some(generated.certificate.clone());
-            sec.ssl_key = Some(generated.key.clone());
-            sec.ssl_ca = Some(generated.ca.clone());
-            certs = Some(Arc::new(CertDir {
-                certs: generated,
-                dir,
-            }));
-        }
-        // What the (first) listener is, whoever configured it.
-        let protocol = self
-            .config
-            .listeners()?
-            .first()
-            .map_or("PLAINTEXT", |l| l.protocol.name());
-        Ok(Security { protocol, certs })
-    }
-
     pub async fn start(mut self) -> Result<Broker, StartError> {
-        let security = self.secure()?;
+        let security = secured::secure(&mut self.config, self.tls, &self.acls)?;
         let inner = agentbus_broker::Broker::start(self.config).await?;
         let inspector = inner.inspect();
         Ok(Broker {

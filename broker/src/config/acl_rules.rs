@@ -51,8 +51,8 @@ const OPERATIONS: &[(&str, i8)] = &[
     ("idempotentwrite", IDEMPOTENT_WRITE),
 ];
 
-/// One ACL as given at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One ACL (as given at start, or created with CreateAcls).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct AclRule {
     pub resource_type: i8,
     pub name: String,

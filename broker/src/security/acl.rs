@@ -5,7 +5,6 @@
 //! names is allowed only with `allow.everyone.if.no.acl.found`.
 
 use crate::meta::{MetaError, MetaStore, Table, Write};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
@@ -15,31 +14,8 @@ use crate::config::acl_rules::code::*;
 pub(crate) use crate::config::acl_rules::CLUSTER_NAME;
 use crate::config::AclRule;
 
-/// One ACL.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub(crate) struct AclBinding {
-    pub resource_type: i8,
-    pub name: String,
-    pub pattern: i8,
-    pub principal: String,
-    pub host: String,
-    pub operation: i8,
-    pub permission: i8,
-}
-
-impl From<&AclRule> for AclBinding {
-    fn from(r: &AclRule) -> Self {
-        Self {
-            resource_type: r.resource_type,
-            name: r.name.clone(),
-            pattern: r.pattern,
-            principal: r.principal.clone(),
-            host: r.host.clone(),
-            operation: r.operation,
-            permission: r.permission,
-        }
-    }
-}
+/// One ACL: the rules given at start and the ones created over the wire alike.
+pub(crate) type AclBinding = AclRule;
 
 impl AclBinding {
     /// Why Kafka would refuse to create it, if it would.
