@@ -12,6 +12,22 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Produces one record to `topic` and expects TOPIC_AUTHORIZATION_FAILED for it.
+pub async fn assert_write_refused(producer: &FutureProducer, topic: &str) {
+    let err = producer
+        .send(
+            rdkafka::producer::FutureRecord::<str, str>::to(topic).payload("x"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect_err("the write is refused");
+    assert_eq!(
+        err.0.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed),
+        "{topic}: {err:?}"
+    );
+}
+
 /// Reads a child's output on a thread: each line goes to `each`, then into the returned log
 /// (for a failing test to show).
 pub fn collect_lines(

@@ -1,7 +1,8 @@
 //! ACLs on every request, as Kafka's request handlers check them: a request about one
 //! group or transactional id is refused whole with GROUP_/TRANSACTIONAL_ID_AUTHORIZATION_
-//! FAILED; topics a principal may not touch are taken out of Produce, Fetch, ListOffsets
-//! and OffsetCommit and answered as TOPIC_AUTHORIZATION_FAILED next to the others;
+//! FAILED; topics (groups) a principal may not touch are taken out of Produce, Fetch,
+//! ListOffsets, OffsetCommit, CreateTopics and DeleteTopics (DescribeGroups, DeleteGroups)
+//! and answered as TOPIC_ (GROUP_) AUTHORIZATION_FAILED next to the others;
 //! Metadata leaves out what may not be described; cluster-wide APIs need their CLUSTER
 //! operation (CLUSTER_AUTHORIZATION_FAILED). Only runs with an authorizer configured.
 
@@ -198,16 +199,32 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
             group_op(ok, body, version, whole)
         }
         RequestKind::DescribeGroups(r) => {
-            let ok = r.groups.iter().all(|g| allow(DESCRIBE, GROUP, g));
-            group_op(ok, body, version, whole)
+            let refused = split(&mut r.groups, |g| allow(DESCRIBE, GROUP, g));
+            topics_refused(
+                refused.is_empty(),
+                || {
+                    let mut d = r.clone();
+                    d.groups = refused;
+                    RequestKind::DescribeGroups(d)
+                },
+                version,
+            )
         }
         RequestKind::ConsumerGroupDescribe(r) => {
             let ok = r.group_ids.iter().all(|g| allow(DESCRIBE, GROUP, g));
             group_op(ok, body, version, whole)
         }
         RequestKind::DeleteGroups(r) => {
-            let ok = r.groups_names.iter().all(|g| allow(DELETE, GROUP, g));
-            group_op(ok, body, version, whole)
+            let refused = split(&mut r.groups_names, |g| allow(DELETE, GROUP, g));
+            topics_refused(
+                refused.is_empty(),
+                || {
+                    let mut d = r.clone();
+                    d.groups_names = refused;
+                    RequestKind::DeleteGroups(d)
+                },
+                version,
+            )
         }
         RequestKind::ListGroups(_) => {
             if cluster(DESCRIBE) {
@@ -296,19 +313,36 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
             topic_op(ok, body, version)
         }
         RequestKind::CreateTopics(r) => {
-            let ok = cluster(CREATE) || r.topics.iter().all(|t| allow(CREATE, TOPIC, &t.name));
-            topic_op(ok, body, version)
+            let may_create = cluster(CREATE);
+            let refused = split(&mut r.topics, |t| {
+                may_create || allow(CREATE, TOPIC, &t.name)
+            });
+            topics_refused(
+                refused.is_empty(),
+                || {
+                    let mut d = r.clone();
+                    d.topics = refused;
+                    RequestKind::CreateTopics(d)
+                },
+                version,
+            )
         }
         RequestKind::DeleteTopics(r) => {
-            let mut names: Vec<String> = r.topic_names.iter().map(|t| t.to_string()).collect();
-            names.extend(r.topics.iter().map(|t| {
-                topic_name(
-                    t.name.as_deref().map(|n| n.as_str()).unwrap_or(""),
-                    t.topic_id,
-                )
-            }));
-            let ok = names.iter().all(|t| allow(DELETE, TOPIC, t));
-            topic_op(ok, body, version)
+            let names = split(&mut r.topic_names, |t| allow(DELETE, TOPIC, t));
+            let states = split(&mut r.topics, |t| {
+                let name = t.name.as_deref().map(|n| n.as_str()).unwrap_or("");
+                allow(DELETE, TOPIC, &topic_name(name, t.topic_id))
+            });
+            topics_refused(
+                names.is_empty() && states.is_empty(),
+                || {
+                    let mut d = r.clone();
+                    d.topic_names = names;
+                    d.topics = states;
+                    RequestKind::DeleteTopics(d)
+                },
+                version,
+            )
         }
         RequestKind::CreatePartitions(r) => {
             let ok = r.topics.iter().all(|t| allow(ALTER, TOPIC, &t.name));
@@ -454,10 +488,19 @@ pub(crate) fn complete(
     }
 }
 
-/// Appends the refused topics' entries to a Produce, Fetch, ListOffsets or OffsetCommit
-/// response.
+/// Appends the refused items' entries to the response.
 fn merge(response: &mut ResponseKind, refused: ResponseKind) {
     match (response, refused) {
+        (ResponseKind::CreateTopics(r), ResponseKind::CreateTopics(x)) => r.topics.extend(x.topics),
+        (ResponseKind::DeleteTopics(r), ResponseKind::DeleteTopics(x)) => {
+            r.responses.extend(x.responses)
+        }
+        (ResponseKind::DescribeGroups(r), ResponseKind::DescribeGroups(x)) => {
+            r.groups.extend(x.groups)
+        }
+        (ResponseKind::DeleteGroups(r), ResponseKind::DeleteGroups(x)) => {
+            r.results.extend(x.results)
+        }
         (ResponseKind::Produce(r), ResponseKind::Produce(x)) => r.responses.extend(x.responses),
         (ResponseKind::Fetch(r), ResponseKind::Fetch(x)) => r.responses.extend(x.responses),
         (ResponseKind::ListOffsets(r), ResponseKind::ListOffsets(x)) => r.topics.extend(x.topics),

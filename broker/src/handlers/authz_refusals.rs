@@ -340,11 +340,23 @@ fn kafka_message(e: ResponseError) -> &'static str {
     }
 }
 
-/// The answer for the topics taken out of a Produce, Fetch, ListOffsets or OffsetCommit.
+/// The answer for the items taken out of a request: topics (TOPIC_AUTHORIZATION_FAILED)
+/// or groups (GROUP_AUTHORIZATION_FAILED).
 pub(super) fn refused_topics(body: &RequestKind, version: i16) -> Option<ResponseKind> {
-    error_response(
-        body,
-        version,
-        ResponseError::TopicAuthorizationFailed.code(),
-    )
+    let error = match body {
+        RequestKind::DescribeGroups(_) | RequestKind::DeleteGroups(_) => {
+            ResponseError::GroupAuthorizationFailed
+        }
+        _ => ResponseError::TopicAuthorizationFailed,
+    };
+    match body {
+        RequestKind::CreateTopics(_)
+        | RequestKind::DeleteTopics(_)
+        | RequestKind::DescribeGroups(_)
+        | RequestKind::DeleteGroups(_) => match refuse(body, version, error) {
+            Verdict::Refuse(resp) => Some(*resp),
+            _ => None,
+        },
+        _ => error_response(body, version, error.code()),
+    }
 }
