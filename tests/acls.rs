@@ -165,6 +165,18 @@ async fn a_prefixed_writer_gets_kafkas_errors_everywhere_else() {
         "no CREATE: agent-new is refused, not created"
     );
     assert!(broker.inspect().topic("agent-new").is_none());
+    // KIP-430: the authorized operations are the ACLs' (WRITE, and DESCRIBE it implies);
+    // the super user's are every topic operation.
+    let mut req = MetadataRequest::default();
+    let mut t = MetadataRequestTopic::default();
+    t.name = Some(name("agent-actions"));
+    req.topics = Some(vec![t]);
+    req.include_topic_authorized_operations = true;
+    let ops = |resp: kafka_protocol::messages::MetadataResponse| {
+        resp.topics[0].topic_authorized_operations
+    };
+    assert_eq!(ops(w.send(12, &req).await), 1 << 4 | 1 << 8);
+    assert_eq!(ops(admin.send(12, &req).await), 3576);
     // A group and a transactional id it has no ACL for.
     let mut commit = OffsetCommitRequest::default();
     commit.group_id = kafka_protocol::messages::GroupId(StrBytes::from_static_str("g"));

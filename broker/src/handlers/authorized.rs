@@ -2,7 +2,7 @@
 //! a resource, answered where a request asks for it (Metadata, DescribeCluster,
 //! DescribeGroups, ConsumerGroupDescribe). With no authorizer Kafka answers every
 //! operation the resource type supports (`AclEntry.supportedOperations`), and so does
-//! agentbus.
+//! agentbus; with one, `authz::narrow_operations` keeps those the ACLs allow.
 
 /// Sent when authorized operations were not asked for.
 pub(crate) const OMITTED: i32 = i32::MIN;

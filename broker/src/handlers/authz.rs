@@ -488,6 +488,43 @@ pub(crate) fn complete(
     }
 }
 
+/// KIP-430: the authorized-operation sets the handlers filled (every operation the
+/// resource type has) narrowed to what the ACLs allow the principal.
+pub(crate) fn narrow_operations(state: &Arc<State>, w: Subject<'_>, response: &mut ResponseKind) {
+    let a = &state.authorizer;
+    let narrow = |bits: &mut i32, resource_type: i8, name: &str| {
+        if *bits == super::authorized::OMITTED {
+            return;
+        }
+        *bits = (0..31)
+            .filter(|op| *bits & (1 << op) != 0 && a.allowed(w, *op as i8, resource_type, name))
+            .fold(0, |acc, op| acc | 1 << op);
+    };
+    match response {
+        ResponseKind::Metadata(r) => {
+            for t in &mut r.topics {
+                let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+                narrow(&mut t.topic_authorized_operations, TOPIC, &name);
+            }
+            narrow(&mut r.cluster_authorized_operations, CLUSTER, CLUSTER_NAME);
+        }
+        ResponseKind::DescribeCluster(r) => {
+            narrow(&mut r.cluster_authorized_operations, CLUSTER, CLUSTER_NAME)
+        }
+        ResponseKind::DescribeGroups(r) => {
+            for g in &mut r.groups {
+                narrow(&mut g.authorized_operations, GROUP, &g.group_id);
+            }
+        }
+        ResponseKind::ConsumerGroupDescribe(r) => {
+            for g in &mut r.groups {
+                narrow(&mut g.authorized_operations, GROUP, &g.group_id);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Appends the refused items' entries to the response.
 fn merge(response: &mut ResponseKind, refused: ResponseKind) {
     match (response, refused) {

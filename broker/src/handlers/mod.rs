@@ -46,13 +46,14 @@ pub(crate) async fn handle(state: &Arc<State>, mut request: Request) -> Option<R
     let principal = request.principal.clone();
     let host = request.client_host.trim_start_matches('/').to_string();
     let mut response = dispatch(state, request).await?;
+    let who = crate::security::Subject {
+        principal: &principal,
+        host: &host,
+    };
     if let Some(denied) = denied {
-        let who = crate::security::Subject {
-            principal: &principal,
-            host: &host,
-        };
         authz::complete(state, who, &mut response, denied);
     }
+    authz::narrow_operations(state, who, &mut response);
     Some(response)
 }
 
