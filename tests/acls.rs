@@ -201,6 +201,38 @@ async fn a_prefixed_writer_gets_kafkas_errors_everywhere_else() {
         resp.error_code,
         ResponseError::TransactionalIdAuthorizationFailed.code()
     );
+    // With READ on the group, its offsets show, except of topics it may not describe.
+    let mut create = CreateAclsRequest::default();
+    let mut on_group = acl(3, "g", "User:writer", 3, 3);
+    on_group.resource_type = 3;
+    create.creations = vec![on_group];
+    assert_eq!(admin.send(3, &create).await.results[0].error_code, 0);
+    let mut fetch_offsets = kafka_protocol::messages::OffsetFetchRequest::default();
+    fetch_offsets.group_id = kafka_protocol::messages::GroupId(StrBytes::from_static_str("g"));
+    fetch_offsets.topics = Some(
+        ["agent-actions", "audit-log"]
+            .iter()
+            .map(|t| {
+                let mut ft = kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default();
+                ft.name = name(t);
+                ft.partition_indexes = vec![0];
+                ft
+            })
+            .collect(),
+    );
+    let offsets = w.send(7, &fetch_offsets).await;
+    let codes: Vec<(String, i16)> = offsets
+        .topics
+        .iter()
+        .map(|t| (t.name.to_string(), t.partitions[0].error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("agent-actions".to_string(), 0),
+            ("audit-log".to_string(), denied)
+        ]
+    );
     // An idempotent producer needs WRITE on some topic: it has.
     let mut idem = InitProducerIdRequest::default();
     idem.transactional_id = None;

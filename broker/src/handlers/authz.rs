@@ -191,8 +191,12 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
             } else {
                 vec![r.group_id.to_string()]
             };
-            let ok = groups.iter().all(|g| allow(DESCRIBE, GROUP, g));
-            group_op(ok, body, version, whole)
+            if groups.iter().all(|g| allow(DESCRIBE, GROUP, g)) {
+                // Topics it may not describe are answered or left out in `complete`.
+                Verdict::Serve(Some(Denied::Filter))
+            } else {
+                whole(body, ResponseError::GroupAuthorizationFailed)
+            }
         }
         RequestKind::OffsetDelete(r) => {
             let ok = allow(DELETE, GROUP, &r.group_id);
@@ -479,6 +483,32 @@ pub(crate) fn complete(
         (Denied::Filter, ResponseKind::ListGroups(resp)) => {
             resp.groups
                 .retain(|g| a.allowed(w, DESCRIBE, GROUP, &g.group_id));
+        }
+        (Denied::Filter, ResponseKind::OffsetFetch(resp)) => {
+            // As Kafka: a committed offset of a topic the principal may not describe is
+            // TOPIC_AUTHORIZATION_FAILED, with offset -1 and no metadata.
+            let refused = ResponseError::TopicAuthorizationFailed.code();
+            let visible = |name: &str| a.allowed(w, DESCRIBE, TOPIC, name);
+            for t in &mut resp.topics {
+                if !visible(&t.name) {
+                    for p in &mut t.partitions {
+                        p.committed_offset = -1;
+                        p.metadata = None;
+                        p.error_code = refused;
+                    }
+                }
+            }
+            for g in &mut resp.groups {
+                for t in &mut g.topics {
+                    if !visible(&t.name) {
+                        for p in &mut t.partitions {
+                            p.committed_offset = -1;
+                            p.metadata = None;
+                            p.error_code = refused;
+                        }
+                    }
+                }
+            }
         }
         (Denied::Filter, ResponseKind::ListTransactions(resp)) => {
             resp.transaction_states
