@@ -69,3 +69,34 @@ async fn over_max_connections_a_new_one_waits_for_a_free_slot() {
         "waiting is not refusing"
     );
 }
+
+#[tokio::test]
+async fn the_limits_count_every_listener_of_the_broker() {
+    let broker = Broker::builder()
+        .configure(|c| {
+            c.max_connections_per_ip = 2;
+            c.security.listeners = Some("PLAINTEXT://127.0.0.1:0,INTERNAL://127.0.0.1:0".into());
+            c.security.protocol_map = Some("INTERNAL:PLAINTEXT".into());
+        })
+        .start()
+        .await
+        .unwrap();
+    let external = broker.bootstrap();
+    let internal = broker.listener_bootstrap("INTERNAL").unwrap();
+    assert_ne!(external, internal);
+    let mut a = Raw::connect(&external).await;
+    let mut b = Raw::connect(&internal).await;
+    assert!(answers(&mut a).await && answers(&mut b).await);
+    let mut c = Raw::connect(&internal).await;
+    assert!(
+        !answers(&mut c).await,
+        "the third from this address, on either listener"
+    );
+    assert_eq!(broker.inspect().connections_refused(), 1);
+    // Metadata on the internal listener gives the internal listener's address.
+    let md = b.send(12, &MetadataRequest::default()).await;
+    assert_eq!(
+        format!("{}:{}", md.brokers[0].host, md.brokers[0].port),
+        internal
+    );
+}

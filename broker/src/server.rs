@@ -51,6 +51,7 @@ impl NodeServer {
         state: &Arc<State>,
     ) -> Self {
         let (closing, closing_rx) = watch::channel(false);
+        let slots = Arc::new(crate::net::ConnectionSlots::default());
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
         for ((listener, addr), info) in bound.into_iter().zip(infos) {
@@ -60,6 +61,7 @@ impl NodeServer {
                 info.clone(),
                 state.clone(),
                 id,
+                slots.clone(),
                 closing_rx.clone(),
                 DRAIN_TIMEOUT,
             )));

@@ -4,7 +4,10 @@
 //! frames, which wait in the read buffer. Responses are written when no further request is
 //! already buffered, so a pipelined burst costs one write.
 
+mod limits;
 mod session;
+
+pub(crate) use limits::ConnectionSlots;
 
 use crate::config::SecurityProtocol;
 use crate::protocol::{Connection, FrameError};
@@ -13,8 +16,7 @@ use crate::service::serve_frame;
 use crate::state::State;
 use bytes::{Bytes, BytesMut};
 use session::{Route, Session};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,37 +142,39 @@ enum ConnError {
 }
 
 /// Accepts connections until `closing` turns true, then waits for them to finish.
-/// `max.connections` holds accepting back while that many are open (as Kafka's acceptor
-/// waits); `max.connections.per.ip` closes a connection over it at once and counts it.
+/// `max.connections` holds accepting back while the broker has that many open on all its
+/// listeners (as Kafka's acceptor waits); `max.connections.per.ip` closes a connection over
+/// it at once and counts it.
 pub(crate) async fn serve(
     listener: TcpListener,
     info: ListenerInfo,
     state: Arc<State>,
     node_id: i32,
+    slots: Arc<ConnectionSlots>,
     mut closing: watch::Receiver<bool>,
     drain: Duration,
 ) {
     let mut conns = JoinSet::new();
-    let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
     loop {
-        let open = conns.len();
+        let full = slots.open() >= state.config().max_connections;
         tokio::select! {
-            accepted = listener.accept(), if open < state.config().max_connections => match accepted {
+            accepted = listener.accept(), if !full => match accepted {
                 Ok((stream, peer)) => {
-                    let from_ip = per_ip.get(&peer.ip()).copied().unwrap_or(0);
-                    if from_ip >= state.config().max_connections_per_ip {
-                        state.connections_refused.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(%peer, open = from_ip, "connection refused: max.connections.per.ip reached");
-                        drop(stream);
-                        continue;
-                    }
-                    *per_ip.entry(peer.ip()).or_default() += 1;
+                    let slot = match slots.take(peer.ip(), state.config().max_connections_per_ip) {
+                        Ok(slot) => slot,
+                        Err(open) => {
+                            state.connections_refused.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(%peer, open, "connection refused: max.connections.per.ip reached");
+                            drop(stream);
+                            continue;
+                        }
+                    };
                     let state = state.clone();
                     let closing = closing.clone();
                     let info = info.clone();
                     conns.spawn(async move {
                         connection(stream, peer, info, state, node_id, closing).await;
-                        peer.ip()
+                        drop(slot);
                     });
                 }
                 Err(e) => {
@@ -178,17 +182,10 @@ pub(crate) async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
+            // Full: look again shortly (a connection on another listener may have ended).
+            _ = tokio::time::sleep(Duration::from_millis(20)), if full => {}
             _ = closing.changed() => break,
-            Some(done) = conns.join_next(), if !conns.is_empty() => {
-                if let Ok(ip) = done {
-                    if let Some(n) = per_ip.get_mut(&ip) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            per_ip.remove(&ip);
-                        }
-                    }
-                }
-            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
     drop(listener);
