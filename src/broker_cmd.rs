@@ -134,6 +134,10 @@ struct SecurityArgs {
     /// (its subject is then the principal, as `User:CN=…,O=…`).
     #[arg(long, env = "AGENTBUS_SSL_CLIENT_AUTH")]
     ssl_client_auth: Option<String>,
+    /// How a client certificate's subject becomes the principal's name, as Kafka's
+    /// `ssl.principal.mapping.rules`: `RULE:^CN=([^,]*),.*$/$1/L,DEFAULT`.
+    #[arg(long, env = "AGENTBUS_SSL_PRINCIPAL_MAPPING_RULES")]
+    ssl_principal_mapping_rules: Option<String>,
     /// SASL mechanisms offered: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER
     /// (default: all four).
     #[arg(long, env = "AGENTBUS_SASL_ENABLED_MECHANISMS")]
@@ -289,6 +293,7 @@ fn security(
     s.ssl_certificate = pick!(ssl_certificate_location);
     s.ssl_key = pick!(ssl_key_location);
     s.ssl_ca = pick!(ssl_ca_location);
+    s.ssl_principal_mapping_rules = pick!(ssl_principal_mapping_rules);
     if let Some(v) = pick!(ssl_client_auth) {
         s.ssl_client_auth = agentbus_broker::ClientAuth::parse(&v)?;
     }

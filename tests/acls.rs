@@ -529,3 +529,54 @@ async fn the_users_and_acls_commands_manage_a_secured_broker() {
         outs[7]
     );
 }
+
+/// `ssl.principal.mapping.rules`: the certificate's CN alone names the principal; a
+/// certificate no rule matches is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mapping_rules_turn_a_subject_into_the_principal() {
+    let broker = Broker::builder()
+        .tls()
+        .tls_client_auth(ClientAuth::Required)
+        .configure(|c| {
+            c.security.ssl_principal_mapping_rules =
+                Some(r"RULE:^CN=(writer),O=agentbus$/$1/U".into())
+        })
+        .acls(&[
+            "allow User:WRITER All topic:*",
+            "allow User:WRITER Create cluster",
+        ])
+        .start()
+        .await
+        .unwrap();
+    let client = |name: &str| {
+        let (cert, key) = broker.client_certificate(name).unwrap();
+        let mut c = ClientConfig::new();
+        for (k, v) in broker.client_config("", "") {
+            c.set(k, v);
+        }
+        c.set("ssl.certificate.location", cert.display().to_string())
+            .set("ssl.key.location", key.display().to_string())
+            .set("message.timeout.ms", "10000");
+        c
+    };
+    let writer: FutureProducer = client("writer").create().unwrap();
+    writer
+        .send(
+            FutureRecord::<str, str>::to("mapped").payload("x"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("CN=writer,O=agentbus maps to User:WRITER");
+    let other: BaseConsumer = client("other").create().unwrap();
+    let refused = tokio::task::spawn_blocking(move || {
+        other
+            .fetch_metadata(None, Duration::from_secs(3))
+            .map(|_| ())
+    })
+    .await
+    .unwrap();
+    assert!(
+        refused.is_err(),
+        "no rule matches CN=other: the connection is refused"
+    );
+}

@@ -232,6 +232,7 @@ pub struct FileConfig {
     pub ssl_key_location: Option<PathBuf>,
     pub ssl_ca_location: Option<PathBuf>,
     pub ssl_client_auth: Option<String>,
+    pub ssl_principal_mapping_rules: Option<String>,
     pub sasl_enabled_mechanisms: Option<String>,
     pub connections_max_reauth_ms: Option<i64>,
     pub connection_failed_authentication_delay_ms: Option<u64>,

@@ -187,6 +187,13 @@ impl Broker {
         } else {
             None
         };
+        let mapper = match &config.security.ssl_principal_mapping_rules {
+            Some(rules) => Some(Arc::new(
+                crate::security::PrincipalMapper::parse(rules)
+                    .map_err(|reason| ConfigError::new("ssl-principal-mapping-rules", reason))?,
+            )),
+            None => None,
+        };
         let infos: Vec<ListenerInfo> = listeners
             .iter()
             .enumerate()
@@ -194,6 +201,7 @@ impl Broker {
                 index,
                 protocol: l.protocol,
                 tls: tls.clone().filter(|_| l.protocol.tls()),
+                mapper: mapper.clone(),
             })
             .collect();
         let addrs = listeners

@@ -115,6 +115,9 @@ pub struct SecurityConfig {
     /// PEM file with the CA certificates client certificates are checked against.
     pub ssl_ca: Option<PathBuf>,
     pub ssl_client_auth: ClientAuth,
+    /// `ssl.principal.mapping.rules`: how a client certificate's subject becomes the
+    /// principal's name (`RULE:pattern/replacement/[L|U]`, …, `DEFAULT`).
+    pub ssl_principal_mapping_rules: Option<String>,
     /// `sasl.enabled.mechanisms`.
     pub sasl_mechanisms: Vec<Mechanism>,
     /// `connections.max.reauth.ms` (KIP-368): 0, sessions do not expire.
@@ -149,6 +152,7 @@ impl Default for SecurityConfig {
             ssl_key: None,
             ssl_ca: None,
             ssl_client_auth: ClientAuth::None,
+            ssl_principal_mapping_rules: None,
             sasl_mechanisms: Mechanism::ALL.to_vec(),
             max_reauth_ms: 0,
             failed_authentication_delay: Duration::from_millis(100),

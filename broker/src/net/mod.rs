@@ -11,7 +11,7 @@ pub(crate) use limits::ConnectionSlots;
 
 use crate::config::SecurityProtocol;
 use crate::protocol::{Connection, FrameError};
-use crate::security::{subject_name, user_principal, ANONYMOUS};
+use crate::security::{subject_name, user_principal, PrincipalMapper, ANONYMOUS};
 use crate::service::serve_frame;
 use crate::state::State;
 use bytes::{Bytes, BytesMut};
@@ -34,6 +34,8 @@ pub(crate) struct ListenerInfo {
     pub protocol: SecurityProtocol,
     /// For SSL and SASL_SSL.
     pub tls: Option<TlsAcceptor>,
+    /// `ssl.principal.mapping.rules`, for principals from client certificates.
+    pub mapper: Option<Arc<PrincipalMapper>>,
 }
 
 impl std::fmt::Debug for ListenerInfo {
@@ -266,7 +268,15 @@ async fn secure(
             .and_then(|certs| certs.first())
             .and_then(subject_name);
         if let Some(dn) = subject {
-            conn.principal = Arc::from(user_principal(&dn));
+            let name = match &info.mapper {
+                Some(mapper) => mapper.map(&dn).ok_or_else(|| {
+                    ConnError::AuthFailed(format!(
+                        "no ssl.principal.mapping.rules rule matches {dn}"
+                    ))
+                })?,
+                None => dn,
+            };
+            conn.principal = Arc::from(user_principal(&name));
         }
     }
     let (read, write) = tokio::io::split(tls);

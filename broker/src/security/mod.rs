@@ -4,12 +4,14 @@
 pub(crate) mod acl;
 mod credentials;
 mod oauth;
+mod principal_mapping;
 mod sasl;
 mod scram;
 mod tls;
 
 pub(crate) use acl::{AclBinding, AclFilter, Authorizer, Subject};
 pub(crate) use credentials::{CredentialChange, Credentials};
+pub(crate) use principal_mapping::PrincipalMapper;
 pub(crate) use sasl::{Exchange, Outcome};
 pub(crate) use scram::{Hash, MAX_ITERATIONS, MIN_ITERATIONS};
 pub use tls::TlsError;
