@@ -319,6 +319,21 @@ async fn a_prefixed_writer_gets_kafkas_errors_everywhere_else() {
         .expect("allowed");
 }
 
+/// A client of a TLS broker presenting the certificate of `name` (none: no certificate).
+fn mtls_client(broker: &Broker, name: Option<&str>) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    for (k, v) in broker.client_config("", "") {
+        c.set(k, v);
+    }
+    if let Some(name) = name {
+        let (cert, key) = broker.client_certificate(name).unwrap();
+        c.set("ssl.certificate.location", cert.display().to_string())
+            .set("ssl.key.location", key.display().to_string());
+    }
+    c.set("message.timeout.ms", "10000");
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_mutual_tls_the_certificate_names_the_principal() {
     let broker = Broker::builder()
@@ -333,19 +348,7 @@ async fn with_mutual_tls_the_certificate_names_the_principal() {
         .await
         .unwrap();
     assert_eq!(broker.security_protocol(), "SSL");
-    let (cert, key) = broker.client_certificate("writer").unwrap();
-    let (other_cert, other_key) = broker.client_certificate("stranger").unwrap();
-    let client = |cert: &std::path::Path, key: &std::path::Path| {
-        let mut c = ClientConfig::new();
-        for (k, v) in broker.client_config("", "") {
-            c.set(k, v);
-        }
-        c.set("ssl.certificate.location", cert.display().to_string())
-            .set("ssl.key.location", key.display().to_string())
-            .set("message.timeout.ms", "10000");
-        c
-    };
-    let writer: FutureProducer = client(&cert, &key).create().unwrap();
+    let writer: FutureProducer = mtls_client(&broker, Some("writer")).create().unwrap();
     writer
         .send(
             FutureRecord::<str, str>::to("agent-mtls").payload("x"),
@@ -355,7 +358,7 @@ async fn with_mutual_tls_the_certificate_names_the_principal() {
         .expect("User:CN=writer,O=agentbus may write agent-*");
     common::assert_write_refused(&writer, "audit-mtls").await;
     // Another certificate from the same CA connects, but sees no topic.
-    let stranger: BaseConsumer = client(&other_cert, &other_key).create().unwrap();
+    let stranger: BaseConsumer = mtls_client(&broker, Some("stranger")).create().unwrap();
     let md = tokio::task::spawn_blocking(move || {
         stranger
             .fetch_metadata(None, Duration::from_secs(10))
@@ -366,11 +369,7 @@ async fn with_mutual_tls_the_certificate_names_the_principal() {
     .expect("a certificate from the CA is let in");
     assert_eq!(md, 0, "no ACL names User:CN=stranger,O=agentbus");
     // Without a certificate the TLS handshake fails.
-    let mut none = ClientConfig::new();
-    for (k, v) in broker.client_config("", "") {
-        none.set(k, v);
-    }
-    let anonymous: BaseConsumer = none.create().unwrap();
+    let anonymous: BaseConsumer = mtls_client(&broker, None).create().unwrap();
     let result = tokio::task::spawn_blocking(move || {
         anonymous
             .fetch_metadata(None, Duration::from_secs(3))
@@ -548,18 +547,7 @@ async fn mapping_rules_turn_a_subject_into_the_principal() {
         .start()
         .await
         .unwrap();
-    let client = |name: &str| {
-        let (cert, key) = broker.client_certificate(name).unwrap();
-        let mut c = ClientConfig::new();
-        for (k, v) in broker.client_config("", "") {
-            c.set(k, v);
-        }
-        c.set("ssl.certificate.location", cert.display().to_string())
-            .set("ssl.key.location", key.display().to_string())
-            .set("message.timeout.ms", "10000");
-        c
-    };
-    let writer: FutureProducer = client("writer").create().unwrap();
+    let writer: FutureProducer = mtls_client(&broker, Some("writer")).create().unwrap();
     writer
         .send(
             FutureRecord::<str, str>::to("mapped").payload("x"),
@@ -567,7 +555,7 @@ async fn mapping_rules_turn_a_subject_into_the_principal() {
         )
         .await
         .expect("CN=writer,O=agentbus maps to User:WRITER");
-    let other: BaseConsumer = client("other").create().unwrap();
+    let other: BaseConsumer = mtls_client(&broker, Some("other")).create().unwrap();
     let refused = tokio::task::spawn_blocking(move || {
         other
             .fetch_metadata(None, Duration::from_secs(3))

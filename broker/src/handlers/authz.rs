@@ -48,6 +48,23 @@ fn split<T>(items: &mut Vec<T>, allowed: impl Fn(&T) -> bool) -> Vec<T> {
     refused
 }
 
+/// Takes the items of `$r.$field` that `$allowed` refuses out of the request, to be
+/// answered beside the served ones.
+macro_rules! take_out {
+    ($kind:ident, $r:ident . $field:ident, $version:ident, $allowed:expr) => {{
+        let refused = split(&mut $r.$field, $allowed);
+        topics_refused(
+            refused.is_empty(),
+            || {
+                let mut d = $r.clone();
+                d.$field = refused;
+                RequestKind::$kind(d)
+            },
+            $version,
+        )
+    }};
+}
+
 pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
     let version = request.version;
     let a = &state.authorizer;
@@ -83,58 +100,28 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
                     return whole(body, ResponseError::TransactionalIdAuthorizationFailed);
                 }
             }
-            let refused = split(&mut r.topic_data, |t| allow(WRITE, TOPIC, &t.name));
-            topics_refused(
-                refused.is_empty(),
-                || {
-                    let mut d = r.clone();
-                    d.topic_data = refused;
-                    RequestKind::Produce(d)
-                },
-                version,
-            )
+            take_out!(Produce, r.topic_data, version, |t| allow(
+                WRITE, TOPIC, &t.name
+            ))
         }
         RequestKind::Fetch(r) => {
             // A follower's fetch would need CLUSTER_ACTION; agentbus has no followers.
-            let refused = split(&mut r.topics, |t| {
+            take_out!(Fetch, r.topics, version, |t| {
                 allow(READ, TOPIC, &topic_name(&t.topic, t.topic_id))
-            });
-            topics_refused(
-                refused.is_empty(),
-                || {
-                    let mut d = r.clone();
-                    d.topics = refused;
-                    RequestKind::Fetch(d)
-                },
-                version,
-            )
+            })
         }
         RequestKind::ListOffsets(r) => {
-            let refused = split(&mut r.topics, |t| allow(DESCRIBE, TOPIC, &t.name));
-            topics_refused(
-                refused.is_empty(),
-                || {
-                    let mut d = r.clone();
-                    d.topics = refused;
-                    RequestKind::ListOffsets(d)
-                },
-                version,
-            )
+            take_out!(ListOffsets, r.topics, version, |t| allow(
+                DESCRIBE, TOPIC, &t.name
+            ))
         }
         RequestKind::OffsetCommit(r) => {
             if !allow(READ, GROUP, &r.group_id) {
                 return whole(body, ResponseError::GroupAuthorizationFailed);
             }
-            let refused = split(&mut r.topics, |t| allow(READ, TOPIC, &t.name));
-            topics_refused(
-                refused.is_empty(),
-                || {
-                    let mut d = r.clone();
-                    d.topics = refused;
-                    RequestKind::OffsetCommit(d)
-                },
-                version,
-            )
+            take_out!(OffsetCommit, r.topics, version, |t| allow(
+                READ, TOPIC, &t.name
+            ))
         }
         RequestKind::Metadata(r) => {
             let mut asked = BTreeSet::new();
@@ -203,32 +190,18 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
             group_op(ok, body, version, whole)
         }
         RequestKind::DescribeGroups(r) => {
-            let refused = split(&mut r.groups, |g| allow(DESCRIBE, GROUP, g));
-            topics_refused(
-                refused.is_empty(),
-                || {
-                    let mut d = r.clone();
-                    d.groups = refused;
-                    RequestKind::DescribeGroups(d)
-                },
-                version,
-            )
+            take_out!(DescribeGroups, r.groups, version, |g| allow(
+                DESCRIBE, GROUP, g
+            ))
         }
         RequestKind::ConsumerGroupDescribe(r) => {
             let ok = r.group_ids.iter().all(|g| allow(DESCRIBE, GROUP, g));
             group_op(ok, body, version, whole)
         }
         RequestKind::DeleteGroups(r) => {
-            let refused = split(&mut r.groups_names, |g| allow(DELETE, GROUP, g));
-            topics_refused(
-                refused.is_empty(),
-                || {
-                    let mut d = r.clone();
-                    d.groups_names = refused;
-                    RequestKind::DeleteGroups(d)
-                },
-                version,
-            )
+            take_out!(DeleteGroups, r.groups_names, version, |g| allow(
+                DELETE, GROUP, g
+            ))
         }
         RequestKind::ListGroups(_) => {
             if cluster(DESCRIBE) {
@@ -318,18 +291,9 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
         }
         RequestKind::CreateTopics(r) => {
             let may_create = cluster(CREATE);
-            let refused = split(&mut r.topics, |t| {
+            take_out!(CreateTopics, r.topics, version, |t| {
                 may_create || allow(CREATE, TOPIC, &t.name)
-            });
-            topics_refused(
-                refused.is_empty(),
-                || {
-                    let mut d = r.clone();
-                    d.topics = refused;
-                    RequestKind::CreateTopics(d)
-                },
-                version,
-            )
+            })
         }
         RequestKind::DeleteTopics(r) => {
             let names = split(&mut r.topic_names, |t| allow(DELETE, TOPIC, t));
