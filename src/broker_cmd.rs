@@ -363,6 +363,8 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         StorageConfig::Memory => "memory".to_string(),
         StorageConfig::Disk(d) => d.display().to_string(),
     };
+    // Installed before the ready line: a SIGTERM right after it still stops cleanly.
+    let shutdown = crate::signals::shutdown()?;
     let broker = Broker::start_nodes(config, brokers).await?;
     let others: Vec<String> = broker
         .node_addrs()
@@ -405,7 +407,7 @@ pub(crate) async fn run(args: BrokerArgs) -> anyhow::Result<()> {
         },
         control.map_or_else(String::new, |a| format!(", control http://{a}")),
     );
-    crate::signals::shutdown()?.await;
+    shutdown.await;
     tracing::info!("shutting down: closing listeners, finishing in-flight requests");
     if let Some(broker) = broker.lock().await.take() {
         broker.shutdown().await;

@@ -277,6 +277,39 @@ async fn a_prefixed_writer_gets_kafkas_errors_everywhere_else() {
     let deleted = admin.send(3, &delete).await;
     assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
     assert_eq!(fetch(&mut w, "audit-log").await, denied);
+    // DescribeConfigs, resource by resource: a topic it may describe the configs of,
+    // and the broker, which needs DESCRIBE_CONFIGS on the cluster.
+    let mut create = CreateAclsRequest::default();
+    create.creations = vec![acl(4, "agent-", "User:writer", 10, 3)];
+    assert_eq!(admin.send(3, &create).await.results[0].error_code, 0);
+    let mut describe = kafka_protocol::messages::DescribeConfigsRequest::default();
+    describe.resources = [(2i8, "agent-actions"), (4, "1")]
+        .iter()
+        .map(|(rt, n)| {
+            let mut r = kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default();
+            r.resource_type = *rt;
+            r.resource_name = StrBytes::from_string(n.to_string());
+            r.configuration_keys = None;
+            r
+        })
+        .collect();
+    let configs = w.send(4, &describe).await;
+    let mut codes: Vec<(String, i16)> = configs
+        .results
+        .iter()
+        .map(|r| (r.resource_name.to_string(), r.error_code))
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            (
+                "1".to_string(),
+                ResponseError::ClusterAuthorizationFailed.code()
+            ),
+            ("agent-actions".to_string(), 0)
+        ]
+    );
     // DeleteTopics is answered topic by topic: the one it may delete goes.
     let mut create = CreateAclsRequest::default();
     create.creations = vec![acl(3, "other", "User:writer", 6, 3)];

@@ -1,8 +1,9 @@
 //! ACLs on every request, as Kafka's request handlers check them: a request about one
 //! group or transactional id is refused whole with GROUP_/TRANSACTIONAL_ID_AUTHORIZATION_
-//! FAILED; topics (groups) a principal may not touch are taken out of Produce, Fetch,
-//! ListOffsets, OffsetCommit, CreateTopics and DeleteTopics (DescribeGroups, DeleteGroups)
-//! and answered as TOPIC_ (GROUP_) AUTHORIZATION_FAILED next to the others;
+//! FAILED; topics (groups, config resources) a principal may not touch are taken out of
+//! Produce, Fetch, ListOffsets, OffsetCommit, CreateTopics, DeleteTopics, CreatePartitions
+//! and DeleteRecords (DescribeGroups, DeleteGroups; the config APIs) and answered as
+//! TOPIC_ (GROUP_, CLUSTER_) AUTHORIZATION_FAILED next to the others;
 //! Metadata leaves out what may not be described; cluster-wide APIs need their CLUSTER
 //! operation (CLUSTER_AUTHORIZATION_FAILED). Only runs with an authorizer configured.
 
@@ -313,32 +314,27 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
             )
         }
         RequestKind::CreatePartitions(r) => {
-            let ok = r.topics.iter().all(|t| allow(ALTER, TOPIC, &t.name));
-            topic_op(ok, body, version)
+            take_out!(CreatePartitions, r.topics, version, |t| allow(
+                ALTER, TOPIC, &t.name
+            ))
         }
         RequestKind::DeleteRecords(r) => {
-            let ok = r.topics.iter().all(|t| allow(DELETE, TOPIC, &t.name));
-            topic_op(ok, body, version)
+            take_out!(DeleteRecords, r.topics, version, |t| allow(
+                DELETE, TOPIC, &t.name
+            ))
         }
         RequestKind::DescribeConfigs(r) => {
-            let ok = r.resources.iter().all(|c| {
+            take_out!(DescribeConfigs, r.resources, version, |c| {
                 config_allowed(&allow, DESCRIBE_CONFIGS, c.resource_type, &c.resource_name)
-            });
-            cluster_op(ok, body, version)
+            })
         }
-        RequestKind::AlterConfigs(r) => {
-            let ok = r
-                .resources
-                .iter()
-                .all(|c| config_allowed(&allow, ALTER_CONFIGS, c.resource_type, &c.resource_name));
-            cluster_op(ok, body, version)
-        }
+        RequestKind::AlterConfigs(r) => take_out!(AlterConfigs, r.resources, version, |c| {
+            config_allowed(&allow, ALTER_CONFIGS, c.resource_type, &c.resource_name)
+        }),
         RequestKind::IncrementalAlterConfigs(r) => {
-            let ok = r
-                .resources
-                .iter()
-                .all(|c| config_allowed(&allow, ALTER_CONFIGS, c.resource_type, &c.resource_name));
-            cluster_op(ok, body, version)
+            take_out!(IncrementalAlterConfigs, r.resources, version, |c| {
+                config_allowed(&allow, ALTER_CONFIGS, c.resource_type, &c.resource_name)
+            })
         }
         RequestKind::DescribeCluster(_)
         | RequestKind::DescribeLogDirs(_)
@@ -531,6 +527,21 @@ fn merge(response: &mut ResponseKind, refused: ResponseKind) {
         }
         (ResponseKind::DeleteGroups(r), ResponseKind::DeleteGroups(x)) => {
             r.results.extend(x.results)
+        }
+        (ResponseKind::CreatePartitions(r), ResponseKind::CreatePartitions(x)) => {
+            r.results.extend(x.results)
+        }
+        (ResponseKind::DeleteRecords(r), ResponseKind::DeleteRecords(x)) => {
+            r.topics.extend(x.topics)
+        }
+        (ResponseKind::DescribeConfigs(r), ResponseKind::DescribeConfigs(x)) => {
+            r.results.extend(x.results)
+        }
+        (ResponseKind::AlterConfigs(r), ResponseKind::AlterConfigs(x)) => {
+            r.responses.extend(x.responses)
+        }
+        (ResponseKind::IncrementalAlterConfigs(r), ResponseKind::IncrementalAlterConfigs(x)) => {
+            r.responses.extend(x.responses)
         }
         (ResponseKind::Produce(r), ResponseKind::Produce(x)) => r.responses.extend(x.responses),
         (ResponseKind::Fetch(r), ResponseKind::Fetch(x)) => r.responses.extend(x.responses),

@@ -149,8 +149,9 @@ pub(super) fn refuse(body: &RequestKind, version: i16, e: ResponseError) -> Verd
                     let mut out = describe_configs_response::DescribeConfigsResult::default();
                     out.resource_type = c.resource_type;
                     out.resource_name = c.resource_name.clone();
-                    out.error_code = code;
-                    out.error_message = message();
+                    let e = config_error(c.resource_type, e);
+                    out.error_code = e.code();
+                    out.error_message = Some(str_bytes(kafka_message(e)));
                     out
                 })
                 .collect();
@@ -165,8 +166,9 @@ pub(super) fn refuse(body: &RequestKind, version: i16, e: ResponseError) -> Verd
                     let mut out = alter_configs_response::AlterConfigsResourceResponse::default();
                     out.resource_type = c.resource_type;
                     out.resource_name = c.resource_name.clone();
-                    out.error_code = code;
-                    out.error_message = message();
+                    let e = config_error(c.resource_type, e);
+                    out.error_code = e.code();
+                    out.error_message = Some(str_bytes(kafka_message(e)));
                     out
                 })
                 .collect();
@@ -182,8 +184,9 @@ pub(super) fn refuse(body: &RequestKind, version: i16, e: ResponseError) -> Verd
                         incremental_alter_configs_response::AlterConfigsResourceResponse::default();
                     out.resource_type = c.resource_type;
                     out.resource_name = c.resource_name.clone();
-                    out.error_code = code;
-                    out.error_message = message();
+                    let e = config_error(c.resource_type, e);
+                    out.error_code = e.code();
+                    out.error_message = Some(str_bytes(kafka_message(e)));
                     out
                 })
                 .collect();
@@ -328,6 +331,23 @@ pub(super) fn refuse(body: &RequestKind, version: i16, e: ResponseError) -> Verd
     Verdict::Refuse(Box::new(resp))
 }
 
+/// A config resource's authorization error by its type (2 topic, 32 group, else the
+/// cluster's: brokers and broker loggers).
+fn config_error(resource_type: i8, e: ResponseError) -> ResponseError {
+    let authorization = matches!(
+        e,
+        ResponseError::TopicAuthorizationFailed
+            | ResponseError::GroupAuthorizationFailed
+            | ResponseError::ClusterAuthorizationFailed
+    );
+    match resource_type {
+        _ if !authorization => e,
+        2 => ResponseError::TopicAuthorizationFailed,
+        32 => ResponseError::GroupAuthorizationFailed,
+        _ => ResponseError::ClusterAuthorizationFailed,
+    }
+}
+
 /// Kafka's default message of an authorization error (Errors.java).
 fn kafka_message(e: ResponseError) -> &'static str {
     match e {
@@ -353,7 +373,12 @@ pub(super) fn refused_topics(body: &RequestKind, version: i16) -> Option<Respons
         RequestKind::CreateTopics(_)
         | RequestKind::DeleteTopics(_)
         | RequestKind::DescribeGroups(_)
-        | RequestKind::DeleteGroups(_) => match refuse(body, version, error) {
+        | RequestKind::DeleteGroups(_)
+        | RequestKind::CreatePartitions(_)
+        | RequestKind::DeleteRecords(_)
+        | RequestKind::DescribeConfigs(_)
+        | RequestKind::AlterConfigs(_)
+        | RequestKind::IncrementalAlterConfigs(_) => match refuse(body, version, error) {
             Verdict::Refuse(resp) => Some(*resp),
             _ => None,
         },
