@@ -1,13 +1,13 @@
 //! ACLs on every request, as Kafka's request handlers check them: a request about one
 //! group or transactional id is refused whole with GROUP_/TRANSACTIONAL_ID_AUTHORIZATION_
-//! FAILED; topics (groups, config resources) a principal may not touch are taken out of
-//! Produce, Fetch, ListOffsets, OffsetCommit, CreateTopics, DeleteTopics, CreatePartitions
-//! and DeleteRecords (DescribeGroups, DeleteGroups; the config APIs) and answered as
-//! TOPIC_ (GROUP_, CLUSTER_) AUTHORIZATION_FAILED next to the others;
+//! FAILED; topics (groups, transactional ids, config resources) a principal may not touch
+//! are taken out of the request and answered as TOPIC_ (GROUP_, TRANSACTIONAL_ID_,
+//! CLUSTER_) AUTHORIZATION_FAILED next to the others, wherever Kafka answers item by item;
+//! AddPartitionsToTxn with a refused topic adds nothing, as Kafka's;
 //! Metadata leaves out what may not be described; cluster-wide APIs need their CLUSTER
 //! operation (CLUSTER_AUTHORIZATION_FAILED). Only runs with an authorizer configured.
 
-use super::authz_refusals::{refuse, refused_topics};
+use super::authz_refusals::{add_partitions_refused, refuse, refused_topics};
 use super::routing::error_response;
 use crate::config::acl_rules::code::*;
 use crate::protocol::Request;
@@ -196,8 +196,9 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
             ))
         }
         RequestKind::ConsumerGroupDescribe(r) => {
-            let ok = r.group_ids.iter().all(|g| allow(DESCRIBE, GROUP, g));
-            group_op(ok, body, version, whole)
+            take_out!(ConsumerGroupDescribe, r.group_ids, version, |g| allow(
+                DESCRIBE, GROUP, g
+            ))
         }
         RequestKind::DeleteGroups(r) => {
             take_out!(DeleteGroups, r.groups_names, version, |g| allow(
@@ -222,32 +223,25 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
             None => whole(body, ResponseError::ClusterAuthorizationFailed),
         },
         RequestKind::AddPartitionsToTxn(r) => {
-            let (ids, topics): (Vec<String>, Vec<String>) = if version <= 3 {
-                (
-                    vec![r.v3_and_below_transactional_id.to_string()],
-                    r.v3_and_below_topics
-                        .iter()
-                        .map(|t| t.name.to_string())
-                        .collect(),
-                )
-            } else {
-                (
-                    r.transactions
-                        .iter()
-                        .map(|t| t.transactional_id.to_string())
-                        .collect(),
-                    r.transactions
-                        .iter()
-                        .flat_map(|t| t.topics.iter().map(|t| t.name.to_string()))
-                        .collect(),
-                )
-            };
-            if !ids.iter().all(|id| allow(WRITE, TRANSACTIONAL_ID, id)) {
-                whole(body, ResponseError::TransactionalIdAuthorizationFailed)
-            } else if !topics.iter().all(|t| allow(WRITE, TOPIC, t)) {
-                whole(body, ResponseError::TopicAuthorizationFailed)
-            } else {
+            if version >= 4 {
+                // The batched form is sent by brokers (KIP-890), which need CLUSTER_ACTION.
+                return cluster_op(cluster(CLUSTER_ACTION), body, version);
+            }
+            if !allow(WRITE, TRANSACTIONAL_ID, &r.v3_and_below_transactional_id) {
+                return whole(body, ResponseError::TransactionalIdAuthorizationFailed);
+            }
+            let writable = |t: &str| allow(WRITE, TOPIC, t);
+            if r.v3_and_below_topics.iter().all(|t| writable(&t.name)) {
                 Verdict::Serve(None)
+            } else {
+                let exists = |t: &str, p: i32| {
+                    state
+                        .topic(t)
+                        .and_then(|t| t.partition(p).map(|_| ()))
+                        .is_some()
+                };
+                let resp = add_partitions_refused(r, writable, exists);
+                Verdict::Refuse(Box::new(resp.into()))
             }
         }
         RequestKind::AddOffsetsToTxn(r) => {
@@ -268,27 +262,27 @@ pub(crate) fn check(state: &Arc<State>, request: &mut Request) -> Verdict {
                 whole(body, ResponseError::TransactionalIdAuthorizationFailed)
             } else if !allow(READ, GROUP, &r.group_id) {
                 whole(body, ResponseError::GroupAuthorizationFailed)
-            } else if !r.topics.iter().all(|t| allow(READ, TOPIC, &t.name)) {
-                whole(body, ResponseError::TopicAuthorizationFailed)
             } else {
-                Verdict::Serve(None)
+                take_out!(TxnOffsetCommit, r.topics, version, |t| allow(
+                    READ, TOPIC, &t.name
+                ))
             }
         }
         RequestKind::DescribeTransactions(r) => {
-            let ok = r
-                .transactional_ids
-                .iter()
-                .all(|id| allow(DESCRIBE, TRANSACTIONAL_ID, id));
-            txn_op(ok, body, version, whole)
+            take_out!(DescribeTransactions, r.transactional_ids, version, |id| {
+                allow(DESCRIBE, TRANSACTIONAL_ID, id)
+            })
         }
         RequestKind::ListTransactions(_) => Verdict::Serve(Some(Denied::Filter)),
         RequestKind::DescribeProducers(r) => {
-            let ok = r.topics.iter().all(|t| allow(READ, TOPIC, &t.name));
-            topic_op(ok, body, version)
+            take_out!(DescribeProducers, r.topics, version, |t| allow(
+                READ, TOPIC, &t.name
+            ))
         }
         RequestKind::OffsetForLeaderEpoch(r) => {
-            let ok = r.topics.iter().all(|t| allow(DESCRIBE, TOPIC, &t.topic));
-            topic_op(ok, body, version)
+            take_out!(OffsetForLeaderEpoch, r.topics, version, |t| allow(
+                DESCRIBE, TOPIC, &t.topic
+            ))
         }
         RequestKind::CreateTopics(r) => {
             let may_create = cluster(CREATE);
@@ -394,14 +388,6 @@ fn txn_op(
         Verdict::Serve(None)
     } else {
         whole(body, ResponseError::TransactionalIdAuthorizationFailed)
-    }
-}
-
-fn topic_op(ok: bool, body: &RequestKind, version: i16) -> Verdict {
-    if ok {
-        Verdict::Serve(None)
-    } else {
-        refuse(body, version, ResponseError::TopicAuthorizationFailed)
     }
 }
 
@@ -547,6 +533,21 @@ fn merge(response: &mut ResponseKind, refused: ResponseKind) {
         (ResponseKind::Fetch(r), ResponseKind::Fetch(x)) => r.responses.extend(x.responses),
         (ResponseKind::ListOffsets(r), ResponseKind::ListOffsets(x)) => r.topics.extend(x.topics),
         (ResponseKind::OffsetCommit(r), ResponseKind::OffsetCommit(x)) => r.topics.extend(x.topics),
+        (ResponseKind::TxnOffsetCommit(r), ResponseKind::TxnOffsetCommit(x)) => {
+            r.topics.extend(x.topics)
+        }
+        (ResponseKind::ConsumerGroupDescribe(r), ResponseKind::ConsumerGroupDescribe(x)) => {
+            r.groups.extend(x.groups)
+        }
+        (ResponseKind::DescribeTransactions(r), ResponseKind::DescribeTransactions(x)) => {
+            r.transaction_states.extend(x.transaction_states)
+        }
+        (ResponseKind::DescribeProducers(r), ResponseKind::DescribeProducers(x)) => {
+            r.topics.extend(x.topics)
+        }
+        (ResponseKind::OffsetForLeaderEpoch(r), ResponseKind::OffsetForLeaderEpoch(x)) => {
+            r.topics.extend(x.topics)
+        }
         _ => {}
     }
 }

@@ -360,13 +360,14 @@ fn kafka_message(e: ResponseError) -> &'static str {
     }
 }
 
-/// The answer for the items taken out of a request: topics (TOPIC_AUTHORIZATION_FAILED)
-/// or groups (GROUP_AUTHORIZATION_FAILED).
+/// The answer for the items taken out of a request: topics (TOPIC_AUTHORIZATION_FAILED),
+/// groups (GROUP_) or transactional ids (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 pub(super) fn refused_topics(body: &RequestKind, version: i16) -> Option<ResponseKind> {
     let error = match body {
-        RequestKind::DescribeGroups(_) | RequestKind::DeleteGroups(_) => {
-            ResponseError::GroupAuthorizationFailed
-        }
+        RequestKind::DescribeGroups(_)
+        | RequestKind::DeleteGroups(_)
+        | RequestKind::ConsumerGroupDescribe(_) => ResponseError::GroupAuthorizationFailed,
+        RequestKind::DescribeTransactions(_) => ResponseError::TransactionalIdAuthorizationFailed,
         _ => ResponseError::TopicAuthorizationFailed,
     };
     match body {
@@ -374,6 +375,10 @@ pub(super) fn refused_topics(body: &RequestKind, version: i16) -> Option<Respons
         | RequestKind::DeleteTopics(_)
         | RequestKind::DescribeGroups(_)
         | RequestKind::DeleteGroups(_)
+        | RequestKind::ConsumerGroupDescribe(_)
+        | RequestKind::DescribeTransactions(_)
+        | RequestKind::DescribeProducers(_)
+        | RequestKind::OffsetForLeaderEpoch(_)
         | RequestKind::CreatePartitions(_)
         | RequestKind::DeleteRecords(_)
         | RequestKind::DescribeConfigs(_)
@@ -384,4 +389,45 @@ pub(super) fn refused_topics(body: &RequestKind, version: i16) -> Option<Respons
         },
         _ => error_response(body, version, error.code()),
     }
+}
+
+/// AddPartitionsToTxn (v0–v3) naming a topic the principal may not write: as Kafka, no
+/// partition is added, and each is answered TOPIC_AUTHORIZATION_FAILED,
+/// UNKNOWN_TOPIC_OR_PARTITION or OPERATION_NOT_ATTEMPTED.
+pub(super) fn add_partitions_refused(
+    r: &AddPartitionsToTxnRequest,
+    writable: impl Fn(&str) -> bool,
+    exists: impl Fn(&str, i32) -> bool,
+) -> AddPartitionsToTxnResponse {
+    use add_partitions_to_txn_response::{
+        AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+    };
+    let mut resp = AddPartitionsToTxnResponse::default();
+    resp.results_by_topic_v3_and_below = r
+        .v3_and_below_topics
+        .iter()
+        .map(|t| {
+            let mut out = AddPartitionsToTxnTopicResult::default();
+            out.name = t.name.clone();
+            out.results_by_partition = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut pr = AddPartitionsToTxnPartitionResult::default();
+                    pr.partition_index = *p;
+                    pr.partition_error_code = if !writable(&t.name) {
+                        ResponseError::TopicAuthorizationFailed
+                    } else if !exists(&t.name, *p) {
+                        ResponseError::UnknownTopicOrPartition
+                    } else {
+                        ResponseError::OperationNotAttempted
+                    }
+                    .code();
+                    pr
+                })
+                .collect();
+            out
+        })
+        .collect();
+    resp
 }

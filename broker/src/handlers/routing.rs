@@ -234,6 +234,12 @@ pub(crate) fn error_response(body: &RequestKind, version: i16, code: i16) -> Opt
             resp.producer_epoch = -1;
             resp.into()
         }
+        RequestKind::AddPartitionsToTxn(_) if version >= 4 => {
+            // The batched form carries a request-wide error code.
+            let mut resp = AddPartitionsToTxnResponse::default();
+            resp.error_code = code;
+            resp.into()
+        }
         RequestKind::AddPartitionsToTxn(r) => {
             let mut resp = AddPartitionsToTxnResponse::default();
             resp.results_by_topic_v3_and_below = r

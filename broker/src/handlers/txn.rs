@@ -129,6 +129,11 @@ pub(crate) fn txn_offset_commit(
     version: i16,
     req: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
+    if req.topics.is_empty() {
+        // Nothing to commit (every topic refused by an ACL): as Kafka, the transaction
+        // is not consulted.
+        return TxnOffsetCommitResponse::default();
+    }
     let group = req.group_id.0.as_str();
     // Members are checked as for OffsetCommit when the client says who it is (v3+).
     let member_check = if req.generation_id >= 0 || !req.member_id.is_empty() {
