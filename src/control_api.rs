@@ -97,9 +97,15 @@ fn node_json(n: agentbus_broker::NodeInfo) -> Value {
 }
 
 async fn cluster(State(c): State<Ctl>) -> Json<Value> {
+    let auth = c.inspect.authentications();
     Json(json!({
         "controller": c.inspect.controller(),
         "nodes": c.inspect.nodes().into_iter().map(node_json).collect::<Vec<_>>(),
+        "connections": {
+            "refused": c.inspect.connections_refused(),
+            "authenticated": auth.succeeded,
+            "failed_authentications": auth.failed,
+        },
     }))
 }
 

@@ -217,6 +217,8 @@ async fn wrong_passwords_plain_tcp_on_tls_and_requests_before_authentication_are
     let mut raw = Raw::connect(&b).await;
     let (code, _) = raw.authenticate_plain("mallory", "x").await;
     assert_eq!(code, ResponseError::SaslAuthenticationFailed.code());
+    let counted = broker.inspect().authentications();
+    assert_eq!((counted.succeeded, counted.failed), (0, 2), "counted");
 
     // Before authentication only ApiVersions and SASL are served; Metadata closes it.
     let mut raw = Raw::connect(&b).await;
@@ -235,6 +237,7 @@ async fn wrong_passwords_plain_tcp_on_tls_and_requests_before_authentication_are
     assert_eq!(code, 0);
     let md = raw.send(12, &MetadataRequest::default()).await;
     assert_eq!(md.brokers.len(), 1);
+    assert_eq!(broker.inspect().authentications().succeeded, 1);
 
     // A client that never authenticates is dropped when its time is up.
     let mut idle = Raw::connect(&b).await;
@@ -256,6 +259,17 @@ async fn wrong_passwords_plain_tcp_on_tls_and_requests_before_authentication_are
     .await;
     assert!(result.is_err(), "a wrong password fetched metadata");
     assert!(started.elapsed() < Duration::from_secs(11));
+    // No retry storm: librdkafka backs off between attempts (and each failure waits the
+    // failed-authentication delay), so its 10 s make a handful of attempts, not hundreds.
+    let attempts = broker.inspect().authentications().failed - 2;
+    eprintln!(
+        "rdkafka with a wrong password: {attempts} attempts in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        (1..=25).contains(&attempts),
+        "{attempts} failed authentications"
+    );
 
     // A plain TCP client on a TLS listener is dropped, not answered.
     let tls = Broker::builder().tls().start().await.unwrap();

@@ -43,6 +43,13 @@ pub struct NodeInfo {
 pub type StoredRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// A transaction as its coordinator holds it.
+/// Authentications counted since the broker started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authentications {
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionInfo {
     pub transactional_id: String,
@@ -300,9 +307,15 @@ impl Inspector {
 
     /// Connections closed at once because their address had `max.connections.per.ip` open.
     pub fn connections_refused(&self) -> u64 {
-        self.state
-            .connections_refused
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.state.connections.read().0
+    }
+
+    /// Authentications that named a principal and those that failed (Kafka's
+    /// `successful-authentication-total` and `failed-authentication-total`), over every
+    /// listener.
+    pub fn authentications(&self) -> Authentications {
+        let (_, succeeded, failed) = self.state.connections.read();
+        Authentications { succeeded, failed }
     }
 
     /// The injected faults still in force.

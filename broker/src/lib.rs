@@ -55,7 +55,7 @@ pub use config::{
 };
 pub use faults::{Fault, InjectedFault, RecordedRequest};
 pub use group::{GroupState, GroupSummary, MemberInfo};
-pub use inspect::{Inspector, NodeInfo, StoredRecord, TopicInfo, TransactionInfo};
+pub use inspect::{Authentications, Inspector, NodeInfo, StoredRecord, TopicInfo, TransactionInfo};
 pub use log::LogConfig;
 pub use protocol::{releases_table_markdown, supported_table_markdown};
 pub use security::TlsError;

@@ -22,6 +22,7 @@ mod broker_configs;
 mod compaction;
 #[cfg(test)]
 mod compaction_tests;
+mod counters;
 mod maintenance;
 mod partition;
 mod topic_error;
@@ -97,8 +98,8 @@ pub(crate) struct State {
     pub clock: Clock,
     /// The APIs and versions offered: the newest, or an emulated release's.
     pub(crate) api_table: crate::protocol::ApiTable,
-    /// Connections closed at once for `max.connections.per.ip`, on every presented node.
-    pub(crate) connections_refused: std::sync::atomic::AtomicU64,
+    /// Connections refused and authentications, on every listener and presented node.
+    pub(crate) connections: counters::ConnectionCounters,
     /// SCRAM credentials, which SASL checks and the SCRAM APIs manage.
     pub(crate) credentials: crate::security::Credentials,
     /// ACLs, enforced when an authorizer is configured.
@@ -161,7 +162,7 @@ impl State {
             faults: Default::default(),
             clock,
             api_table,
-            connections_refused: Default::default(),
+            connections: Default::default(),
             released: Arc::new(()),
         };
         state.faults.set_strict(state.config().strict);

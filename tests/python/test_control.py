@@ -110,6 +110,8 @@ def test_stopping_the_leader_of_a_partition_loses_nothing(agentbus):
     consume(consumer, set(second))
     control.start_node(leader)
     consumer.close()
+    counted = control.call("GET", "/v1/cluster")["connections"]
+    assert counted == {"refused": 0, "authenticated": 0, "failed_authentications": 0}, counted
 
 
 def test_an_injected_not_leader_error_is_retried(agentbus):

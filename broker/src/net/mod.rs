@@ -17,7 +17,6 @@ use crate::state::State;
 use bytes::{Bytes, BytesMut};
 use session::{Route, Session};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -165,7 +164,7 @@ pub(crate) async fn serve(
                     let slot = match slots.take(peer.ip(), state.config().max_connections_per_ip) {
                         Ok(slot) => slot,
                         Err(open) => {
-                            state.connections_refused.fetch_add(1, Ordering::Relaxed);
+                            state.connections.refused();
                             tracing::warn!(%peer, open, "connection refused: max.connections.per.ip reached");
                             drop(stream);
                             continue;
@@ -224,6 +223,7 @@ async fn connection(
             tracing::debug!(%peer, error = %e, "client went away")
         }
         Err(e @ (ConnError::AuthFailed(_) | ConnError::Tls(_))) => {
+            state.connections.failed_authentication();
             tracing::info!(%peer, error = %e, "closing connection")
         }
         Err(e) => tracing::warn!(%peer, error = %e, "closing connection"),
@@ -277,6 +277,7 @@ async fn secure(
                 None => dn,
             };
             conn.principal = Arc::from(user_principal(&name));
+            state.connections.authenticated();
         }
     }
     let (read, write) = tokio::io::split(tls);

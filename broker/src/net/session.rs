@@ -237,6 +237,7 @@ impl Session {
             (lifetime > 0).then(|| Instant::now() + Duration::from_millis(lifetime as u64));
         conn.principal = Arc::from(user_principal(&user));
         tracing::debug!(principal = %conn.principal, lifetime_ms = lifetime, "authenticated");
+        state.connections.authenticated();
         self.user = Some(user);
         Ok((reply, lifetime))
     }
