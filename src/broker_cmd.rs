@@ -142,6 +142,10 @@ struct SecurityArgs {
     /// (default: all four).
     #[arg(long, env = "AGENTBUS_SASL_ENABLED_MECHANISMS")]
     sasl_enabled_mechanisms: Option<String>,
+    /// What a listener offers instead, as Kafka's
+    /// `listener.name.NAME.sasl.enabled.mechanisms`: `SASL_SSL=SCRAM-SHA-512;INTERNAL=PLAIN`.
+    #[arg(long, env = "AGENTBUS_LISTENER_SASL_ENABLED_MECHANISMS")]
+    listener_sasl_enabled_mechanisms: Option<String>,
     /// Sessions end after this unless the client re-authenticates (KIP-368); 0: never.
     #[arg(long, env = "AGENTBUS_CONNECTIONS_MAX_REAUTH_MS")]
     connections_max_reauth_ms: Option<i64>,
@@ -299,6 +303,9 @@ fn security(
     }
     if let Some(v) = pick!(sasl_enabled_mechanisms) {
         s.sasl_mechanisms = agentbus_broker::parse_mechanisms(&v)?;
+    }
+    if let Some(v) = pick!(listener_sasl_enabled_mechanisms) {
+        s.listener_mechanisms = agentbus_broker::parse_listener_mechanisms(&v)?;
     }
     if let Some(v) = pick!(connections_max_reauth_ms) {
         s.max_reauth_ms = v;

@@ -177,6 +177,15 @@ fn bad_settings_stop_startup_naming_the_setting() {
         (vec!["--storage".into(), "s3://bucket".into()], "storage"),
         (vec!["--as-kafka".into(), "9.9".into()], "as-kafka"),
         (vec!["--control".into(), "256.0.0.1:1".into()], "control"),
+        (
+            vec![
+                "--listeners".into(),
+                "SASL_PLAINTEXT://127.0.0.1:0".into(),
+                "--listener-sasl-enabled-mechanisms".into(),
+                "INTERNAL=PLAIN".into(),
+            ],
+            "listener-sasl-enabled-mechanisms",
+        ),
     ];
     for (args, named) in cases {
         let mut cmd = agentbus();

@@ -3,8 +3,8 @@
 use crate::log::LogConfig;
 pub use acl_rules::{operation_code, operation_name, parse_acl, parse_resource, AclRule};
 pub use security::{
-    parse_authorizer, parse_mechanisms, parse_scram_users, parse_super_users, ClientAuth, Listener,
-    Mechanism, SecurityConfig, SecurityProtocol,
+    parse_authorizer, parse_listener_mechanisms, parse_mechanisms, parse_scram_users,
+    parse_super_users, ClientAuth, Listener, Mechanism, SecurityConfig, SecurityProtocol,
 };
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -234,6 +234,7 @@ pub struct FileConfig {
     pub ssl_client_auth: Option<String>,
     pub ssl_principal_mapping_rules: Option<String>,
     pub sasl_enabled_mechanisms: Option<String>,
+    pub listener_sasl_enabled_mechanisms: Option<String>,
     pub connections_max_reauth_ms: Option<i64>,
     pub connection_failed_authentication_delay_ms: Option<u64>,
     pub authentication_timeout_ms: Option<u64>,

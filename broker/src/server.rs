@@ -202,6 +202,7 @@ impl Broker {
                 protocol: l.protocol,
                 tls: tls.clone().filter(|_| l.protocol.tls()),
                 mapper: mapper.clone(),
+                mechanisms: l.sasl_mechanisms.clone().into(),
             })
             .collect();
         let addrs = listeners

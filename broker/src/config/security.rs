@@ -120,6 +120,8 @@ pub struct SecurityConfig {
     pub ssl_principal_mapping_rules: Option<String>,
     /// `sasl.enabled.mechanisms`.
     pub sasl_mechanisms: Vec<Mechanism>,
+    /// `listener.name.NAME.sasl.enabled.mechanisms`: what one listener offers instead.
+    pub listener_mechanisms: Vec<(String, Vec<Mechanism>)>,
     /// `connections.max.reauth.ms` (KIP-368): 0, sessions do not expire.
     pub max_reauth_ms: i64,
     /// `connection.failed.authentication.delay.ms`: a failed authentication is answered
@@ -154,6 +156,7 @@ impl Default for SecurityConfig {
             ssl_client_auth: ClientAuth::None,
             ssl_principal_mapping_rules: None,
             sasl_mechanisms: Mechanism::ALL.to_vec(),
+            listener_mechanisms: Vec::new(),
             max_reauth_ms: 0,
             failed_authentication_delay: Duration::from_millis(100),
             authentication_timeout: Duration::from_secs(10),
@@ -176,6 +179,8 @@ pub struct Listener {
     pub bind: String,
     /// `host:port` given to clients; none: the bound address.
     pub advertised: Option<String>,
+    /// The SASL mechanisms it offers (its own list, else the broker's).
+    pub sasl_mechanisms: Vec<Mechanism>,
 }
 
 /// Splits `NAME://host:port` (an empty host binds every interface, as in Kafka).
@@ -208,6 +213,7 @@ impl SecurityConfig {
                 protocol: SecurityProtocol::Plaintext,
                 bind: listen.to_string(),
                 advertised: advertise.map(str::to_string),
+                sasl_mechanisms: self.sasl_mechanisms.clone(),
             }]);
         };
         let mut map = Vec::new();
@@ -249,11 +255,17 @@ impl SecurityConfig {
                     format!("listener `{name}` is given twice"),
                 ));
             }
+            let sasl_mechanisms = self
+                .listener_mechanisms
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or_else(|| self.sasl_mechanisms.clone(), |(_, m)| m.clone());
             out.push(Listener {
                 name,
                 protocol,
                 bind,
                 advertised: None,
+                sasl_mechanisms,
             });
         }
         if out.is_empty() {
@@ -274,6 +286,14 @@ impl SecurityConfig {
                 )
             })?;
             listener.advertised = Some(addr);
+        }
+        for (name, _) in &self.listener_mechanisms {
+            if !out.iter().any(|l| l.name == *name && l.protocol.sasl()) {
+                return Err(ConfigError::new(
+                    "listener-sasl-enabled-mechanisms",
+                    format!("`{name}` is not one of the SASL listeners"),
+                ));
+            }
         }
         Ok(out)
     }
@@ -300,10 +320,18 @@ impl SecurityConfig {
                 ));
             }
         }
-        if listeners.iter().any(|l| l.protocol.sasl()) && self.sasl_mechanisms.is_empty() {
+        if let Some(l) = listeners
+            .iter()
+            .find(|l| l.protocol.sasl() && l.sasl_mechanisms.is_empty())
+        {
+            let own = self.listener_mechanisms.iter().any(|(n, _)| *n == l.name);
             return Err(ConfigError::new(
-                "sasl-enabled-mechanisms",
-                "a SASL listener needs at least one mechanism",
+                if own {
+                    "listener-sasl-enabled-mechanisms"
+                } else {
+                    "sasl-enabled-mechanisms"
+                },
+                format!("SASL listener {} needs at least one mechanism", l.name),
             ));
         }
         if self.max_reauth_ms < 0 {
@@ -382,6 +410,27 @@ pub fn parse_mechanisms(list: &str) -> Result<Vec<Mechanism>, ConfigError> {
         .collect()
 }
 
+/// Parses `listener.name.NAME.sasl.enabled.mechanisms` for several listeners:
+/// `SASL_SSL=SCRAM-SHA-512,SCRAM-SHA-256;INTERNAL=PLAIN`.
+pub fn parse_listener_mechanisms(list: &str) -> Result<Vec<(String, Vec<Mechanism>)>, ConfigError> {
+    const SETTING: &str = "listener-sasl-enabled-mechanisms";
+    list.split(';')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (name, mechanisms) = entry.split_once('=').ok_or_else(|| {
+                ConfigError::new(
+                    SETTING,
+                    format!("`{entry}` is not LISTENER=MECHANISM,… (as SASL_SSL=SCRAM-SHA-512)"),
+                )
+            })?;
+            let mechanisms =
+                parse_mechanisms(mechanisms).map_err(|e| ConfigError::new(SETTING, e.reason))?;
+            Ok((name.trim().to_ascii_uppercase(), mechanisms))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,5 +483,40 @@ mod tests {
             parse_mechanisms("GSSAPI").unwrap_err().setting,
             "sasl-enabled-mechanisms"
         );
+    }
+
+    #[test]
+    fn a_listener_offers_its_own_mechanisms() {
+        let mut c = SecurityConfig {
+            listeners: Some("SASL_PLAINTEXT://h:1,INTERNAL://h:2".into()),
+            protocol_map: Some("INTERNAL:SASL_PLAINTEXT".into()),
+            sasl_mechanisms: vec![Mechanism::ScramSha256],
+            listener_mechanisms: parse_listener_mechanisms(" internal=PLAIN,SCRAM-SHA-512 ")
+                .unwrap(),
+            ..SecurityConfig::default()
+        };
+        let l = c.listeners("", None).unwrap();
+        assert_eq!(l[0].sasl_mechanisms, [Mechanism::ScramSha256]);
+        assert_eq!(
+            l[1].sasl_mechanisms,
+            [Mechanism::Plain, Mechanism::ScramSha512]
+        );
+        c.listener_mechanisms = parse_listener_mechanisms("INTERNAL=").unwrap();
+        let l = c.listeners("", None).unwrap();
+        assert_eq!(
+            c.validate(&l).unwrap_err().setting,
+            "listener-sasl-enabled-mechanisms"
+        );
+        c.listener_mechanisms = parse_listener_mechanisms("OTHER=PLAIN").unwrap();
+        assert_eq!(
+            c.listeners("", None).unwrap_err().setting,
+            "listener-sasl-enabled-mechanisms"
+        );
+        for bad in ["SASL_SSL", "SASL_SSL=GSSAPI"] {
+            assert_eq!(
+                parse_listener_mechanisms(bad).unwrap_err().setting,
+                "listener-sasl-enabled-mechanisms"
+            );
+        }
     }
 }

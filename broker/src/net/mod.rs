@@ -9,7 +9,7 @@ mod session;
 
 pub(crate) use limits::ConnectionSlots;
 
-use crate::config::SecurityProtocol;
+use crate::config::{Mechanism, SecurityProtocol};
 use crate::protocol::{Connection, FrameError};
 use crate::security::{subject_name, user_principal, PrincipalMapper, ANONYMOUS};
 use crate::service::serve_frame;
@@ -35,6 +35,8 @@ pub(crate) struct ListenerInfo {
     pub tls: Option<TlsAcceptor>,
     /// `ssl.principal.mapping.rules`, for principals from client certificates.
     pub mapper: Option<Arc<PrincipalMapper>>,
+    /// The SASL mechanisms this listener offers.
+    pub mechanisms: Arc<[Mechanism]>,
 }
 
 impl std::fmt::Debug for ListenerInfo {
@@ -241,7 +243,11 @@ async fn secure(
     closing: watch::Receiver<bool>,
 ) -> Result<(), ConnError> {
     let security = &state.config().security;
-    let session = Session::new(info.protocol.sasl(), security.authentication_timeout);
+    let session = Session::new(
+        info.protocol.sasl(),
+        info.mechanisms.clone(),
+        security.authentication_timeout,
+    );
     let mut conn = Connection {
         client_host: format!("/{}", peer.ip()),
         node_id,

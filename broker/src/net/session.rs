@@ -32,6 +32,8 @@ pub(super) enum Route {
 pub(super) struct Session {
     /// The listener asks for SASL.
     sasl: bool,
+    /// The mechanisms it offers.
+    mechanisms: Arc<[Mechanism]>,
     /// Authenticated as this user (SASL), once.
     user: Option<String>,
     /// Until when an unauthenticated connection may take to authenticate.
@@ -44,9 +46,10 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) fn new(sasl: bool, timeout: Duration) -> Self {
+    pub(super) fn new(sasl: bool, mechanisms: Arc<[Mechanism]>, timeout: Duration) -> Self {
         Self {
             sasl,
+            mechanisms,
             user: None,
             deadline: Instant::now() + timeout,
             expires: None,
@@ -118,7 +121,7 @@ impl Session {
         };
         let (response, failed): (ResponseKind, Option<String>) = match body {
             RequestKind::SaslHandshake(r) => {
-                let (resp, failed) = self.handshake(state, version, r.mechanism.as_str());
+                let (resp, failed) = self.handshake(version, r.mechanism.as_str());
                 (resp.into(), failed)
             }
             RequestKind::SaslAuthenticate(r) => {
@@ -140,14 +143,8 @@ impl Session {
         Ok(())
     }
 
-    fn handshake(
-        &mut self,
-        state: &Arc<State>,
-        version: i16,
-        asked: &str,
-    ) -> (SaslHandshakeResponse, Option<String>) {
-        let config = state.config();
-        let enabled = &config.security.sasl_mechanisms;
+    fn handshake(&mut self, version: i16, asked: &str) -> (SaslHandshakeResponse, Option<String>) {
+        let enabled = &self.mechanisms;
         let mut resp = SaslHandshakeResponse::default();
         resp.mechanisms = enabled
             .iter()
