@@ -399,35 +399,22 @@ pub(super) fn add_partitions_refused(
     writable: impl Fn(&str) -> bool,
     exists: impl Fn(&str, i32) -> bool,
 ) -> AddPartitionsToTxnResponse {
-    use add_partitions_to_txn_response::{
-        AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
-    };
-    let mut resp = AddPartitionsToTxnResponse::default();
-    resp.results_by_topic_v3_and_below = r
+    let results: Vec<Result<(), ResponseError>> = r
         .v3_and_below_topics
         .iter()
-        .map(|t| {
-            let mut out = AddPartitionsToTxnTopicResult::default();
-            out.name = t.name.clone();
-            out.results_by_partition = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let mut pr = AddPartitionsToTxnPartitionResult::default();
-                    pr.partition_index = *p;
-                    pr.partition_error_code = if !writable(&t.name) {
-                        ResponseError::TopicAuthorizationFailed
-                    } else if !exists(&t.name, *p) {
-                        ResponseError::UnknownTopicOrPartition
-                    } else {
-                        ResponseError::OperationNotAttempted
-                    }
-                    .code();
-                    pr
-                })
-                .collect();
-            out
+        .flat_map(|t| t.partitions.iter().map(move |p| (t, *p)))
+        .map(|(t, p)| {
+            Err(if !writable(&t.name) {
+                ResponseError::TopicAuthorizationFailed
+            } else if !exists(&t.name, p) {
+                ResponseError::UnknownTopicOrPartition
+            } else {
+                ResponseError::OperationNotAttempted
+            })
         })
         .collect();
+    let mut resp = AddPartitionsToTxnResponse::default();
+    resp.results_by_topic_v3_and_below =
+        super::txn::topic_results(&r.v3_and_below_topics, &results);
     resp
 }

@@ -17,7 +17,8 @@ fn code(r: Result<(), ResponseError>) -> i16 {
     r.err().map_or(0, |e| e.code())
 }
 
-fn topic_results(
+/// Each partition's result, in the order the topics name them.
+pub(super) fn topic_results(
     topics: &[add_partitions_to_txn_request::AddPartitionsToTxnTopic],
     results: &[Result<(), ResponseError>],
 ) -> Vec<AddPartitionsToTxnTopicResult> {
