@@ -447,3 +447,54 @@ async fn every_metric_in_rules_and_dashboards_is_exported_and_every_probe_answer
     assert!(String::from_utf8_lossy(&help.stdout).contains(&format!("[default: {port}]")));
     dev.stop();
 }
+
+/// The secured-cluster settings the deployment files offer are the ones every Kafka
+/// client of the process reads (a misspelt one would be silently ignored), and each
+/// group's configuration offers them.
+#[test]
+fn the_secured_cluster_settings_are_the_ones_the_clients_read() {
+    use agentbus_client::kafka_props::{CLIENT_CONFIG_VARIABLE, VARIABLES};
+    let known: BTreeSet<&str> = VARIABLES
+        .iter()
+        .map(|(v, _)| *v)
+        .chain([CLIENT_CONFIG_VARIABLE])
+        .collect();
+    let mut files = vec![
+        deploy().join(".env"),
+        deploy().join("docker-compose.yml"),
+        deploy().join("k8s/configmap.yaml"),
+        deploy().join("k8s/secret.yaml"),
+    ];
+    for g in GROUPS {
+        files.push(deploy().join(format!("systemd/{g}.env.example")));
+    }
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("deployment file");
+        let named: BTreeSet<String> = text
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| {
+                [
+                    "KAFKA_SECURITY_",
+                    "KAFKA_SASL_",
+                    "KAFKA_SSL_",
+                    "KAFKA_CLIENT_",
+                ]
+                .iter()
+                .any(|p| w.starts_with(p))
+            })
+            .map(str::to_string)
+            .collect();
+        assert!(
+            named.len() >= 2,
+            "{} offers no secured-cluster settings",
+            file.display()
+        );
+        for name in &named {
+            assert!(
+                known.contains(name.as_str()),
+                "{}: {name} is not read by the clients",
+                file.display()
+            );
+        }
+    }
+}
