@@ -527,38 +527,3 @@ async fn a_v0_handshake_takes_bare_tokens_and_large_frames_wait_for_authenticati
     big.write(&(1_000_000i32).to_be_bytes()).await;
     assert!(big.is_closed().await);
 }
-
-/// OAUTHBEARER with librdkafka's unsecured tokens: the `principal` is the user.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oauthbearer_unsecured_tokens_name_the_principal() {
-    let broker = Broker::builder()
-        .tls()
-        .sasl_users(&[ALICE])
-        .acls(&[
-            "allow User:svc-writer All topic:oauth-*",
-            "allow User:svc-writer Create cluster",
-        ])
-        .start()
-        .await
-        .unwrap();
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", broker.bootstrap())
-        .set("security.protocol", "sasl_ssl")
-        .set(
-            "ssl.ca.location",
-            broker.ca_location().unwrap().display().to_string(),
-        )
-        .set("sasl.mechanisms", "OAUTHBEARER")
-        .set("enable.sasl.oauthbearer.unsecure.jwt", "true")
-        .set("sasl.oauthbearer.config", "principal=svc-writer")
-        .set("message.timeout.ms", "10000");
-    let producer: FutureProducer = c.create().expect("producer");
-    producer
-        .send(
-            FutureRecord::<str, str>::to("oauth-ok").payload("x"),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("svc-writer may write oauth-*");
-    common::assert_write_refused(&producer, "other").await;
-}

@@ -1,5 +1,7 @@
 //! The client side of SASL on a wire connection: SaslHandshake v1, then SaslAuthenticate
-//! with PLAIN or SCRAM-SHA-256/512 (RFC 5802, the server's signature checked too).
+//! with PLAIN, SCRAM-SHA-256/512 (RFC 5802, the server's signature checked too) or
+//! OAUTHBEARER with an unsecured token, as librdkafka builds it from
+//! `sasl.oauthbearer.config` (RFC 7628).
 
 use super::{WireClient, WireError};
 use agentbus_client::kafka_props::ClientProps;
@@ -43,8 +45,9 @@ pub(super) async fn authenticate(
         .to_ascii_uppercase();
     let user = props.get("sasl.username").unwrap_or_default().to_string();
     let password = props.get("sasl.password").unwrap_or_default().to_string();
+    let oauth = mechanism == "OAUTHBEARER";
     let scram = match mechanism.as_str() {
-        "PLAIN" => None,
+        "PLAIN" | "OAUTHBEARER" => None,
         "SCRAM-SHA-256" => Some((
             pbkdf2::PBKDF2_HMAC_SHA256,
             hmac::HMAC_SHA256,
@@ -60,7 +63,9 @@ pub(super) async fn authenticate(
         other => {
             return Err(WireError::Config {
                 setting: "sasl.mechanism".into(),
-                reason: format!("{other}: this tool speaks PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512"),
+                reason: format!(
+                    "{other}: this tool speaks PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER"
+                ),
             })
         }
     };
@@ -76,6 +81,20 @@ pub(super) async fn authenticate(
                 offered.join(", ")
             ),
         ));
+    }
+    if oauth {
+        let message = oauthbearer_message(props, now_secs())?;
+        let challenge = step(client, message.into_bytes()).await?;
+        if !challenge.is_empty() {
+            // RFC 7628: an error comes as a JSON challenge, which the client answers with
+            // one separator before the broker fails the exchange.
+            let challenge = String::from_utf8_lossy(&challenge).to_string();
+            return Err(match step(client, vec![1]).await {
+                Err(e @ WireError::Auth { .. }) => e,
+                _ => auth_error(client, challenge),
+            });
+        }
+        return Ok(());
     }
     let Some((pbkdf, mac, hash, len)) = scram else {
         step(client, format!("\0{user}\0{password}").into_bytes()).await?;
@@ -140,6 +159,84 @@ pub(super) async fn authenticate(
     Ok(())
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The OAUTHBEARER client message with the unsecured token (`alg: none`) librdkafka makes
+/// from `sasl.oauthbearer.config`: `principal=NAME [lifeSeconds=N] [scope=A,B]
+/// [scopeClaimName=C] [extension_KEY=VALUE …]`.
+fn oauthbearer_message(props: &ClientProps, now: u64) -> Result<String, WireError> {
+    let config_error = |setting: &str, reason: &str| WireError::Config {
+        setting: setting.into(),
+        reason: reason.into(),
+    };
+    if props
+        .get("sasl.oauthbearer.method")
+        .is_some_and(|m| m.eq_ignore_ascii_case("oidc"))
+    {
+        return Err(config_error(
+            "sasl.oauthbearer.method",
+            "oidc: this tool builds unsecured tokens (sasl.oauthbearer.config) only",
+        ));
+    }
+    let config = props.get("sasl.oauthbearer.config").unwrap_or_default();
+    let mut claims = serde_json::Map::new();
+    let (mut life, mut scope, mut scope_claim) = (3600u64, None, "scope".to_string());
+    let mut extensions = String::new();
+    for pair in config.split_whitespace() {
+        let (key, value) = pair.split_once('=').ok_or_else(|| {
+            config_error(
+                "sasl.oauthbearer.config",
+                &format!("`{pair}` is not key=value"),
+            )
+        })?;
+        match key {
+            "principal" => {
+                claims.insert("sub".into(), value.into());
+            }
+            "lifeSeconds" => {
+                life = value.parse().map_err(|_| {
+                    config_error("sasl.oauthbearer.config", "lifeSeconds is not a number")
+                })?
+            }
+            "scope" => scope = Some(value.split(',').collect::<Vec<_>>()),
+            "scopeClaimName" => scope_claim = value.to_string(),
+            _ => match key.strip_prefix("extension_") {
+                Some(name) => extensions.push_str(&format!("{name}={value}\u{1}")),
+                None => {
+                    return Err(config_error(
+                        "sasl.oauthbearer.config",
+                        &format!("unknown key `{key}`"),
+                    ))
+                }
+            },
+        }
+    }
+    if !claims.contains_key("sub") {
+        return Err(config_error(
+            "sasl.oauthbearer.config",
+            "principal=NAME is required for an unsecured token",
+        ));
+    }
+    claims.insert("iat".into(), now.into());
+    claims.insert("exp".into(), (now + life).into());
+    if let Some(scope) = scope {
+        claims.insert(scope_claim, scope.into());
+    }
+    let part = |v: &serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let token = format!(
+        "{}.{}.",
+        part(&serde_json::json!({"alg": "none"})),
+        part(&serde_json::Value::Object(claims))
+    );
+    Ok(format!("n,,\u{1}auth=Bearer {token}\u{1}{extensions}\u{1}"))
+}
+
 /// The salted password AlterUserScramCredentials carries for `password` (what a SCRAM
 /// client derives): `None` for a mechanism that is not SCRAM.
 pub fn salted_password(
@@ -171,4 +268,67 @@ pub fn random_salt() -> Vec<u8> {
         tracing::error!("the system random generator failed");
     }
     salt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> ClientProps {
+        let mut p = ClientProps::default();
+        for (k, v) in pairs {
+            p.set(k, v);
+        }
+        p
+    }
+
+    #[test]
+    fn an_unsecured_token_as_librdkafka_builds_it() {
+        let p = props(&[(
+            "sasl.oauthbearer.config",
+            "principal=svc lifeSeconds=60 scope=a,b extension_traceId=x1",
+        )]);
+        let message = oauthbearer_message(&p, 1_000).unwrap();
+        let rest = message.strip_prefix("n,,\u{1}auth=Bearer ").unwrap();
+        let (token, tail) = rest.split_once('\u{1}').unwrap();
+        assert_eq!(tail, "traceId=x1\u{1}\u{1}");
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[2], "", "no signature");
+        let decode = |s: &str| -> serde_json::Value {
+            serde_json::from_slice(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(s)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(decode(parts[0]), serde_json::json!({"alg": "none"}));
+        assert_eq!(
+            decode(parts[1]),
+            serde_json::json!({"sub": "svc", "iat": 1000, "exp": 1060, "scope": ["a", "b"]})
+        );
+        for (pairs, setting) in [
+            (
+                vec![("sasl.oauthbearer.config", "lifeSeconds=5")],
+                "sasl.oauthbearer.config",
+            ),
+            (
+                vec![("sasl.oauthbearer.config", "principal=a colour=red")],
+                "sasl.oauthbearer.config",
+            ),
+            (
+                vec![
+                    ("sasl.oauthbearer.config", "principal=a"),
+                    ("sasl.oauthbearer.method", "OIDC"),
+                ],
+                "sasl.oauthbearer.method",
+            ),
+        ] {
+            match oauthbearer_message(&props(&pairs), 0) {
+                Err(WireError::Config { setting: s, .. }) => assert_eq!(s, setting),
+                other => panic!("{pairs:?}: {other:?}"),
+            }
+        }
+    }
 }
