@@ -498,3 +498,68 @@ fn the_secured_cluster_settings_are_the_ones_the_clients_read() {
         }
     }
 }
+
+/// kafka_exporter takes the secured cluster's settings as its own flags: the compose
+/// file's entrypoint script, run with a stand-in `kafka_exporter` that prints its
+/// arguments.
+#[test]
+fn kafka_exporter_gets_the_secured_cluster_settings_as_its_flags() {
+    let compose = &yaml_documents(&deploy().join("docker-compose.yml"))[0];
+    let script = compose["services"]["kafka-exporter"]["entrypoint"][2]
+        .as_str()
+        .expect("the entrypoint script")
+        .replace("$$", "$");
+    let bin = tempfile::tempdir().unwrap();
+    let fake = bin.path().join("kafka_exporter");
+    std::fs::write(&fake, "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let flags = |env: &[(&str, &str)]| -> Vec<String> {
+        let out = Command::new("sh")
+            .args(["-c", &script])
+            .env_clear()
+            .env("PATH", &path)
+            .envs(env.iter().copied())
+            .output()
+            .expect("sh");
+        assert_ok("the kafka-exporter entrypoint", &out);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        flags(&[("KAFKA_BROKERS", "k1:9092,k2:9092")]),
+        ["--kafka.server=k1:9092", "--kafka.server=k2:9092"]
+    );
+    assert_eq!(
+        flags(&[
+            ("KAFKA_BROKERS", "k1:9094"),
+            ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL"),
+            ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+            ("KAFKA_SASL_USERNAME", "agentbus"),
+            ("KAFKA_SASL_PASSWORD", "pass word"),
+            ("KAFKA_SSL_CA_LOCATION", "/etc/ca.pem"),
+        ]),
+        [
+            "--kafka.server=k1:9094",
+            "--sasl.enabled",
+            "--sasl.username=agentbus",
+            "--sasl.password=pass word",
+            "--sasl.mechanism=scram-sha512",
+            "--tls.enabled",
+            "--tls.ca-file=/etc/ca.pem",
+        ]
+    );
+    assert_eq!(
+        flags(&[
+            ("KAFKA_BROKERS", "k1:9093"),
+            ("KAFKA_SECURITY_PROTOCOL", "SSL")
+        ]),
+        ["--kafka.server=k1:9093", "--tls.enabled"]
+    );
+}
