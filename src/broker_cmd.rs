@@ -94,6 +94,9 @@ pub(crate) struct BrokerArgs {
     /// (max.connections.per.ip).
     #[arg(long, env = "AGENTBUS_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: Option<usize>,
+    /// Other limits for some addresses, `host:count,…` (max.connections.per.ip.overrides).
+    #[arg(long, env = "AGENTBUS_MAX_CONNECTIONS_PER_IP_OVERRIDES")]
+    max_connections_per_ip_overrides: Option<String>,
     /// Present the ApiVersions and behaviour of this Kafka release: 2.8, 3.6, 3.9, 4.0
     /// or 4.1 (3.x: message formats v0/v1 for clients with api.version.request=false;
     /// 4.x: their removal). Default: the newest.
@@ -260,6 +263,10 @@ fn resolve(args: BrokerArgs) -> anyhow::Result<Resolved> {
     }
     if let Some(v) = pick!(max_connections_per_ip) {
         c.max_connections_per_ip = v;
+    }
+    if let Some(v) = pick!(max_connections_per_ip_overrides) {
+        c.max_connections_per_ip_overrides = agentbus_broker::IpOverrides::parse(&v)
+            .map_err(|why| ConfigError::new("max-connections-per-ip-overrides", why))?;
     }
     security(&args.security, &file, &mut c.security)?;
     c.log_levels = crate::logs::levels();

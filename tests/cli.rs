@@ -186,6 +186,13 @@ fn bad_settings_stop_startup_naming_the_setting() {
             ],
             "listener-sasl-enabled-mechanisms",
         ),
+        (
+            vec![
+                "--max-connections-per-ip-overrides".into(),
+                "127.0.0.1".into(),
+            ],
+            "max-connections-per-ip-overrides",
+        ),
     ];
     for (args, named) in cases {
         let mut cmd = agentbus();

@@ -100,3 +100,56 @@ async fn the_limits_count_every_listener_of_the_broker() {
         internal
     );
 }
+
+/// `max.connections.per.ip.overrides`, set at run time as Kafka's dynamic broker config:
+/// 127.0.0.1 gets three connections where every other address gets one.
+#[tokio::test]
+async fn an_address_override_raises_its_limit_at_run_time() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let broker = Broker::builder()
+        .configure(|c| c.max_connections_per_ip = 1)
+        .start()
+        .await
+        .unwrap();
+    let b = broker.bootstrap();
+    let mut admin = Raw::connect(&b).await;
+    let set = |value: &str| {
+        let mut config = AlterableConfig::default();
+        config.name = StrBytes::from_static_str("max.connections.per.ip.overrides");
+        config.config_operation = 0;
+        config.value = Some(StrBytes::from_string(value.to_string()));
+        let mut resource = AlterConfigsResource::default();
+        resource.resource_type = 4;
+        resource.configs = vec![config];
+        let mut req = IncrementalAlterConfigsRequest::default();
+        req.resources = vec![resource];
+        req
+    };
+    let refused = admin.send(1, &set("127.0.0.1:lots")).await;
+    assert_eq!(
+        refused.responses[0].error_code,
+        kafka_protocol::error::ResponseError::InvalidConfig.code()
+    );
+    let message = refused.responses[0].error_message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("max.connections.per.ip.overrides"),
+        "{message}"
+    );
+    let mut second = Raw::connect(&b).await;
+    assert!(!answers(&mut second).await, "one per address so far");
+
+    assert_eq!(
+        admin.send(1, &set("127.0.0.1:3")).await.responses[0].error_code,
+        0
+    );
+    let mut second = Raw::connect(&b).await;
+    let mut third = Raw::connect(&b).await;
+    assert!(answers(&mut second).await && answers(&mut third).await);
+    let mut fourth = Raw::connect(&b).await;
+    assert!(!answers(&mut fourth).await, "the override's three are open");
+    assert_eq!(broker.inspect().connections_refused(), 2);
+}

@@ -34,6 +34,8 @@ pub(crate) enum Check {
     Range(i64, i64),
     OneOf(&'static [&'static str]),
     ListOf(&'static [&'static str]),
+    /// Parsed by this function, which says why a value is refused.
+    Parsed(fn(&str) -> Result<(), String>),
 }
 
 /// One broker config.
@@ -109,6 +111,7 @@ impl Def {
                         )))
                     }
                 }
+                Check::Parsed(parse) => parse(value).map_err(|why| invalid(&why)),
                 _ => Ok(()),
             },
         }

@@ -2,6 +2,7 @@
 
 use crate::log::LogConfig;
 pub use acl_rules::{operation_code, operation_name, parse_acl, parse_resource, AclRule};
+pub use ip_overrides::IpOverrides;
 pub use security::{
     parse_authorizer, parse_listener_mechanisms, parse_mechanisms, parse_scram_users,
     parse_super_users, ClientAuth, Listener, Mechanism, SecurityConfig, SecurityProtocol,
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) mod acl_rules;
+mod ip_overrides;
 mod security;
 
 /// Where partition data and metadata live.
@@ -106,6 +108,8 @@ pub struct BrokerConfig {
     /// `max.connections.per.ip`: connections from one address; beyond it, a new one is
     /// closed at once and counted.
     pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: other limits for some addresses.
+    pub max_connections_per_ip_overrides: IpOverrides,
     /// The process's log levels, which BROKER_LOGGER configs read and change; none: the
     /// broker does not manage them (an embedded broker, whose host owns its logging).
     pub log_levels: Option<Arc<dyn LogLevels>>,
@@ -166,6 +170,7 @@ impl Default for BrokerConfig {
             log_levels: None,
             max_connections: i32::MAX as usize,
             max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: IpOverrides::default(),
             security: SecurityConfig::default(),
         }
     }
@@ -225,6 +230,7 @@ pub struct FileConfig {
     pub as_kafka: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_ip: Option<usize>,
+    pub max_connections_per_ip_overrides: Option<String>,
     pub listeners: Option<String>,
     pub advertised_listeners: Option<String>,
     pub listener_security_protocol_map: Option<String>,
@@ -249,6 +255,12 @@ pub struct FileConfig {
 
 impl BrokerConfig {
     /// Checks values that would otherwise fail later and less clearly.
+    /// `max.connections.per.ip` for `ip`: its override, if it has one.
+    pub fn max_connections_from(&self, ip: std::net::IpAddr) -> usize {
+        self.max_connections_per_ip_overrides
+            .limit(ip, self.max_connections_per_ip)
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.default_partitions < 1 {
             return Err(ConfigError::new("default-partitions", "must be at least 1"));

@@ -50,8 +50,8 @@ mod txn;
 pub use config::{
     operation_code, operation_name, parse_acl, parse_authorizer, parse_listener_mechanisms,
     parse_mechanisms, parse_resource, parse_scram_users, parse_super_users, AclRule, BrokerConfig,
-    ClientAuth, CompressionLevels, ConfigError, FileConfig, GroupConfig, Listener, LogLevels,
-    Mechanism, SecurityConfig, SecurityProtocol, StorageConfig,
+    ClientAuth, CompressionLevels, ConfigError, FileConfig, GroupConfig, IpOverrides, Listener,
+    LogLevels, Mechanism, SecurityConfig, SecurityProtocol, StorageConfig,
 };
 pub use faults::{Fault, InjectedFault, RecordedRequest};
 pub use group::{GroupState, GroupSummary, MemberInfo};

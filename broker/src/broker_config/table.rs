@@ -2,6 +2,7 @@
 //! only keeps, then the read-only ones it reports.
 
 use super::{Check, Def, Type, Update};
+use crate::config::IpOverrides;
 
 const CODECS: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 const POLICIES: &[&str] = &["compact", "delete"];
@@ -213,8 +214,10 @@ pub(super) const DEFS: &[Def] = &[
     def!(
         "max.connections.per.ip.overrides",
         String,
-        Update::Kept,
-        Check::Any,
+        Update::Applied(|c, v| {
+            c.max_connections_per_ip_overrides = IpOverrides::parse(v).unwrap_or_default()
+        }),
+        Check::Parsed(|v| IpOverrides::parse(v).map(|_| ())),
         None
     ),
     def!(

@@ -163,7 +163,7 @@ pub(crate) async fn serve(
         tokio::select! {
             accepted = listener.accept(), if !full => match accepted {
                 Ok((stream, peer)) => {
-                    let slot = match slots.take(peer.ip(), state.config().max_connections_per_ip) {
+                    let slot = match slots.take(peer.ip(), state.config().max_connections_from(peer.ip())) {
                         Ok(slot) => slot,
                         Err(open) => {
                             state.connections.refused();
