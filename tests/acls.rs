@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
 use std::time::Duration;
 
@@ -343,13 +343,7 @@ async fn a_prefixed_writer_gets_kafkas_errors_everywhere_else() {
     c.set("message.timeout.ms", "10000");
     let producer: FutureProducer = c.create().unwrap();
     common::assert_write_refused(&producer, "agent-secret").await;
-    producer
-        .send(
-            FutureRecord::<str, str>::to("agent-actions").payload("x"),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("allowed");
+    common::assert_write_allowed(&producer, "agent-actions", "allowed").await;
 }
 
 /// A client of a TLS broker presenting the certificate of `name` (none: no certificate).
@@ -382,13 +376,12 @@ async fn with_mutual_tls_the_certificate_names_the_principal() {
         .unwrap();
     assert_eq!(broker.security_protocol(), "SSL");
     let writer: FutureProducer = mtls_client(&broker, Some("writer")).create().unwrap();
-    writer
-        .send(
-            FutureRecord::<str, str>::to("agent-mtls").payload("x"),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("User:CN=writer,O=agentbus may write agent-*");
+    common::assert_write_allowed(
+        &writer,
+        "agent-mtls",
+        "User:CN=writer,O=agentbus may write agent-*",
+    )
+    .await;
     common::assert_write_refused(&writer, "audit-mtls").await;
     // Another certificate from the same CA connects, but sees no topic.
     let stranger: BaseConsumer = mtls_client(&broker, Some("stranger")).create().unwrap();
@@ -581,13 +574,12 @@ async fn mapping_rules_turn_a_subject_into_the_principal() {
         .await
         .unwrap();
     let writer: FutureProducer = mtls_client(&broker, Some("writer")).create().unwrap();
-    writer
-        .send(
-            FutureRecord::<str, str>::to("mapped").payload("x"),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("CN=writer,O=agentbus maps to User:WRITER");
+    common::assert_write_allowed(
+        &writer,
+        "mapped",
+        "CN=writer,O=agentbus maps to User:WRITER",
+    )
+    .await;
     let other: BaseConsumer = mtls_client(&broker, Some("other")).create().unwrap();
     let refused = tokio::task::spawn_blocking(move || {
         other

@@ -42,7 +42,6 @@ pub struct NodeInfo {
 /// A stored record: (offset, key, value).
 pub type StoredRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// A transaction as its coordinator holds it.
 /// Authentications counted since the broker started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Authentications {
@@ -50,6 +49,7 @@ pub struct Authentications {
     pub failed: u64,
 }
 
+/// A transaction as its coordinator holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionInfo {
     pub transactional_id: String,

@@ -12,6 +12,17 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Produces one record to `topic` and expects it stored; `why` says who may write it.
+pub async fn assert_write_allowed(producer: &FutureProducer, topic: &str, why: &str) {
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::<str, str>::to(topic).payload("x"),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{why}: {e:?}"));
+}
+
 /// Produces one record to `topic` and expects TOPIC_AUTHORIZATION_FAILED for it.
 pub async fn assert_write_refused(producer: &FutureProducer, topic: &str) {
     let err = producer

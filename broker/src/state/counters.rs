@@ -1,5 +1,5 @@
 //! What happened to connections, counted across every listener and presented node, as
-//! Kafka's `connection-count`-style socket-server metrics count it.
+//! Kafka's socket-server metrics count them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
